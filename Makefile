@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: install lint typecheck test demo bench sandbox clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+sandbox: install
+	$(BIN)/python -m airflow_provider_analytics_export.sandbox --port 8080
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache

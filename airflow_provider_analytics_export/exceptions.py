@@ -1,0 +1,59 @@
+"""Exceptions raised by the analytics export hooks and operators.
+
+A small hierarchy so DAG authors can catch what they can act on: bad credentials,
+a request the API rejected, a rate limit that outlasted our retries, or anything else
+the API (or the data it returned) got wrong.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+
+class AnalyticsExportError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class ApiError(AnalyticsExportError):
+    """The API answered with an error (or an unusable body) after any retries.
+
+    The message always names the API, method, endpoint (never the query string),
+    the HTTP status and the API's own error text.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        api_message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        self.api = api
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.api_message = api_message
+        self.retry_after = retry_after
+        status_text = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{api} {method} {endpoint} failed ({status_text}): {api_message}")
+
+
+class AuthenticationError(ApiError):
+    """401/403: the connection's credentials were refused; retrying cannot help."""
+
+
+class InvalidRequestError(ApiError):
+    """Any other 4xx: the API rejected the request as sent; retrying cannot help."""
+
+
+class RateLimitedError(ApiError):
+    """429 that persisted through every retry."""
+
+
+class ExportIntegrityError(AnalyticsExportError):
+    """The data did not add up: a count mismatch, a repeated page, a shifted dataset.
+
+    Raised instead of writing a silently short or doubled file.
+    """

@@ -1,0 +1,1 @@
+"""One hook per API, all built on :class:`~.base.AnalyticsApiHook`."""

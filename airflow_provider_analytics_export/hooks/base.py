@@ -1,0 +1,317 @@
+"""The HTTP transport every API hook builds on.
+
+One place decides timeouts, retries, error messages, client-side limits and secret
+handling, so the five hooks only describe their API: default host, credentials and
+endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import cached_property
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+from urllib3.util.retry import Retry
+
+from airflow_provider_analytics_export.exceptions import (
+    ApiError,
+    AuthenticationError,
+    InvalidRequestError,
+    RateLimitedError,
+)
+from airflow_provider_analytics_export.limits import RequestLimit, shared_limit
+
+T = TypeVar("T")
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_ATTEMPTS = 6
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 60.0
+
+# Errors where the request may never have reached the API or its answer was lost:
+# safe to send again for the read-only/idempotent calls these hooks make.
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class TransientApiError(ApiError):
+    """5xx, a dropped connection, a timeout or a truncated/undecodable body: worth retrying."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), via urllib3."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(Retry().parse_retry_after(value)))
+    except Exception:
+        return None
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter for attempt ``attempt`` (1-based), never below Retry-After."""
+    backoff = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+    if retry_after is not None:
+        # A little jitter on top so many waiting clients do not return in lockstep.
+        return retry_after + random.uniform(0, min(1.0, 0.1 * retry_after + 0.1))
+    return backoff
+
+
+def _retry_wait(state: tenacity.RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    return backoff_seconds(state.attempt_number, getattr(exc, "retry_after", None))
+
+
+def api_error_message(body: Any, fallback: str) -> str:
+    """Pull the API's own error text out of the shapes the five APIs use."""
+    if isinstance(body, dict):
+        value = body.get("message") or body.get("detail") or body.get("error")
+        if isinstance(value, dict):
+            value = value.get("error") or json.dumps(value)
+        if isinstance(value, list):
+            value = "; ".join(
+                str(item.get("msg") or item.get("message") or item) if isinstance(item, dict) else str(item)
+                for item in value
+            )
+        if isinstance(value, str) and value:
+            if body.get("details"):
+                value += f" {json.dumps(body['details'])}"
+            return value
+    return fallback[:500] or "(empty response body)"
+
+
+class AnalyticsApiHook(BaseHook):
+    """Base hook: a ``requests.Session`` per hook with timeouts, retries and shared limits.
+
+    Subclasses set the class attributes and implement :meth:`auth_headers` and
+    :meth:`check_connection`.
+
+    :param conn_id: the Airflow connection to use; defaults to the API's ``*_default``.
+    :param max_attempts: attempts per request before giving up (connection extra
+        ``max_attempts`` overrides the class default).
+    """
+
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    api_name: ClassVar[str]
+    default_host: ClassVar[str | None] = None
+    #: Client-side limit per API account: (max requests in flight, max calls, period seconds).
+    request_limit: ClassVar[tuple[int | None, int | None, float] | None] = None
+
+    def __init__(self, conn_id: str | None = None, max_attempts: int | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self._max_attempts = max_attempts
+
+    # -- connection -----------------------------------------------------------------
+    @cached_property
+    def connection(self) -> Any:
+        conn = self.get_connection(self.conn_id)
+        for secret in (conn.password, conn.login):
+            if secret:
+                mask_secret(secret)
+        return conn
+
+    @cached_property
+    def extras(self) -> dict[str, Any]:
+        return dict(self.connection.extra_dejson or {})
+
+    @cached_property
+    def base_url(self) -> str:
+        """Connection host (with scheme) or the API's public default; no trailing slash."""
+        host = (self.connection.host or self.default_host or "").strip().rstrip("/")
+        if not host:
+            raise ValueError(
+                f"Connection {self.conn_id!r} ({self.api_name}) has no host: set it to the API's "
+                "base URL, for example the instance REST endpoint."
+            )
+        if "://" not in host:
+            host = f"https://{host}"
+        if self.connection.port and not urlsplit(host).port:
+            host = f"{host}:{self.connection.port}"
+        return host
+
+    @cached_property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds; connection extras ``connect_timeout`` / ``timeout`` override."""
+        return (
+            float(self.extras.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+            float(self.extras.get("timeout", DEFAULT_READ_TIMEOUT)),
+        )
+
+    @cached_property
+    def max_attempts(self) -> int:
+        return int(self._max_attempts or self.extras.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+
+    def secret(self, value: str | None, field: str) -> str:
+        """Return a required credential, raising a clear error that names the field when empty."""
+        if not value:
+            raise ValueError(f"Connection {self.conn_id!r} ({self.api_name}) is missing its {field}.")
+        return value
+
+    def from_extra(self, value: str | None, key: str) -> str:
+        """``value`` if given, else the connection extra ``key`` (e.g. a default project/site id)."""
+        resolved = value or self.extras.get(key)
+        if not resolved:
+            raise ValueError(
+                f"No {self.api_name} {key}: pass {key}= or set {key!r} in connection {self.conn_id!r}."
+            )
+        return str(resolved)
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers carrying the credentials (never query parameters)."""
+        return {}
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", **self.auth_headers()})
+        return session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    @cached_property
+    def limit(self) -> RequestLimit | None:
+        """The process-wide limit for this account, shared by every hook using it."""
+        if self.request_limit is None:
+            return None
+        max_in_flight, max_calls, period = self.request_limit
+        key = f"{self.conn_type}|{self.base_url}|{self.connection.login or self.conn_id}"
+        return shared_limit(key, lambda: RequestLimit(max_in_flight, max_calls, period))
+
+    # -- requests -------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        parse: Callable[[requests.Response], T] = lambda response: response.json(),
+        url: str | None = None,
+        authenticated: bool = True,
+        **kwargs: Any,
+    ) -> T:
+        """Send one API call with retries and return ``parse(response)``.
+
+        ``parse`` runs inside the retry loop, so a body cut short or not decodable is
+        retried like a 5xx. ``endpoint`` is what errors and logs show; ``url`` overrides
+        the URL actually requested (e.g. a download link whose token must not be logged).
+        """
+        retrying = tenacity.Retrying(**self.retry_policy())
+        target = url or f"{self.base_url}{endpoint}"
+        return retrying(self._send_once, method, endpoint, parse, target, authenticated, kwargs)
+
+    def _send_once(
+        self,
+        method: str,
+        endpoint: str,
+        parse: Callable[[requests.Response], T],
+        url: str,
+        authenticated: bool,
+        kwargs: dict[str, Any],
+    ) -> T:
+        send = self.session.request if authenticated else requests.request
+        slot: AbstractContextManager[None] = self.limit.slot() if self.limit else nullcontext()
+        kwargs.setdefault("timeout", self.timeout)
+        with slot:
+            try:
+                response = send(method, url, **kwargs)
+            except _TRANSPORT_ERRORS as exc:
+                raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
+            self._raise_for_status(method, endpoint, response)
+            try:
+                return parse(response)
+            except (ValueError, *_TRANSPORT_ERRORS) as exc:
+                raise TransientApiError(
+                    self.api_name,
+                    method,
+                    endpoint,
+                    response.status_code,
+                    f"truncated or undecodable response body ({_describe(exc)})",
+                ) from None
+
+    def _raise_for_status(self, method: str, endpoint: str, response: requests.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        except _TRANSPORT_ERRORS:
+            body = None
+        text = "" if body is not None else _safe_text(response)
+        message = api_error_message(body, text or response.reason or "")
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error_class: type[ApiError]
+        if status == 429:
+            error_class = RateLimitedError
+            if self.limit and retry_after:
+                self.limit.pause(retry_after)
+        elif status >= 500:
+            error_class = TransientApiError
+        elif status in (401, 403):
+            error_class = AuthenticationError
+        else:
+            error_class = InvalidRequestError
+        raise error_class(self.api_name, method, endpoint, status, message, retry_after)
+
+    def retry_policy(self) -> dict[str, Any]:
+        """tenacity arguments shared by the sync transport and async callers (e.g. triggers)."""
+        return {
+            "stop": tenacity.stop_after_attempt(self.max_attempts),
+            "wait": _retry_wait,
+            "retry": tenacity.retry_if_exception_type((TransientApiError, RateLimitedError)),
+            "before_sleep": self._log_retry,
+            "reraise": True,
+        }
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning("%s; retry %d/%d in %.1f s", exc, state.attempt_number, self.max_attempts - 1, wait)
+
+    # -- connection test ------------------------------------------------------------
+    def check_connection(self) -> None:
+        """Make one cheap, read-only, authenticated call; raise ApiError on failure."""
+        raise NotImplementedError
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Used by the Airflow UI's "Test" button: the API's own error text on failure."""
+        try:
+            self.check_connection()
+        except ApiError as exc:
+            return False, exc.api_message
+        except Exception as exc:  # the UI wants a message, not a traceback
+            return False, str(exc)
+        return True, f"Connection to {self.api_name} at {self.base_url} works."
+
+
+def _describe(exc: BaseException) -> str:
+    """Exception text without URLs (which could carry a download token)."""
+    return type(exc).__name__
+
+
+def _safe_text(response: requests.Response) -> str:
+    try:
+        text = response.text
+    except _TRANSPORT_ERRORS:
+        return ""
+    if "<html" in text[:200].lower():
+        return f"HTML error page ({response.headers.get('Content-Type', 'unknown type')})"
+    return text.strip()

@@ -1,0 +1,91 @@
+"""Client-side limits that encode each API's documented rules.
+
+Limits are shared by every hook instance that talks to the same account in one process
+(several tasks in one worker, or a TaskFlow task using threads), because the API counts
+per account, not per hook object. Across worker processes only an Airflow pool can hold
+a limit; the README says which pool to create.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class RequestLimit:
+    """Concurrency and/or sliding-window rate limit for one API account.
+
+    :param max_in_flight: requests allowed open at once (Browsee allows one), or None.
+    :param max_calls: requests allowed per ``period`` seconds (OpenPanel: 100 per 10 s), or None.
+    :param period: the rate window in seconds.
+    :param margin: seconds added to the window so clock skew between us and the server
+        (request send time vs. arrival time) never lets the server count one request too many.
+    """
+
+    def __init__(
+        self,
+        max_in_flight: int | None = None,
+        max_calls: int | None = None,
+        period: float = 1.0,
+        margin: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.max_in_flight = max_in_flight
+        self.max_calls = max_calls
+        self.period = period + margin
+        self._clock = clock
+        self._sleep = sleep
+        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a request slot for the duration of one request/response exchange."""
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            self._wait_for_rate()
+            yield
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+
+    def pause(self, seconds: float) -> None:
+        """Make every caller wait ``seconds`` (the server said Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def _wait_for_rate(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until - now
+                if wait <= 0 and self.max_calls is not None:
+                    while self._sent and now - self._sent[0] >= self.period:
+                        self._sent.popleft()
+                    if len(self._sent) >= self.max_calls:
+                        wait = self.period - (now - self._sent[0])
+                if wait <= 0:
+                    if self.max_calls is not None:
+                        self._sent.append(now)
+                    return
+            self._sleep(wait)
+
+
+_registry: dict[str, RequestLimit] = {}
+_registry_lock = threading.Lock()
+
+
+def shared_limit(key: str, factory: Callable[[], RequestLimit]) -> RequestLimit:
+    """Return the process-wide limit for ``key`` (an API account), creating it once."""
+    with _registry_lock:
+        limit = _registry.get(key)
+        if limit is None:
+            limit = _registry[key] = factory()
+        return limit

@@ -1,0 +1,67 @@
+"""What every export operator shares: the window, the destination and the atomic writer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+
+from airflow_provider_analytics_export.windows import is_templated, resolve_window, to_datetime
+from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
+
+
+class AnalyticsExportOperator(BaseOperator):
+    """Base of the export operators: resolves [start, end) and writes through :class:`ExportWriter`.
+
+    Values that are not templated are validated here, at DAG parse time; templated ones
+    are validated again after rendering, before any request is sent.
+
+    :param destination: where to write, as an ObjectStoragePath URL (templated), e.g.
+        ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
+    :param start: window start (inclusive, templated); default: the run's data interval start.
+    :param end: window end (exclusive, templated); default: the run's data interval end.
+    :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination's suffix.
+    :param destination_conn_id: Airflow connection for the destination's object storage.
+    """
+
+    template_fields: Sequence[str] = ("destination", "destination_conn_id", "start", "end", "output_format")
+    allowed_formats: ClassVar[Sequence[str]] = FORMATS
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        start: dt.datetime | str | None = None,
+        end: dt.datetime | str | None = None,
+        output_format: str | None = None,
+        destination_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.destination = str(destination)
+        self.start = start
+        self.end = end
+        self.output_format = output_format
+        self.destination_conn_id = destination_conn_id
+        self.validate_output()
+
+    def validate_output(self) -> None:
+        """Check the format now if nothing about it is templated."""
+        if not is_templated(self.destination) and not is_templated(self.output_format):
+            resolve_format(self.destination, self.output_format, self.allowed_formats)
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value not in (None, "") and not is_templated(value):
+                to_datetime(value, name)
+
+    def export_window(self, context: Context) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end): the arguments, else the run's data interval (an empty one is an error)."""
+        return resolve_window(self.start, self.end, context)
+
+    def open_writer(self, columns: Sequence[str] | None = None) -> ExportWriter:
+        """An atomic writer for the rendered destination and format."""
+        fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
+        return ExportWriter(self.destination, fmt, self.destination_conn_id, columns)

@@ -1,0 +1,1 @@
+"""Triggers that let sensors and operators wait without holding a worker slot."""

@@ -1,0 +1,262 @@
+"""Stream rows (or raw bytes) into any ObjectStoragePath, atomically.
+
+Rows go page by page into a temporary object next to the destination; only when the
+export finished without error is it moved over the destination. Readers therefore see
+the complete previous file or the complete new one, never a partial file, and a re-run
+of the same window simply replaces the file.
+
+Formats: ``jsonl`` keeps nested values as they are; ``csv`` and ``parquet`` store every
+nested value (dict or list) as a JSON-encoded string column, the same way every time.
+pandas/pyarrow are imported only when a parquet file is written, so importing this
+module (and every operator) stays cheap at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import IO, Any
+
+from airflow.sdk import ObjectStoragePath
+
+FORMATS = ("jsonl", "csv", "parquet")
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}
+PARQUET_ROW_GROUP_ROWS = 50_000
+
+
+def resolve_format(destination: str, output_format: str | None, allowed: Sequence[str] = FORMATS) -> str:
+    """The output format: explicit ``output_format``, else the destination's suffix."""
+    if output_format:
+        fmt = output_format.lower().lstrip(".")
+        if fmt not in allowed:
+            raise ValueError(
+                f"output_format={output_format!r} is not supported; use one of {', '.join(allowed)}."
+            )
+        return fmt
+    suffix = "." + destination.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower() if "." in destination else ""
+    fmt = _SUFFIXES.get(suffix, "")
+    if fmt not in allowed:
+        raise ValueError(
+            f"Cannot tell the output format of destination={destination!r}: end it with one of "
+            f"{', '.join('.' + f for f in allowed)} or pass output_format= (one of {', '.join(allowed)})."
+        )
+    return fmt
+
+
+def encode_value(value: Any) -> Any:
+    """Flatten one value for a tabular format: nested values become compact, key-sorted JSON."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return value
+
+
+class _CountingFile:
+    """Binary file wrapper that counts bytes written (the ``bytes`` of the summary)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.bytes += len(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:  # pyarrow asks for closed/flush/tell
+        return getattr(self.raw, name)
+
+    def tell(self) -> int:
+        return self.bytes
+
+
+class _Encoder:
+    def __init__(self, out: _CountingFile, columns: Sequence[str] | None) -> None:
+        self.out = out
+        self.columns: list[str] | None = list(columns) if columns else None
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush what the format buffers (parquet row groups and footer)."""
+
+    def check_columns(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Fix the columns from the first page; a later unknown field is an error, not a silent drop."""
+        if self.columns is None:
+            self.columns = list(dict.fromkeys(key for row in rows for key in row))
+        known = set(self.columns)
+        for row in rows:
+            extra = [key for key in row if key not in known]
+            if extra:
+                raise ValueError(
+                    f"Row has fields {extra} that are not among the output columns {self.columns}; "
+                    "a csv/parquet file keeps the columns of its first page (pass columns/fields explicitly)."
+                )
+        return self.columns
+
+
+class _JsonlEncoder(_Encoder):
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
+        self.out.write(text.encode())
+
+
+class _CsvEncoder(_Encoder):
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        first = self.columns is None
+        columns = self.check_columns(rows)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        if first:
+            writer.writerow(columns)
+        writer.writerows([encode_value(row.get(column)) for column in columns] for row in rows)
+        self.out.write(buffer.getvalue().encode())
+
+
+class _ParquetEncoder(_Encoder):
+    def __init__(self, out: _CountingFile, columns: Sequence[str] | None) -> None:
+        super().__init__(out, columns)
+        self.pending: list[dict[str, Any]] = []
+        self.schema: Any = None
+        self.writer: Any = None
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        columns = self.check_columns(rows)
+        self.pending.extend({column: encode_value(row.get(column)) for column in columns} for row in rows)
+        if len(self.pending) >= PARQUET_ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.pending:
+            return
+        if self.schema is None:
+            inferred = pa.Table.from_pylist(self.pending).schema
+            # A column that is all null in the first row group is typed string, not null.
+            self.schema = pa.schema(
+                [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
+            )
+            self.writer = pq.ParquetWriter(self.out, self.schema)
+        try:
+            table = pa.Table.from_pylist(self.pending, schema=self.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ValueError(f"Rows do not fit the parquet schema of the first row group ({exc}).") from None
+        self.writer.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
+        self.pending = []
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is None:  # no rows at all: still write a valid, empty file
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            schema = pa.schema([pa.field(column, pa.string()) for column in self.columns or []])
+            self.writer = pq.ParquetWriter(self.out, schema)
+        self.writer.close()
+
+
+_ENCODERS: dict[str, type[_Encoder]] = {
+    "jsonl": _JsonlEncoder,
+    "csv": _CsvEncoder,
+    "parquet": _ParquetEncoder,
+}
+
+
+class ExportWriter:
+    """Context manager that streams an export into ``destination`` atomically.
+
+    Use :meth:`write_rows` once per page (rows in the page are all that is held in memory,
+    plus one parquet row group), or :meth:`write_bytes` for a file the API already
+    encoded (csv passthrough, downloads). On success the temporary object replaces the
+    destination; on any exception it is deleted and the destination is left untouched.
+
+    :param destination: URL or ObjectStoragePath (``file://``, ``s3://``, ``memory://`` ...).
+    :param output_format: ``jsonl``, ``csv`` or ``parquet`` (or ``raw`` for bytes); default from the suffix.
+    :param conn_id: Airflow connection for the destination's storage (e.g. an ``aws`` connection).
+    :param columns: fixed columns for csv/parquet; default: the fields of the first page.
+    """
+
+    def __init__(
+        self,
+        destination: str | ObjectStoragePath,
+        output_format: str | None = None,
+        conn_id: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        self.path = (
+            destination
+            if isinstance(destination, ObjectStoragePath)
+            else ObjectStoragePath(destination, conn_id=conn_id)
+        )
+        self.format = (
+            output_format if output_format == "raw" else resolve_format(str(self.path), output_format)
+        )
+        self.columns = columns
+        self.rows = 0
+        self.tmp_path = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:12]}.partial"
+        self._file: IO[bytes] | None = None
+        self._out: _CountingFile | None = None
+        self._encoder: _Encoder | None = None
+
+    def __enter__(self) -> ExportWriter:
+        if self.path.protocol in ("", "file", "local"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.tmp_path.open("wb")
+        self._out = _CountingFile(self._file)
+        if self.format != "raw":
+            self._encoder = _ENCODERS[self.format](self._out, self.columns)
+        return self
+
+    def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append one page of rows; returns how many were written."""
+        if self._encoder is None:
+            raise RuntimeError("write_rows() needs an open row writer (use `with ExportWriter(...)`).")
+        page = rows if isinstance(rows, list) else list(rows)
+        if page:
+            self._encoder.write(page)
+            self.rows += len(page)
+        return len(page)
+
+    def write_bytes(self, chunk: bytes) -> None:
+        """Append bytes the API already encoded."""
+        assert self._out is not None, "write_bytes() outside `with ExportWriter(...)`"
+        self._out.write(chunk)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is None and self._encoder is not None:
+                self._encoder.close()
+        except BaseException:
+            self._discard()
+            raise
+        if self._file is not None:
+            self._file.close()
+        if exc_type is None:
+            self.tmp_path.fs.mv(self.tmp_path.path, self.path.path)
+        else:
+            self._discard()
+
+    def _discard(self) -> None:
+        if self._file is not None and not self._file.closed:
+            # Closing a half-written remote file can fail; it is deleted just below anyway.
+            with contextlib.suppress(Exception):
+                self._file.close()
+        if self.tmp_path.exists():
+            self.tmp_path.unlink()
+
+    @property
+    def bytes(self) -> int:
+        return self._out.bytes if self._out else 0
+
+    def summary(self) -> dict[str, Any]:
+        """The small XCom-friendly result: ``{"uri", "rows", "bytes", "format"}``."""
+        return {"uri": str(self.path), "rows": self.rows, "bytes": self.bytes, "format": self.format}
