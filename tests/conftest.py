@@ -1,0 +1,114 @@
+"""Shared fixtures: the sandbox, a scripted server, memory:// and a local S3 (moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+from tests.scripted_server import ScriptedServer
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """One sandbox for the session; every *_default connection points at it."""
+    server = SandboxServer().start()
+    previous = {key: os.environ.get(key) for key in connection_env(server.url)}
+    os.environ.update(connection_env(server.url))
+    yield server
+    server.stop()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def sandbox_reset(sandbox: SandboxServer) -> Iterator[SandboxServer]:
+    """The session sandbox with fresh state and default config for this test (and after it)."""
+    sandbox.reset()
+    original = sandbox.config.to_dict()
+    yield sandbox
+    sandbox.config.update(original)
+    sandbox.reset()
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def memory_fs() -> Iterator[object]:
+    """Attach fsspec's memory filesystem so ``memory://`` ObjectStoragePaths resolve."""
+    import fsspec
+    from airflow.sdk.io.store import attach
+
+    fs = fsspec.filesystem("memory")
+    attach("memory", fs=fs)
+    yield fs
+    fs.store.clear()
+    fs.pseudo_dirs[:] = [""]
+
+
+@pytest.fixture(scope="session")
+def s3_destination() -> Iterator[str]:
+    """A moto S3 server, an ``aws_moto`` connection pointing at it and an empty bucket ``exports``.
+
+    Yields the connection id; destinations are ``s3://exports/...`` with ``destination_conn_id``.
+    """
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    env = {
+        "AIRFLOW_CONN_AWS_MOTO": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    }
+    os.environ.update(env)
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="exports")
+    yield "aws_moto"
+    proc.terminate()
+    proc.wait(timeout=10)
+    for key in env:
+        os.environ.pop(key, None)
