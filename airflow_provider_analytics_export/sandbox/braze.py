@@ -1,0 +1,66 @@
+"""Fake Braze GET /sessions/data_series (Bearer REST key)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .credentials import CREDENTIALS
+from .data import braze_series
+from .server import ApiError, Request, Response, json_response
+
+if TYPE_CHECKING:
+    from .server import SandboxServer
+
+_OFFSET_RE = re.compile(r"([+-])(\d{1,2}):?(\d{2})$")
+
+
+def new_state() -> dict[str, Any]:
+    return {}
+
+
+def parse_ending_at(raw: str) -> datetime:
+    """ISO-8601 as Braze accepts it, including 'Z' and short offsets like '-5:00' (naive = UTC)."""
+    text = raw.strip().replace(" ", "+") if "T" in raw else raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    m = _OFFSET_RE.search(text) if "T" in text else None
+    if m:
+        text = text[: m.start()] + f"{m.group(1)}{int(m.group(2)):02d}:{m.group(3)}"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt
+
+
+def handle(sbx: SandboxServer, req: Request) -> Response:
+    if req.method != "GET":
+        raise ApiError(405, {"message": "Method not allowed"})
+    auth = req.headers.get("Authorization") or ""
+    if not auth.startswith("Bearer ") or auth[7:].strip() != CREDENTIALS["braze"]["api_key"]:
+        raise ApiError(401, {"message": "Invalid API key"})
+    raw_length = req.q("length")
+    if raw_length is None:
+        raise ApiError(400, {"message": "Missing required parameter 'length'"})
+    try:
+        length = int(raw_length)
+    except ValueError:
+        raise ApiError(400, {"message": "'length' must be an integer between 1 and 100"}) from None
+    if not 1 <= length <= 100:
+        raise ApiError(400, {"message": "'length' must be an integer between 1 and 100"})
+    unit = req.q("unit") or "day"
+    if unit not in ("day", "hour"):
+        raise ApiError(400, {"message": "'unit' must be either 'day' or 'hour'"})
+    raw_end = req.q("ending_at")
+    if raw_end:
+        try:
+            ending_at = parse_ending_at(raw_end)
+        except ValueError:
+            raise ApiError(400, {"message": "'ending_at' must be an ISO-8601 datetime"}) from None
+    else:
+        ending_at = datetime.fromtimestamp(sbx.config.clock(), tz=timezone.utc)
+    data = braze_series(
+        sbx.config, length, unit, ending_at, req.q("app_id") or None, req.q("segment_id") or None
+    )
+    return json_response(200, {"message": "success", "data": data})

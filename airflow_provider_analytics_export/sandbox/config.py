@@ -1,0 +1,124 @@
+"""Runtime configuration of the sandbox: every knob in one dataclass that can be changed live."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+APIS: tuple[str, ...] = ("browsee", "braze", "openpanel", "peer5", "sealmetrics")
+
+#: Fault kinds understood by the injector; the last two only apply to Sealmetrics.
+FAULT_KINDS: tuple[str, ...] = (
+    "500",
+    "502",
+    "503",
+    "429",
+    "drop",
+    "truncate",
+    "slow",
+    "job_fail",
+    "download_cut",
+)
+
+#: Rows per day per Sealmetrics export type. ``pages`` crosses the 10,000-row background threshold
+#: from 4 days on; ``microconversions`` always does (12,000/day); the dimension types stay small.
+DEFAULT_SEALMETRICS_ROWS_PER_DAY: dict[str, int] = {
+    "pages": 3000,
+    "sources": 40,
+    "mediums": 12,
+    "campaigns": 60,
+    "terms": 200,
+    "countries": 50,
+    "devices": 3,
+    "browsers": 8,
+    "os": 7,
+    "conversions": 400,
+    "microconversions": 12000,
+    "time_series": 1,
+    "landing_pages": 1200,
+}
+
+
+@dataclass
+class FaultConfig:
+    """Seeded fault injection: a fraction ``rate`` of API requests fail with one of ``kinds``."""
+
+    rate: float = 0.0
+    seed: int = 1
+    kinds: list[str] = field(default_factory=lambda: list(FAULT_KINDS))
+    slow_seconds: float = 5.0
+
+    def validate(self) -> None:
+        """Reject nonsense early so a typo in a test does not silently disable faults."""
+        if not 0.0 <= float(self.rate) <= 1.0:
+            raise ValueError(f"faults.rate must be within [0, 1], got {self.rate!r}")
+        unknown = [k for k in self.kinds if k not in FAULT_KINDS]
+        if unknown:
+            raise ValueError(f"unknown fault kinds {unknown}; known: {list(FAULT_KINDS)}")
+        if float(self.slow_seconds) < 0:
+            raise ValueError("faults.slow_seconds must be >= 0")
+
+
+@dataclass
+class SandboxConfig:
+    """All behaviour knobs of the sandbox; the server reads it on every request, so edits apply live."""
+
+    seed: int = 42
+    latency_ms: dict[str, int] = field(default_factory=lambda: dict.fromkeys(APIS, 0))
+    browsee_sessions_per_day: int = 480
+    openpanel_events_per_day: int = 2400
+    openpanel_rate_limit: int | None = 100
+    openpanel_rate_window: float = 10.0
+    sealmetrics_job_delay: float = 3.0
+    sealmetrics_link_ttl: float = 86400.0
+    sealmetrics_max_concurrent: int = 3
+    sealmetrics_max_rows: int | None = 1_000_000
+    sealmetrics_rows_per_day: dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_SEALMETRICS_ROWS_PER_DAY)
+    )
+    sealmetrics_row_padding: int = 0
+    sealmetrics_fail_jobs: int = 0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    now: float | None = None
+
+    def clock(self) -> float:
+        """Wall-clock seconds as the APIs see it (``now`` lets tests pin recency limits)."""
+        return time.time() if self.now is None else float(self.now)
+
+    def update(self, data: dict[str, Any]) -> None:
+        """Merge a JSON dict into this config (dict fields are merged key by key, not replaced)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown config fields: {unknown}")
+        for key, value in data.items():
+            if key == "faults":
+                if isinstance(value, FaultConfig):
+                    new_faults = value
+                else:
+                    if not isinstance(value, dict):
+                        raise ValueError("faults must be an object")
+                    fault_names = {f.name for f in dataclasses.fields(FaultConfig)}
+                    bad = sorted(set(value) - fault_names)
+                    if bad:
+                        raise ValueError(f"unknown faults fields: {bad}")
+                    new_faults = dataclasses.replace(self.faults, **value)
+                    new_faults.kinds = list(new_faults.kinds)
+                new_faults.validate()
+                self.faults = new_faults
+            elif key in ("latency_ms", "sealmetrics_rows_per_day"):
+                if not isinstance(value, dict):
+                    raise ValueError(f"{key} must be an object")
+                merged = dict(getattr(self, key))
+                merged.update({str(k): int(v) for k, v in value.items()})
+                if key == "latency_ms" and set(merged) - set(APIS):
+                    raise ValueError(f"latency_ms keys must be among {list(APIS)}")
+                setattr(self, key, merged)
+            else:
+                setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (served by ``GET /_sandbox/config``)."""
+        return dataclasses.asdict(self)

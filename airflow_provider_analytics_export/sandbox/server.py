@@ -1,0 +1,423 @@
+"""HTTP plumbing shared by all five fake APIs: routing, auth helpers, latency, faults and logging."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .config import FAULT_KINDS, SandboxConfig
+
+
+class ApiError(Exception):
+    """Raised by handlers to answer with a documented error status/body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None, overlap: bool = False):
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        self.overlap = overlap
+
+
+@dataclass
+class Request:
+    """A parsed request as handlers see it (query values are lists, as they may repeat)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Any
+    body: bytes
+    base_url: str
+    fault: str | None = None
+
+    def q(self, name: str) -> str | None:
+        """Last value of a query parameter, or None."""
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    def json(self) -> Any:
+        """Parsed JSON body; raises ValueError when it is not JSON."""
+        if not self.body:
+            raise ValueError("empty body")
+        return json.loads(self.body)
+
+
+@dataclass
+class Response:
+    """Status, headers and either a body or a lazily generated stream of known length."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: Iterator[bytes] | None = None
+    length: int | None = None
+
+
+def json_response(status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
+    hdrs = {"Content-Type": "application/json"}
+    hdrs.update(headers or {})
+    return Response(status, json.dumps(obj).encode(), hdrs)
+
+
+def error_body(api: str, status: int, message: str) -> Any:
+    """Each API's own error envelope, so injected faults look like the real thing."""
+    if api == "browsee":
+        return {"status": "failure", "message": {"error": message}}
+    if api == "braze":
+        return {"message": message}
+    if api == "openpanel":
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Error"
+        return {"error": reason, "message": message}
+    if api == "peer5":
+        return {"error": True, "message": message}
+    return {"detail": message}
+
+
+def route_api(path: str) -> str | None:
+    """Which fake API owns a path."""
+    if path == "/api/v1/export/sessions":
+        return "browsee"
+    if path == "/sessions/data_series":
+        return "braze"
+    if path.startswith("/export/"):
+        return "openpanel"
+    if path == "/v1/export":
+        return "peer5"
+    if path == "/api/v1/exports" or path.startswith("/api/v1/exports/"):
+        return "sealmetrics"
+    return None
+
+
+class FaultInjector:
+    """Seeded decision sequence: exactly two draws per API request, so a seed replays exactly."""
+
+    GENERIC = ("500", "502", "503", "429", "drop", "truncate", "slow")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._rng = random.Random(0)
+        self.history: list[str | None] = []
+
+    def reset(self) -> None:
+        with self._lock:
+            self._key = None
+            self.history = []
+
+    def draw(self, config: SandboxConfig, applicable: tuple[str, ...]) -> str | None:
+        faults = config.faults
+        if faults.rate <= 0:
+            return None
+        with self._lock:
+            key = (id(faults), int(faults.seed))
+            if key != self._key:
+                self._key = key
+                self._rng = random.Random(int(faults.seed))
+                self.history = []
+            u = self._rng.random()
+            v = self._rng.random()
+            kinds = [k for k in faults.kinds if k in applicable]
+            kind = kinds[int(v * len(kinds))] if (u < faults.rate and kinds) else None
+            self.history.append(kind)
+            return kind
+
+
+def _applicable_faults(api: str, req: Request) -> tuple[str, ...]:
+    """Faults that can hit this request without causing side effects a retry would duplicate."""
+    if api != "sealmetrics":
+        return FaultInjector.GENERIC
+    if req.method == "POST" and req.path == "/api/v1/exports":
+        return ("500", "502", "503", "429", "drop", "slow", "job_fail")
+    if req.method == "DELETE":
+        return ("500", "502", "503", "429", "drop", "slow")
+    if req.path.startswith("/api/v1/exports/download/") or req.path == "/api/v1/exports/stream":
+        return (*FaultInjector.GENERIC, "download_cut")
+    return FaultInjector.GENERIC
+
+
+def _log_path(api: str, path: str) -> str:
+    """Request path as logged: download tokens are secrets and get redacted."""
+    if api == "sealmetrics" and path.startswith("/api/v1/exports/download/"):
+        return "/api/v1/exports/download/<token>"
+    return path
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+    sandbox: SandboxServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AnalyticsExportSandbox/1.0"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Silence per-request stderr noise; the sandbox keeps its own structured log."""
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, resp: Response, cut: bool = False) -> None:
+        """Write a response; ``cut`` sends the full Content-Length but only half the body, then closes."""
+        length = len(resp.body) if resp.chunks is None else (resp.length or 0)
+        self.send_response(resp.status)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(length))
+        if cut:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if resp.chunks is None:
+            self.wfile.write(resp.body[: length // 2] if cut else resp.body)
+        else:
+            sent = 0
+            limit = length // 2 if cut else length
+            for chunk in resp.chunks:
+                if sent + len(chunk) > limit:
+                    chunk = chunk[: limit - sent]
+                self.wfile.write(chunk)
+                sent += len(chunk)
+                if sent >= limit:
+                    break
+        if cut:
+            self.wfile.flush()
+            self.close_connection = True
+
+    def _dispatch(self) -> None:
+        sbx = self.server.sandbox
+        started = time.monotonic()
+        wall = time.time()
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        host = self.headers.get("Host") or f"{sbx.host}:{sbx.port}"
+        req = Request(
+            self.command,
+            path,
+            parse_qs(parts.query, keep_blank_values=True),
+            self.headers,
+            body,
+            f"http://{host}",
+        )
+        if path.startswith("/_sandbox/"):
+            self._send(sbx._control(req))
+            return
+        api = route_api(path)
+        if api is None:
+            self._send(json_response(404, {"detail": "Not Found"}))
+            return
+        entry: dict[str, Any] = {
+            "api": api,
+            "method": self.command,
+            "path": _log_path(api, path),
+            "started": started,
+            "wall": wall,
+            "ended": None,
+            "status": None,
+            "fault": None,
+            "overlap": False,
+        }
+        config = sbx.config
+        fault = sbx.faults.draw(config, _applicable_faults(api, req))
+        req.fault = fault
+        entry["fault"] = fault
+        release: Callable[[], None] | None = None
+        try:
+            try:
+                module = sbx.modules[api]
+                guard = getattr(module, "guard", None)
+                if guard is not None:
+                    release = guard(sbx, req)
+                if fault == "slow":
+                    time.sleep(float(config.faults.slow_seconds))
+                if fault == "drop":
+                    entry["status"] = 0
+                    self.close_connection = True
+                    return
+                if fault in ("500", "502", "503", "429"):
+                    status = int(fault)
+                    headers = {"Retry-After": "1"} if status == 429 else {}
+                    msg = {
+                        500: "Internal Server Error",
+                        502: "Bad Gateway",
+                        503: "Service Unavailable",
+                        429: "Too Many Requests",
+                    }[status]
+                    raise ApiError(
+                        status, error_body(api, status, f"{msg} (sandbox fault injection)"), headers
+                    )
+                latency = config.latency_ms.get(api, 0)
+                if latency:
+                    time.sleep(latency / 1000)
+                resp = module.handle(sbx, req)
+            except ApiError as err:
+                entry["overlap"] = err.overlap
+                resp = json_response(err.status, err.body, err.headers)
+            except Exception as exc:  # noqa: BLE001 - a sandbox bug must still answer with a 500
+                resp = json_response(500, error_body(api, 500, f"sandbox internal error: {exc!r}"))
+            extra = getattr(sbx.modules[api], "extra_headers", None)
+            if extra is not None:
+                resp.headers.update(extra(sbx, req))
+            entry["status"] = resp.status
+            cut = fault == "truncate" or (fault == "download_cut" and resp.status == 200)
+            if resp.chunks is None:
+                entry["ended"] = time.monotonic()
+                if release is not None:
+                    release()
+                    release = None
+            self._send(resp, cut=cut)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            if release is not None:
+                release()
+            if entry["ended"] is None:
+                entry["ended"] = time.monotonic()
+            sbx._log(entry)
+
+
+class SandboxServer:
+    """In-process fake of the five analytics export APIs on a real socket (threaded, keep-alive)."""
+
+    def __init__(self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0):
+        from . import braze, browsee, openpanel, peer5, sealmetrics
+
+        self.config: SandboxConfig = config if config is not None else SandboxConfig()
+        self.modules: dict[str, ModuleType] = {
+            "browsee": browsee,
+            "braze": braze,
+            "openpanel": openpanel,
+            "peer5": peer5,
+            "sealmetrics": sealmetrics,
+        }
+        self.faults = FaultInjector()
+        self.lock = threading.RLock()
+        self.requests_log: list[dict[str, Any]] = []
+        self.state: dict[str, Any] = {}
+        self._httpd = _HTTPServer((host, port), _Handler)
+        self._httpd.sandbox = self
+        self.host: str = host
+        self.port: int = self._httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+        self.reset()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SandboxServer:
+        """Serve in a daemon thread; returns self so ``SandboxServer().start()`` reads naturally."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="sandbox-http", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def serve_forever(self) -> None:
+        """Blocking variant used by ``python -m ...sandbox``."""
+        self._httpd.serve_forever()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget jobs, rate-limit windows, in-flight markers, the fault sequence and the log."""
+        with self.lock:
+            self.requests_log.clear()
+            self.faults.reset()
+            for name, module in self.modules.items():
+                self.state[name] = module.new_state()
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests_log.append(entry)
+
+    def _control(self, req: Request) -> Response:
+        """/_sandbox/* endpoints: live config, reset and the request log."""
+        if req.path == "/_sandbox/config":
+            if req.method == "POST":
+                try:
+                    data = req.json()
+                    if not isinstance(data, dict):
+                        raise ValueError("config must be a JSON object")
+                    with self.lock:
+                        self.config.update(data)
+                except (ValueError, TypeError) as exc:
+                    return json_response(400, {"error": str(exc)})
+            elif req.method != "GET":
+                return json_response(405, {"error": "Method Not Allowed"})
+            return json_response(200, self.config.to_dict())
+        if req.path == "/_sandbox/reset" and req.method == "POST":
+            self.reset()
+            return json_response(200, {"status": "ok"})
+        if req.path == "/_sandbox/requests" and req.method == "GET":
+            with self.lock:
+                log = list(self.requests_log)
+            return json_response(200, {"requests": log})
+        if req.path == "/_sandbox/faults" and req.method == "GET":
+            return json_response(200, {"history": list(self.faults.history)})
+        return json_response(404, {"error": "Not Found"})
+
+
+assert set(FaultInjector.GENERIC) <= set(FAULT_KINDS)
