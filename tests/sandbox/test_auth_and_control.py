@@ -1,0 +1,102 @@
+"""Auth failures per API with the documented bodies, control endpoints, the log and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import requests
+
+from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer, connection_env
+
+from .conftest import BROWSEE_AUTH
+
+
+def test_browsee_auth(sbx: SandboxServer, http: requests.Session) -> None:
+    url = sbx.url + "/api/v1/export/sessions"
+    r = http.post(url, json={"secretKey": "x"})
+    assert r.status_code == 400
+    assert r.json() == {"status": "failure", "message": {"error": "API Key missing."}}
+    r = http.post(url, json={**BROWSEE_AUTH, "secretKey": "wrong"})
+    assert r.status_code == 401
+    assert r.json() == {"status": "unauthorized", "message": {"error": "Secret Key invalid."}}
+
+
+def test_braze_auth(sbx: SandboxServer, http: requests.Session) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        r = http.get(sbx.url + "/sessions/data_series", params={"length": 1}, headers=headers)
+        assert r.status_code == 401
+        assert r.json() == {"message": "Invalid API key"}
+
+
+def test_openpanel_auth(sbx: SandboxServer, http: requests.Session) -> None:
+    r = http.get(sbx.url + "/export/events", params={"projectId": "proj-web"},
+                 headers={"openpanel-client-id": CREDENTIALS["openpanel"]["client_id"]})
+    assert r.status_code == 401
+    assert r.json() == {"error": "Unauthorized", "message": "Invalid client credentials"}
+
+
+def test_peer5_auth(sbx: SandboxServer, http: requests.Session) -> None:
+    r = http.post(sbx.url + "/v1/export", json={}, headers={"X-Auth-Token": "bad"})
+    assert r.status_code == 401
+    assert r.json() == {"error": True, "message": "Invalid auth token"}
+
+
+def test_sealmetrics_auth(sbx: SandboxServer, http: requests.Session) -> None:
+    r = http.get(sbx.url + "/api/v1/exports", params={"site_id": "demo-site"}, headers={"X-API-Key": "no"})
+    assert r.status_code == 401
+    assert r.json() == {"detail": "Invalid API key"}
+
+
+def test_control_endpoints_and_log_have_no_secrets(sbx: SandboxServer, http: requests.Session) -> None:
+    r = http.post(sbx.url + "/_sandbox/config", json={"latency_ms": {"braze": 5}, "openpanel_rate_limit": 7})
+    assert r.status_code == 200
+    assert sbx.config.latency_ms["braze"] == 5 and sbx.config.latency_ms["browsee"] == 0
+    assert sbx.config.openpanel_rate_limit == 7
+    assert http.post(sbx.url + "/_sandbox/config", json={"nope": 1}).status_code == 400
+    http.post(sbx.url + "/api/v1/export/sessions", json={**BROWSEE_AUTH, "limit": 1})
+    http.get(sbx.url + "/sessions/data_series?length=2", headers={"Authorization": "Bearer x"})
+    log = http.get(sbx.url + "/_sandbox/requests").json()["requests"]
+    assert [(e["api"], e["status"]) for e in log] == [("browsee", 200), ("braze", 401)]
+    assert log == sbx.requests_log
+    assert all(e["ended"] >= e["started"] and e["fault"] is None and e["overlap"] is False for e in log)
+    assert log[1]["path"] == "/sessions/data_series"  # no query string
+    dumped = json.dumps(log)
+    for creds in CREDENTIALS.values():
+        for key, value in creds.items():
+            if key not in ("project_id", "site_id"):
+                assert value not in dumped
+    assert http.post(sbx.url + "/_sandbox/reset").status_code == 200
+    assert sbx.requests_log == []
+
+
+def test_connection_env_shape() -> None:
+    env = connection_env("http://127.0.0.1:9")
+    assert sorted(env) == sorted(f"AIRFLOW_CONN_{n}_DEFAULT" for n in
+                                 ("BROWSEE", "BRAZE", "OPENPANEL", "PEER5", "SEALMETRICS"))
+    browsee = json.loads(env["AIRFLOW_CONN_BROWSEE_DEFAULT"])
+    assert browsee == {"conn_type": "browsee", "host": "http://127.0.0.1:9", "login": "sbx-browsee-api-key",
+                       "password": "sbx-browsee-secret-9f3a"}
+    assert json.loads(env["AIRFLOW_CONN_OPENPANEL_DEFAULT"])["extra"] == {"project_id": "proj-web"}
+    assert json.loads(env["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])["extra"] == {"site_id": "demo-site"}
+    assert json.loads(env["AIRFLOW_CONN_PEER5_DEFAULT"])["password"] == "sbx-peer5-token-31d8"
+    assert json.loads(env["AIRFLOW_CONN_BRAZE_DEFAULT"])["password"] == "sbx-braze-rest-key-77c1"
+
+
+def test_cli_prints_env_and_listens() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_analytics_export.sandbox", "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(6)]
+        assert all(line.startswith("export AIRFLOW_CONN_") for line in lines[:5])
+        assert lines[5].startswith("Sandbox listening on http://127.0.0.1:")
+        url = lines[5].rsplit(" ", 1)[1]
+        assert not url.endswith(":0")
+        assert requests.get(url + "/_sandbox/requests", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
