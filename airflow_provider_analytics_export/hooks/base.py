@@ -7,12 +7,13 @@ endpoints.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -28,6 +29,9 @@ from airflow_provider_analytics_export.exceptions import (
     RateLimitedError,
 )
 from airflow_provider_analytics_export.limits import RequestLimit, shared_limit
+
+if TYPE_CHECKING:
+    import aiohttp
 
 T = TypeVar("T")
 
@@ -245,6 +249,68 @@ class AnalyticsApiHook(BaseHook):
                     f"truncated or undecodable response body ({_describe(exc)})",
                 ) from None
 
+    # -- async (triggers) -----------------------------------------------------------
+    async def aload_connection(self) -> None:
+        """Fetch the connection without blocking the event loop; ``.connection`` then reuses it."""
+        if "connection" in self.__dict__:
+            return
+        try:  # masks secrets off the event loop before Airflow 3.3.2
+            from airflow.providers.common.compat.connection import get_async_connection
+        except ImportError:
+            conn = await BaseHook.aget_connection(self.conn_id)
+        else:
+            conn = await get_async_connection(self.conn_id, type(self))
+        for secret in (conn.password, conn.login):
+            if secret:
+                mask_secret(secret)
+        self.__dict__["connection"] = conn
+
+    async def arequest(
+        self, session: aiohttp.ClientSession, method: str, endpoint: str, **kwargs: Any
+    ) -> Any:
+        """Async twin of :meth:`request` for triggers: same retry policy and error mapping; returns JSON.
+
+        The process-wide :attr:`limit` is thread-based and not applied here.
+        """
+        await self.aload_connection()
+        retrying = tenacity.AsyncRetrying(**self.retry_policy())
+        return await retrying(self._asend_once, session, method, endpoint, kwargs)
+
+    async def _asend_once(
+        self, session: aiohttp.ClientSession, method: str, endpoint: str, kwargs: dict[str, Any]
+    ) -> Any:
+        import aiohttp
+
+        connect, read = self.timeout
+        timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        headers = {"Accept": "application/json", **self.auth_headers()}
+        try:
+            async with session.request(
+                method, f"{self.base_url}{endpoint}", headers=headers, timeout=timeout, **kwargs
+            ) as response:
+                raw = await response.read()
+                try:
+                    body: Any = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                if response.status >= 400:
+                    text = "" if body is not None else raw.decode(errors="replace").strip()
+                    raise self.api_error(
+                        method,
+                        endpoint,
+                        response.status,
+                        body,
+                        text or (response.reason or ""),
+                        response.headers.get("Retry-After"),
+                    )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
+        if body is None:
+            raise TransientApiError(
+                self.api_name, method, endpoint, response.status, "truncated or undecodable response body"
+            )
+        return body
+
     def _raise_for_status(self, method: str, endpoint: str, response: requests.Response) -> None:
         status = response.status_code
         if status < 400:
@@ -256,8 +322,16 @@ class AnalyticsApiHook(BaseHook):
         except _TRANSPORT_ERRORS:
             body = None
         text = "" if body is not None else _safe_text(response)
-        message = api_error_message(body, text or response.reason or "")
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise self.api_error(
+            method, endpoint, status, body, text or response.reason or "", response.headers.get("Retry-After")
+        )
+
+    def api_error(
+        self, method: str, endpoint: str, status: int, body: Any, text: str, retry_after_header: str | None
+    ) -> ApiError:
+        """The exception for an error response; shared by the sync and async transports."""
+        message = api_error_message(body, text)
+        retry_after = parse_retry_after(retry_after_header)
         error_class: type[ApiError]
         if status == 429:
             error_class = RateLimitedError
@@ -269,7 +343,7 @@ class AnalyticsApiHook(BaseHook):
             error_class = AuthenticationError
         else:
             error_class = InvalidRequestError
-        raise error_class(self.api_name, method, endpoint, status, message, retry_after)
+        return error_class(self.api_name, method, endpoint, status, message, retry_after)
 
     def retry_policy(self) -> dict[str, Any]:
         """tenacity arguments shared by the sync transport and async callers (e.g. triggers)."""
@@ -303,7 +377,13 @@ class AnalyticsApiHook(BaseHook):
 
 
 def _describe(exc: BaseException) -> str:
-    """Exception text without URLs (which could carry a download token)."""
+    """What went wrong, without the exception's text (it can hold a URL with a download token)."""
+    if isinstance(exc, requests.Timeout):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "response body cut short (ChunkedEncodingError)"
+    if isinstance(exc, requests.ConnectionError):
+        return f"connection failed or dropped ({type(exc).__name__})"
     return type(exc).__name__
 
 
