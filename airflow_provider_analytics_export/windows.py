@@ -100,3 +100,15 @@ def covering_dates(start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.da
 def in_window(moment: dt.datetime, start: dt.datetime, end: dt.datetime) -> bool:
     """Membership in the half-open window [start, end)."""
     return start <= moment < end
+
+
+def aligned_window(
+    start: dt.datetime, end: dt.datetime, step: dt.timedelta
+) -> tuple[dt.datetime, dt.datetime]:
+    """The smallest window of whole ``step`` buckets (epoch-aligned) that encloses [start, end)."""
+    return floor_to(start, step), ceil_to(end, step)
+
+
+def is_aligned(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> bool:
+    """True when both bounds fall on ``step`` bucket boundaries, so no bucket straddles the window."""
+    return aligned_window(start, end, step) == (start, end)
