@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.pagination import PageLedger
+from airflow_provider_analytics_export.validation import check_choices, check_int_range
+from airflow_provider_analytics_export.windows import to_datetime
 
 SESSIONS_ENDPOINT = "/api/v1/export/sessions"
+MAX_PAGE_SIZE = 100
+#: The documented ``options.select`` fields; ``sessionId`` is always returned.
+SELECT_FIELDS: tuple[str, ...] = (
+    "userId",
+    "duration",
+    "inactiveTime",
+    "activeTime",
+    "urls",
+    "timestamp",
+    "pageCount",
+    "eventCount",
+    "name",
+    "email",
+    "tags",
+    "landingPage",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "browser",
+    "os",
+    "device",
+    "isMobile",
+    "ip",
+    "city",
+    "country",
+    "domain",
+    "referrer",
+)
+ID_FIELD = "sessionId"
+
+
+def validate_session_args(fields: Iterable[str] | str | None, page_size: int) -> list[str] | None:
+    """Check ``fields``/``page_size`` against the documented limits; return the field list."""
+    check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+    return check_choices("fields", fields, SELECT_FIELDS)
+
+
+def unix_seconds(moment: dt.datetime | dt.date | str | int | float, name: str) -> int:
+    """Browsee's whole-second timestamps. Both ends round down, so consecutive windows still tile."""
+    return math.floor(to_datetime(moment, name).timestamp())
 
 
 class BrowseeHook(AnalyticsApiHook):
@@ -40,6 +88,58 @@ class BrowseeHook(AnalyticsApiHook):
     def post_sessions(self, body: dict[str, Any]) -> dict[str, Any]:
         """One raw ``export/sessions`` call; ``body`` holds everything but the credentials."""
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body})
+
+    def iter_session_pages(
+        self,
+        start: dt.datetime | str | int,
+        end: dt.datetime | str | int,
+        segment_id: str | None = None,
+        fields: Iterable[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the sessions of [start, end) page by page, checked by a :class:`PageLedger`.
+
+        Raises :class:`ExportIntegrityError` when the rows do not add up to ``exports.total``
+        (checked after the last page, so consume the generator to the end).
+        """
+        select = validate_session_args(fields, page_size)
+        query: dict[str, Any] = {"start": unix_seconds(start, "start"), "end": unix_seconds(end, "end")}
+        if segment_id:
+            query["segmentId"] = segment_id
+        if select is not None:
+            query["options"] = {"select": select}
+        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions")
+        offset, page = 0, 0
+        while not ledger.complete:
+            page += 1
+            exports = self.post_sessions({**query, "from": offset, "limit": page_size})["exports"]
+            total = int(exports["total"])
+            rows = ledger.accept(page, exports["data"], total, total_pages=math.ceil(total / page_size))
+            offset += len(exports["data"])
+            yield rows
+        ledger.finish()
+
+    def iter_sessions(
+        self,
+        start: dt.datetime | str | int,
+        end: dt.datetime | str | int,
+        segment_id: str | None = None,
+        fields: Iterable[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every session that started in [start, end), each exactly once.
+
+        Memory holds one page. Browsee allows one open request per account, which the
+        shared request limit enforces even across threads and hooks in this process.
+
+        :param start: window start (inclusive): datetime, ISO string or Unix seconds.
+        :param end: window end (exclusive).
+        :param segment_id: only sessions of this Browsee segment.
+        :param fields: the ``options.select`` fields (see ``SELECT_FIELDS``); default: all.
+        :param page_size: sessions per request, 1..100.
+        """
+        for rows in self.iter_session_pages(start, end, segment_id, fields, page_size):
+            yield from rows
 
     def check_connection(self) -> None:
         now = int(time.time())

@@ -1,0 +1,75 @@
+"""Export Browsee sessions of a time window to object storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context, ObjectStoragePath
+
+from airflow_provider_analytics_export.hooks.browsee import BrowseeHook, validate_session_args
+from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
+from airflow_provider_analytics_export.pagination import export_pages
+from airflow_provider_analytics_export.validation import contains_template
+
+
+class BrowseeSessionsExportOperator(AnalyticsExportOperator):
+    """Write every Browsee session that started in [start, end) to ``destination``, exactly once.
+
+    Pages of 100 sessions are streamed to the file one at a time; the row count is checked
+    against ``exports.total``, and a mismatch fails the task without touching the
+    destination. Browsee allows one open request per account: tasks sharing a worker
+    process queue on one slot (across workers, use an Airflow pool of size 1).
+
+    :param destination: where to write (templated), e.g. ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
+    :param browsee_conn_id: the Browsee connection (templated).
+    :param start: window start, inclusive (templated); default: the data interval start.
+    :param end: window end, exclusive (templated); default: the data interval end.
+    :param segment_id: only sessions of this segment (templated).
+    :param fields: ``options.select`` fields to export (templated); default: all.
+    :param page_size: sessions per request, 1..100.
+    :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination suffix.
+    :param destination_conn_id: connection for the destination's object storage (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *AnalyticsExportOperator.template_fields,
+        "browsee_conn_id",
+        "segment_id",
+        "fields",
+    )
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        browsee_conn_id: str = BrowseeHook.default_conn_name,
+        start: dt.datetime | str | None = None,
+        end: dt.datetime | str | None = None,
+        segment_id: str | None = None,
+        fields: Sequence[str] | None = None,
+        page_size: int = 100,
+        output_format: str | None = None,
+        destination_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            destination=destination,
+            start=start,
+            end=end,
+            output_format=output_format,
+            destination_conn_id=destination_conn_id,
+            **kwargs,
+        )
+        self.browsee_conn_id = browsee_conn_id
+        self.segment_id = segment_id
+        self.fields = fields
+        self.page_size = page_size
+        validate_session_args(None if contains_template(fields) else fields, page_size)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        window = self.export_window(context)
+        hook = BrowseeHook(browsee_conn_id=self.browsee_conn_id)
+        pages = hook.iter_session_pages(*window, self.segment_id or None, self.fields, self.page_size)
+        return export_pages(self.open_writer(), pages, window)

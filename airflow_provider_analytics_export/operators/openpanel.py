@@ -1,0 +1,200 @@
+"""Export OpenPanel events and charts of a time window to object storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import Context, ObjectStoragePath
+
+from airflow_provider_analytics_export.hooks.openpanel import (
+    OpenPanelHook,
+    chart_rows,
+    check_chart_window,
+    validate_chart_args,
+    validate_event_args,
+)
+from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
+from airflow_provider_analytics_export.pagination import export_pages
+from airflow_provider_analytics_export.validation import contains_template
+
+
+class OpenPanelEventsExportOperator(AnalyticsExportOperator):
+    """Write every OpenPanel event created in [start, end) to ``destination``, exactly once.
+
+    OpenPanel dates are inclusive days: a daily run for 2024-04-15 asks for
+    2024-04-15..2024-04-15, and rows outside [start, end) are dropped, so hourly runs
+    neither double nor lose events. After the first page, the remaining pages are fetched
+    ``max_concurrency`` at a time within 100 requests / 10 s and written in page order.
+    ``meta.totalCount`` is checked against the rows received; a mismatch fails the task
+    without touching the destination.
+
+    :param destination: where to write (templated), e.g. ``s3://bucket/openpanel/{{ ds }}/events.jsonl``.
+    :param project_id: the project (templated); default: the connection extra ``project_id``.
+    :param openpanel_conn_id: the OpenPanel connection (templated).
+    :param start: window start, inclusive (templated); default: the data interval start.
+    :param end: window end, exclusive (templated); default: the data interval end.
+    :param events: event name(s) to export (templated); default: all.
+    :param profile_id: only this profile's events (templated).
+    :param includes: ``profile`` and/or ``meta`` (templated).
+    :param page_size: events per request, 1..1000.
+    :param max_concurrency: pages in flight at once after the first, 1..32.
+    :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination suffix.
+    :param destination_conn_id: connection for the destination's object storage (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *AnalyticsExportOperator.template_fields,
+        "project_id",
+        "openpanel_conn_id",
+        "events",
+        "profile_id",
+        "includes",
+    )
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        project_id: str | None = None,
+        openpanel_conn_id: str = OpenPanelHook.default_conn_name,
+        start: dt.datetime | str | None = None,
+        end: dt.datetime | str | None = None,
+        events: str | Sequence[str] | None = None,
+        profile_id: str | None = None,
+        includes: str | Sequence[str] | None = None,
+        page_size: int = 1000,
+        max_concurrency: int = 4,
+        output_format: str | None = None,
+        destination_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            destination=destination,
+            start=start,
+            end=end,
+            output_format=output_format,
+            destination_conn_id=destination_conn_id,
+            **kwargs,
+        )
+        self.project_id = project_id
+        self.openpanel_conn_id = openpanel_conn_id
+        self.events = events
+        self.profile_id = profile_id
+        self.includes = includes
+        self.page_size = page_size
+        self.max_concurrency = max_concurrency
+        validate_event_args(
+            None if contains_template(events) else events,
+            None if contains_template(includes) else includes,
+            page_size,
+            max_concurrency,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        window = self.export_window(context)
+        hook = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id)
+        pages = hook.iter_event_pages(
+            self.project_id or None,
+            *window,
+            events=self.events or None,
+            profile_id=self.profile_id or None,
+            includes=self.includes or None,
+            page_size=self.page_size,
+            max_concurrency=self.max_concurrency,
+        )
+        return export_pages(self.open_writer(), pages, window)
+
+
+class OpenPanelChartsExportOperator(AnalyticsExportOperator):
+    """Write an OpenPanel chart as rows: one per (series, date), with breakdown values and count.
+
+    Columns: ``series_id``, ``event``, ``names``, ``breakdown_<name>`` per breakdown,
+    ``date``, ``count`` and, with ``previous``, ``previous_value`` and ``previous_change``.
+    Without ``date_range`` the chart covers [start, end) (default: the data interval),
+    which must fall on ``interval`` boundaries so no bucket is partly outside it.
+
+    :param destination: where to write (templated), e.g. ``s3://bucket/openpanel/{{ ds }}/chart.csv``.
+    :param events: event configurations (templated, JSON): name, filters, segment, property.
+    :param project_id: the project (templated); default: the connection extra ``project_id``.
+    :param openpanel_conn_id: the OpenPanel connection (templated).
+    :param breakdowns: dimensions such as ``[{"name": "country"}]`` (templated, JSON).
+    :param interval: minute, hour, day, week or month.
+    :param date_range: a predefined range such as ``7d`` instead of the window (templated).
+    :param start: window start, inclusive (templated); default: the data interval start.
+    :param end: window end, exclusive (templated); default: the data interval end.
+    :param previous: also export the previous period's value and the change in percent.
+    :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination suffix.
+    :param destination_conn_id: connection for the destination's object storage (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *AnalyticsExportOperator.template_fields,
+        "project_id",
+        "openpanel_conn_id",
+        "events",
+        "breakdowns",
+        "date_range",
+    )
+    template_fields_renderers = {"events": "json", "breakdowns": "json"}
+
+    def __init__(
+        self,
+        *,
+        destination: str | ObjectStoragePath,
+        events: Sequence[Mapping[str, Any]] | str,
+        project_id: str | None = None,
+        openpanel_conn_id: str = OpenPanelHook.default_conn_name,
+        breakdowns: Sequence[Mapping[str, Any]] | str | None = None,
+        interval: str = "day",
+        date_range: str | None = None,
+        start: dt.datetime | str | None = None,
+        end: dt.datetime | str | None = None,
+        previous: bool = False,
+        output_format: str | None = None,
+        destination_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            destination=destination,
+            start=start,
+            end=end,
+            output_format=output_format,
+            destination_conn_id=destination_conn_id,
+            **kwargs,
+        )
+        self.events = events
+        self.project_id = project_id
+        self.openpanel_conn_id = openpanel_conn_id
+        self.breakdowns = breakdowns
+        self.interval = interval
+        self.date_range = date_range
+        self.previous = previous
+        if date_range is not None and (start is not None or end is not None):
+            raise ValueError(f"date_range={date_range!r} and start/end are exclusive: give one or the other.")
+        if not contains_template([events, breakdowns, date_range]):
+            validate_chart_args(events, breakdowns, interval, date_range)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        events, breakdowns = validate_chart_args(self.events, self.breakdowns, self.interval, self.date_range)
+        window = None if self.date_range else self.export_window(context)
+        if window:
+            check_chart_window(*window, self.interval)
+        start, end = window or (None, None)
+        chart = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id).get_chart(
+            self.project_id or None,
+            events,
+            breakdowns,
+            interval=self.interval,
+            date_range=self.date_range or None,
+            start=start,
+            end=end,
+            previous=self.previous,
+        )
+        with self.open_writer() as writer:
+            writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window)))
+        result = {**writer.summary(), "series": len(chart.get("series", []))}
+        if window:
+            result.update(window_start=window[0].isoformat(), window_end=window[1].isoformat())
+        return result

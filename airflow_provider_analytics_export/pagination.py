@@ -1,0 +1,167 @@
+"""Bookkeeping for paginated exports (Browsee offsets, OpenPanel page numbers), written once.
+
+Offset/page pagination over a live dataset can go wrong silently: rows inserted or
+deleted mid-export shift later pages (a row doubled at a page boundary, or one skipped),
+and a misbehaving server can repeat a page or stop early. :class:`PageLedger` checks
+each page as it arrives and the totals at the end, so an export either holds every row
+the API reported exactly once or fails with :class:`ExportIntegrityError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.writer import ExportWriter
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+#: Pages whose ids are remembered for de-duplication. A shift moves rows across a page
+#: boundary only, so overlaps are always with recent pages; remembering every id would
+#: make memory grow with the export.
+REMEMBERED_PAGES = 4
+
+
+class PageLedger:
+    """Checks one paginated export page by page, in page order.
+
+    :param api: API name for messages (``"Browsee"``).
+    :param id_field: the rows' stable id (``sessionId`` / ``id``), used to drop overlaps.
+    :param log: logger for progress lines and overlap warnings.
+    :param label: what is exported, for progress lines (``"Browsee sessions"``).
+    """
+
+    def __init__(self, api: str, id_field: str, log: Any, label: str) -> None:
+        self.api = api
+        self.id_field = id_field
+        self.log = log
+        self.total: int | None = None
+        self.pages = 0
+        self.rows = 0
+        self.duplicates = 0
+        self.progress = ExportProgress(log, label)
+        self._recent: deque[set[Any]] = deque(maxlen=REMEMBERED_PAGES)
+        self._previous_ids: tuple[Any, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True once the rows received reach the total the API reported."""
+        return self.total is not None and self.rows >= self.total
+
+    def accept(self, page: int, rows: Sequence[Row], total: int, total_pages: int | None = None) -> list[Row]:
+        """Check page ``page`` (its rows and the total the API reported with it); return its new rows."""
+        self._check_total(page, total)
+        if not rows and not self.complete:
+            raise ExportIntegrityError(
+                f"{self.api} returned an empty page {page} after {self.rows:,} of {total:,} rows: "
+                "the server stopped early; the export is incomplete."
+            )
+        ids = tuple(row.get(self.id_field) for row in rows)
+        if any(key is not None for key in ids) and ids == self._previous_ids:
+            raise ExportIntegrityError(
+                f"{self.api} page {page} repeats the previous page ({len(rows)} identical rows): "
+                "the server is not advancing through the result set."
+            )
+        fresh = self._drop_seen(page, rows, ids)
+        self.pages += 1
+        self.rows += len(fresh)
+        if self.rows > total:
+            raise ExportIntegrityError(
+                f"{self.api} sent {self.rows:,} distinct rows but reported a total of {total:,}: "
+                "the dataset changed during the export."
+            )
+        self.progress.update(len(fresh), total_pages=total_pages, total=total)
+        return fresh
+
+    def finish(self) -> None:
+        """Fail unless exactly the reported total arrived; then log the final progress line."""
+        total = self.total or 0
+        if self.rows != total:
+            raise ExportIntegrityError(
+                f"{self.api} reported {total:,} rows but {self.rows:,} distinct rows arrived"
+                f" ({self.duplicates:,} duplicates dropped): the dataset shifted during pagination"
+                " or the server stopped early. Nothing was written; re-run the task."
+            )
+        self.progress.finish()
+
+    def _check_total(self, page: int, total: int) -> None:
+        if self.total is None:
+            self.total = total
+        elif total != self.total:
+            raise ExportIntegrityError(
+                f"{self.api} total changed from {self.total:,} to {total:,} at page {page}: "
+                "the dataset shifted during pagination, so offsets no longer line up."
+            )
+
+    def _drop_seen(self, page: int, rows: Sequence[Row], ids: tuple[Any, ...]) -> list[Row]:
+        seen: set[Any] = set().union(*self._recent)
+        fresh: list[Row] = []
+        for row, key in zip(rows, ids, strict=True):
+            if key is not None and key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            fresh.append(row)
+        dropped = len(rows) - len(fresh)
+        if dropped:
+            self.duplicates += dropped
+            self.log.warning(
+                "%s page %d overlaps earlier pages: dropped %d duplicate %s value(s).",
+                self.api,
+                page,
+                dropped,
+                self.id_field,
+            )
+        self._recent.append({key for key in ids if key is not None})
+        self._previous_ids = ids
+        return fresh
+
+
+def export_pages(
+    writer: ExportWriter, pages: Iterable[Sequence[Row]], window: tuple[dt.datetime, dt.datetime]
+) -> dict[str, Any]:
+    """Stream each page into ``writer`` as it arrives; the operators' result (summary + ``pages``).
+
+    The writer is atomic: if the pages fail their checks midway, nothing reaches the destination.
+    """
+    count = 0
+    with writer:
+        for rows in pages:
+            writer.write_rows(rows)
+            count += 1
+    return {
+        **writer.summary(),
+        "pages": count,
+        "window_start": window[0].isoformat(),
+        "window_end": window[1].isoformat(),
+    }
+
+
+def fetch_in_order(
+    fetch: Callable[[int], T], numbers: Iterable[int], max_workers: int, ahead: int | None = None
+) -> Iterator[T]:
+    """``fetch(n)`` for each number on ``max_workers`` threads, yielded in the order of ``numbers``.
+
+    At most ``ahead`` (default ``2 * max_workers``) results are in flight or waiting, so
+    memory stays bounded by a few pages however long the export; the request limit
+    inside ``fetch`` decides the actual pace. On error or early exit, queued fetches are
+    cancelled.
+    """
+    window = ahead or 2 * max_workers
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="page-fetch")
+    pending: deque[Future[T]] = deque()
+    try:
+        for number in numbers:
+            pending.append(pool.submit(fetch, number))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
