@@ -241,17 +241,31 @@ class ExportWriter:
         if self._file is not None:
             self._file.close()
         if exc_type is None:
-            self.tmp_path.fs.mv(self.tmp_path.path, self.path.path)
+            self._commit()
         else:
             self._discard()
+
+    def _commit(self) -> None:
+        """Move the finished temp object over the destination.
+
+        Local files use an atomic rename. Object stores have no rename: a server-side copy
+        publishes the complete object in one step, then the temp object is removed.
+        ``cp_file`` is used rather than ``mv`` because ``mv`` expands glob characters.
+        """
+        fs = self.tmp_path.fs
+        if self.path.protocol in ("", "file", "local"):
+            fs.mv(self.tmp_path.path, self.path.path)
+        else:
+            fs.cp_file(self.tmp_path.path, self.path.path)
+            fs.rm_file(self.tmp_path.path)
 
     def _discard(self) -> None:
         if self._file is not None and not self._file.closed:
             # Closing a half-written remote file can fail; it is deleted just below anyway.
             with contextlib.suppress(Exception):
                 self._file.close()
-        if self.tmp_path.exists():
-            self.tmp_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp_path.fs.rm_file(self.tmp_path.path)
 
     @property
     def bytes(self) -> int:

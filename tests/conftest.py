@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
 from tests.scripted_server import ScriptedServer
+
+if TYPE_CHECKING:
+    from airflow_provider_analytics_export.sandbox import SandboxServer
 
 
 def _free_port() -> int:
@@ -25,6 +28,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
     """One sandbox for the session; every *_default connection points at it."""
+    from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+
     server = SandboxServer().start()
     previous = {key: os.environ.get(key) for key in connection_env(server.url)}
     os.environ.update(connection_env(server.url))

@@ -1,0 +1,207 @@
+"""The shared transport, over real sockets against a scripted server."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+from airflow_provider_analytics_export.exceptions import (
+    ApiError,
+    AuthenticationError,
+    InvalidRequestError,
+    RateLimitedError,
+)
+from airflow_provider_analytics_export.hooks.base import (
+    TransientApiError,
+    api_error_message,
+    parse_retry_after,
+)
+from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
+from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
+from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
+from tests.scripted_server import Reply, ScriptedServer
+
+TOKEN = "peer5-token-that-must-never-leak"
+
+
+@pytest.fixture
+def peer5(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> Peer5Hook:
+    conn = {"conn_type": "peer5", "host": scripted.url, "password": TOKEN, "extra": {"timeout": 1}}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_SCRIPTED", json.dumps(conn))
+    return Peer5Hook("peer5_scripted")
+
+
+def call(hook: Peer5Hook) -> dict:
+    return hook.request("POST", "/v1/export", params={"format": "json"}, json={"from": 0})
+
+
+@pytest.fixture
+def logs(caplog, capsys):
+    """Everything logged: stdlib records (urllib3, requests) and Airflow's structlog output."""
+    caplog.set_level(logging.DEBUG)
+    return lambda: caplog.text + capsys.readouterr().out
+
+
+def test_retry_after_seconds_is_honoured_and_logged(peer5, scripted, logs):
+    scripted.queue(
+        Reply(429, {"error": True, "message": "slow down"}, {"Retry-After": "1"}), Reply(200, {"ok": 1})
+    )
+    started = time.monotonic()
+    assert call(peer5) == {"ok": 1}
+    assert time.monotonic() - started >= 1.0
+    assert len(scripted.requests) == 2
+    assert "HTTP 429): slow down; retry 1/5 in 1." in logs()
+
+
+def test_retry_after_http_date_is_understood():
+    in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
+    assert 0.5 <= parse_retry_after(in_two_seconds) <= 2.5
+    assert parse_retry_after("7") == 7
+    assert parse_retry_after("not a date") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_class", "message"),
+    [
+        (
+            400,
+            {"error": True, "message": "Timestamp must be rounded to interval"},
+            InvalidRequestError,
+            "Timestamp must be rounded to interval",
+        ),
+        (401, {"error": True, "message": "Invalid auth token"}, AuthenticationError, "Invalid auth token"),
+        (404, {"detail": "Export not found"}, InvalidRequestError, "Export not found"),
+    ],
+)
+def test_client_errors_fail_at_once_with_the_apis_message(
+    peer5, scripted, status, body, error_class, message
+):
+    scripted.queue(Reply(status, body))
+    with pytest.raises(error_class) as info:
+        call(peer5)
+    assert len(scripted.requests) == 1
+    assert str(info.value) == f"Peer5 POST /v1/export failed (HTTP {status}): {message}"
+    assert info.value.status == status
+
+
+@pytest.mark.parametrize("action", ["drop", "truncate"])
+def test_dropped_and_truncated_responses_are_retried(peer5, scripted, action, logs):
+    scripted.queue(Reply(200, {"data": list(range(500))}, action=action), Reply(200, {"ok": 2}))
+    assert call(peer5) == {"ok": 2}
+    assert len(scripted.requests) == 2
+    assert "retry 1/5" in logs()
+
+
+def test_read_timeout_is_retried(peer5, scripted):
+    scripted.queue(Reply(200, {"late": True}, delay=1.5), Reply(200, {"ok": 3}))
+    assert call(peer5) == {"ok": 3}
+    assert len(scripted.requests) == 2
+
+
+def test_server_errors_exhaust_bounded_attempts(scripted, monkeypatch):
+    conn = {"conn_type": "peer5", "host": scripted.url, "password": TOKEN, "extra": {"max_attempts": 3}}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_FLAKY", json.dumps(conn))
+    scripted.queue(
+        Reply(503, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
+    )
+    with pytest.raises(TransientApiError, match=r"HTTP 503\): HTML error page"):
+        call(Peer5Hook("peer5_flaky"))
+    assert len(scripted.requests) == 3
+
+
+def test_persistent_429_raises_rate_limited(scripted, monkeypatch):
+    conn = {"conn_type": "peer5", "host": scripted.url, "password": TOKEN, "extra": {"max_attempts": 2}}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_LIMITED", json.dumps(conn))
+    scripted.queue(Reply(429, {"error": True, "message": "quota"}, {"Retry-After": "0"}))
+    with pytest.raises(RateLimitedError, match="quota"):
+        call(Peer5Hook("peer5_limited"))
+
+
+def test_credentials_go_in_headers_and_never_in_logs_or_errors(peer5, scripted, logs):
+    scripted.queue(
+        Reply(500, {"error": True, "message": "boom"}), Reply(401, {"error": True, "message": "nope"})
+    )
+    with pytest.raises(AuthenticationError) as info:
+        call(peer5)
+    text = logs()
+    assert "HTTP 500): boom; retry 1/5" in text
+    first = scripted.requests[0]
+    assert first["headers"]["X-Auth-Token"] == TOKEN
+    assert TOKEN not in first["path"]
+    assert TOKEN not in text
+    assert TOKEN not in str(info.value)
+
+
+def test_browsee_calls_never_overlap_even_from_threads(scripted, monkeypatch):
+    conn = {"conn_type": "browsee", "host": scripted.url, "login": "k", "password": "browsee-secret-xyz"}
+    monkeypatch.setenv("AIRFLOW_CONN_BROWSEE_SCRIPTED", json.dumps(conn))
+    scripted.queue(
+        *[Reply(200, {"status": "success", "exports": {"total": 0, "to": 0, "data": []}}, delay=0.05)] * 8
+    )
+
+    def worker() -> None:  # a fresh hook per thread: the limit is per account, not per object
+        BrowseeHook("browsee_scripted").post_sessions({"from": 0, "limit": 1})
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(scripted.requests) == 8
+    assert scripted.max_in_flight == 1
+    body = json.loads(scripted.requests[0]["body"])
+    assert body["secretKey"] == "browsee-secret-xyz"  # in the body, as the API wants ...
+    assert "browsee-secret-xyz" not in scripted.requests[0]["path"]  # ... never in the URL
+
+
+def test_openpanel_limit_is_shared_by_hooks_of_one_client(scripted, monkeypatch):
+    conn = {"conn_type": "openpanel", "host": scripted.url, "login": "client-a", "password": "s3cret-value"}
+    monkeypatch.setenv("AIRFLOW_CONN_OP_A", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_OP_B", json.dumps(conn))
+    first, second = OpenPanelHook("op_a"), OpenPanelHook("op_b")
+    assert first.limit is second.limit
+    assert (first.limit.max_calls, first.limit.period) == (100, pytest.approx(10.1))
+
+
+def test_test_connection_reports_the_apis_own_error(scripted, monkeypatch):
+    conn = {"conn_type": "peer5", "host": scripted.url, "password": "wrong-token"}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_BAD", json.dumps(conn))
+    scripted.queue(Reply(401, {"error": True, "message": "Invalid auth token"}))
+    assert Peer5Hook("peer5_bad").test_connection() == (False, "Invalid auth token")
+
+
+def test_missing_host_is_a_clear_error(monkeypatch):
+    from airflow_provider_analytics_export.hooks.braze import BrazeHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_NOHOST", json.dumps({"conn_type": "braze", "password": "k"}))
+    ok, message = BrazeHook("braze_nohost").test_connection()
+    assert not ok
+    assert "has no host" in message and "REST endpoint" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"status": "failure", "message": {"error": "API Key missing."}}, "API Key missing."),
+        ({"message": "Invalid API key"}, "Invalid API key"),
+        ({"error": True, "message": "Invalid auth token"}, "Invalid auth token"),
+        ({"detail": [{"loc": ["body", "export_type"], "msg": "bad type"}]}, "bad type"),
+        (
+            {"error": "Bad Request", "message": "Invalid query parameters", "details": [{"path": ["limit"]}]},
+            'Invalid query parameters [{"path": ["limit"]}]',
+        ),
+    ],
+)
+def test_api_error_message_understands_every_apis_shape(body, expected):
+    assert api_error_message(body, "fallback") == expected
+
+
+def test_error_is_catchable_as_api_error(peer5, scripted):
+    scripted.queue(Reply(422, {"detail": "nope"}))
+    with pytest.raises(ApiError):
+        call(peer5)

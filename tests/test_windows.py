@@ -1,0 +1,62 @@
+"""Window resolution and splitting: [start, end) semantics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from airflow_provider_analytics_export.windows import (
+    ceil_to,
+    covering_dates,
+    floor_to,
+    resolve_window,
+    split_window,
+    to_datetime,
+)
+
+UTC = dt.timezone.utc
+D = dt.datetime(2024, 4, 15, tzinfo=UTC)
+
+
+def test_window_defaults_to_the_data_interval():
+    context = {"data_interval_start": D, "data_interval_end": D + dt.timedelta(days=1)}
+    assert resolve_window(None, None, context) == (D, D + dt.timedelta(days=1))
+
+
+def test_explicit_strings_override_the_interval_and_are_utc():
+    start, end = resolve_window("2024-04-15T02:00:00+02:00", "2024-04-16", {})
+    assert start == dt.datetime(2024, 4, 15, 0, tzinfo=UTC) and end == dt.datetime(2024, 4, 16, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"data_interval_start": D, "data_interval_end": D}, {}],
+    ids=["empty-interval", "no-interval"],
+)
+def test_empty_or_missing_window_explains_the_fix(context):
+    with pytest.raises(ValueError, match="CronDataIntervalTimetable") as info:
+        resolve_window(None, None, context)
+    assert "start= and end=" in str(info.value)
+
+
+def test_bad_date_names_the_parameter():
+    with pytest.raises(ValueError, match=r"start='yesterday' is not a date or datetime; use ISO-8601"):
+        to_datetime("yesterday", "start")
+
+
+def test_split_covers_the_window_exactly_once():
+    pieces = list(split_window(D, D + dt.timedelta(days=250), dt.timedelta(days=100)))
+    assert [(b - a).days for a, b in pieces] == [100, 100, 50]
+    assert pieces[0][0] == D and pieces[-1][1] == D + dt.timedelta(days=250)
+    assert all(pieces[i][1] == pieces[i + 1][0] for i in range(len(pieces) - 1))
+
+
+def test_alignment_and_inclusive_dates():
+    moment = dt.datetime(2024, 4, 15, 13, 7, tzinfo=UTC)
+    hour = dt.timedelta(hours=1)
+    assert floor_to(moment, hour) == dt.datetime(2024, 4, 15, 13, tzinfo=UTC)
+    assert ceil_to(moment, hour) == dt.datetime(2024, 4, 15, 14, tzinfo=UTC)
+    assert ceil_to(D, hour) == D
+    assert covering_dates(D, D + dt.timedelta(days=1)) == (D.date(), D.date())
+    assert covering_dates(D + hour, D + 2 * hour) == (D.date(), D.date())
