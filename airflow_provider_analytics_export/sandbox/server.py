@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -167,6 +168,11 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "AnalyticsExportSandbox/1.0"
     server: _HTTPServer
 
+    def setup(self) -> None:
+        """Disable Nagle: headers and body go out in separate writes, which otherwise costs ~40 ms each."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence per-request stderr noise; the sandbox keeps its own structured log."""
 
@@ -311,10 +317,13 @@ class _Handler(BaseHTTPRequestHandler):
             entry["status"] = resp.status
             cut = fault == "truncate" or (fault == "download_cut" and resp.status == 200)
             if resp.chunks is None:
+                # Log and release before the bytes leave, so a client that has its response
+                # already sees the entry and may immediately send its next request.
                 entry["ended"] = time.monotonic()
                 if release is not None:
                     release()
                     release = None
+                sbx._log(entry)
             self._send(resp, cut=cut)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -323,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
                 release()
             if entry["ended"] is None:
                 entry["ended"] = time.monotonic()
-            sbx._log(entry)
+                sbx._log(entry)
 
 
 class SandboxServer:

@@ -32,7 +32,10 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-BROWSEE_AUTH = {"apiKey": CREDENTIALS["browsee"]["api_key"], "secretKey": CREDENTIALS["browsee"]["secret_key"]}
+BROWSEE_AUTH = {
+    "apiKey": CREDENTIALS["browsee"]["api_key"],
+    "secretKey": CREDENTIALS["browsee"]["secret_key"],
+}
 BRAZE_HEADERS = {"Authorization": f"Bearer {CREDENTIALS['braze']['api_key']}"}
 OPENPANEL_HEADERS = {
     "openpanel-client-id": CREDENTIALS["openpanel"]["client_id"],

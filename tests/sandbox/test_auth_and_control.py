@@ -31,8 +31,11 @@ def test_braze_auth(sbx: SandboxServer, http: requests.Session) -> None:
 
 
 def test_openpanel_auth(sbx: SandboxServer, http: requests.Session) -> None:
-    r = http.get(sbx.url + "/export/events", params={"projectId": "proj-web"},
-                 headers={"openpanel-client-id": CREDENTIALS["openpanel"]["client_id"]})
+    r = http.get(
+        sbx.url + "/export/events",
+        params={"projectId": "proj-web"},
+        headers={"openpanel-client-id": CREDENTIALS["openpanel"]["client_id"]},
+    )
     assert r.status_code == 401
     assert r.json() == {"error": "Unauthorized", "message": "Invalid client credentials"}
 
@@ -73,11 +76,16 @@ def test_control_endpoints_and_log_have_no_secrets(sbx: SandboxServer, http: req
 
 def test_connection_env_shape() -> None:
     env = connection_env("http://127.0.0.1:9")
-    assert sorted(env) == sorted(f"AIRFLOW_CONN_{n}_DEFAULT" for n in
-                                 ("BROWSEE", "BRAZE", "OPENPANEL", "PEER5", "SEALMETRICS"))
+    assert sorted(env) == sorted(
+        f"AIRFLOW_CONN_{n}_DEFAULT" for n in ("BROWSEE", "BRAZE", "OPENPANEL", "PEER5", "SEALMETRICS")
+    )
     browsee = json.loads(env["AIRFLOW_CONN_BROWSEE_DEFAULT"])
-    assert browsee == {"conn_type": "browsee", "host": "http://127.0.0.1:9", "login": "sbx-browsee-api-key",
-                       "password": "sbx-browsee-secret-9f3a"}
+    assert browsee == {
+        "conn_type": "browsee",
+        "host": "http://127.0.0.1:9",
+        "login": "sbx-browsee-api-key",
+        "password": "sbx-browsee-secret-9f3a",
+    }
     assert json.loads(env["AIRFLOW_CONN_OPENPANEL_DEFAULT"])["extra"] == {"project_id": "proj-web"}
     assert json.loads(env["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])["extra"] == {"site_id": "demo-site"}
     assert json.loads(env["AIRFLOW_CONN_PEER5_DEFAULT"])["password"] == "sbx-peer5-token-31d8"
@@ -87,7 +95,8 @@ def test_connection_env_shape() -> None:
 def test_cli_prints_env_and_listens() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "airflow_provider_analytics_export.sandbox", "--port", "0"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -44,8 +44,14 @@ def test_browsee_select_segment_and_validation(sbx: SandboxServer, http: request
     seg = http.post(url, json={**base, "segmentId": "seg-mobile", "limit": 100}).json()["exports"]
     assert 0 < seg["total"] < 480 and all(s["isMobile"] for s in seg["data"])
     assert seg["total"] == len(list(browsee_sessions(sbx.config, DAY0, DAY0 + 86_400, "seg-mobile")))
-    for bad in ({"limit": 101}, {"limit": 0}, {"from": -1}, {"start": "yesterday"}, {"segmentId": "seg-nope"},
-                {"options": {"select": ["userId", "bogus"]}}):
+    for bad in (
+        {"limit": 101},
+        {"limit": 0},
+        {"from": -1},
+        {"start": "yesterday"},
+        {"segmentId": "seg-nope"},
+        {"options": {"select": ["userId", "bogus"]}},
+    ):
         r = http.post(url, json={**base, **bad})
         assert r.status_code == 400, bad
         assert r.json()["status"] == "failure" and r.json()["message"]["error"]
@@ -67,8 +73,10 @@ def test_browsee_one_open_request(sbx: SandboxServer, http: requests.Session) ->
     first.join()
     assert results == [200]
     assert second.status_code == 429
-    assert second.json() == {"status": "failure", "message": {
-        "error": "Only one open request allowed. Wait for the previous response."}}
+    assert second.json() == {
+        "status": "failure",
+        "message": {"error": "Only one open request allowed. Wait for the previous response."},
+    }
     log = [e for e in sbx.requests_log if e["api"] == "browsee"]
     assert [e["overlap"] for e in log][-2:] == [True, False]
     ok = sorted((e for e in log if e["status"] == 200), key=lambda e: e["started"])
@@ -77,8 +85,14 @@ def test_browsee_one_open_request(sbx: SandboxServer, http: requests.Session) ->
 
 def test_braze_validation(sbx: SandboxServer, http: requests.Session) -> None:
     url = sbx.url + "/sessions/data_series"
-    for params in ({}, {"length": 0}, {"length": 101}, {"length": "x"}, {"length": 3, "unit": "week"},
-                   {"length": 3, "ending_at": "not-a-date"}):
+    for params in (
+        {},
+        {"length": 0},
+        {"length": 101},
+        {"length": "x"},
+        {"length": 3, "unit": "week"},
+        {"length": 3, "ending_at": "not-a-date"},
+    ):
         r = http.get(url, params=params, headers=BRAZE_HEADERS)
         assert r.status_code == 400, params
         assert isinstance(r.json()["message"], str)
@@ -86,20 +100,32 @@ def test_braze_validation(sbx: SandboxServer, http: requests.Session) -> None:
 
 def test_braze_bucket_alignment(sbx: SandboxServer, http: requests.Session) -> None:
     url = sbx.url + "/sessions/data_series"
-    r = http.get(url, params={"length": 3, "unit": "hour", "ending_at": "2024-03-10T05:30:00+02:00"},
-                 headers=BRAZE_HEADERS).json()
+    r = http.get(
+        url,
+        params={"length": 3, "unit": "hour", "ending_at": "2024-03-10T05:30:00+02:00"},
+        headers=BRAZE_HEADERS,
+    ).json()
     assert r["message"] == "success"
-    assert [p["time"] for p in r["data"]] == ["2024-03-10T01:00:00Z", "2024-03-10T02:00:00Z",
-                                              "2024-03-10T03:00:00Z"]
+    assert [p["time"] for p in r["data"]] == [
+        "2024-03-10T01:00:00Z",
+        "2024-03-10T02:00:00Z",
+        "2024-03-10T03:00:00Z",
+    ]
     start = datetime(2024, 3, 10, 1, tzinfo=timezone.utc)
     assert [p["sessions"] for p in r["data"]] == [
-        braze_sessions(sbx.config, "hour", start + timedelta(hours=k), None, None) for k in range(3)]
+        braze_sessions(sbx.config, "hour", start + timedelta(hours=k), None, None) for k in range(3)
+    ]
     # The docs' example form: "-5:00" offset; 23:59:59-05:00 is 04:59:59Z the next day.
-    r = http.get(url, params={"length": 2, "unit": "day", "ending_at": "2018-06-28T23:59:59-5:00"},
-                 headers=BRAZE_HEADERS).json()
+    r = http.get(
+        url,
+        params={"length": 2, "unit": "day", "ending_at": "2018-06-28T23:59:59-5:00"},
+        headers=BRAZE_HEADERS,
+    ).json()
     assert [p["time"] for p in r["data"]] == ["2018-06-28", "2018-06-29"]
-    hours = [braze_sessions(sbx.config, "hour", datetime(2018, 6, 29, h, tzinfo=timezone.utc), None, None)
-             for h in range(24)]
+    hours = [
+        braze_sessions(sbx.config, "hour", datetime(2018, 6, 29, h, tzinfo=timezone.utc), None, None)
+        for h in range(24)
+    ]
     assert r["data"][1]["sessions"] == sum(hours)
     z = http.get(url, params={"length": 1, "ending_at": "2018-06-29T00:00:00Z"}, headers=BRAZE_HEADERS).json()
     assert z["data"] == r["data"][1:]
