@@ -1,0 +1,135 @@
+"""BrowseeHook against the sandbox (and a scripted server for misbehaving pagination), over real sockets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from itertools import pairwise
+
+import pytest
+
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
+from airflow_provider_analytics_export.sandbox import SandboxServer
+from airflow_provider_analytics_export.sandbox.data import browsee_sessions
+from tests.scripted_server import Reply, ScriptedServer
+
+UTC = dt.timezone.utc
+DAY = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)
+
+
+def expected(sandbox: SandboxServer, start: dt.datetime, end: dt.datetime, **kwargs) -> list[dict]:
+    return list(browsee_sessions(sandbox.config, int(start.timestamp()), int(end.timestamp()), **kwargs))
+
+
+def api_calls(sandbox: SandboxServer) -> list[dict]:
+    return [entry for entry in sandbox.requests_log if entry["api"] == "browsee"]
+
+
+def test_iter_sessions_yields_every_session_of_the_window_once(sandbox_reset):
+    rows = list(BrowseeHook().iter_sessions(*DAY))
+    assert rows == expected(sandbox_reset, *DAY)
+    assert len(rows) == 480
+    assert len(api_calls(sandbox_reset)) == 5  # 480 sessions at 100 per page
+
+
+def test_consecutive_hourly_windows_tile_the_day(sandbox_reset):
+    hook = BrowseeHook()
+    hours = [DAY[0] + dt.timedelta(hours=h) for h in range(25)]
+    rows = [row for a, b in pairwise(hours) for row in hook.iter_sessions(a, b)]
+    assert rows == expected(sandbox_reset, *DAY)
+
+
+def test_fields_and_segment_are_sent(sandbox_reset):
+    rows = list(
+        BrowseeHook().iter_sessions(*DAY, segment_id="seg-mobile", fields=["duration", "device"], page_size=7)
+    )
+    assert rows == expected(sandbox_reset, *DAY, segment_id="seg-mobile", fields=["duration", "device"])
+    assert rows and {row["device"] for row in rows} == {"Mobile"}
+    assert set(rows[0]) == {"sessionId", "duration", "device"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_size": 101}, r"page_size=101 is out of range: use an integer from 1 to 100"),
+        ({"page_size": 0}, r"page_size=0 is out of range"),
+        ({"fields": ["duration", "colour"]}, r"unknown value\(s\) 'colour'; allowed: userId, duration"),
+        ({"fields": []}, r"fields=\[\] must be a non-empty string or a non-empty list"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_any_request(sandbox_reset, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        next(BrowseeHook().iter_sessions(*DAY, **kwargs))
+    assert api_calls(sandbox_reset) == []
+
+
+def test_one_request_in_flight_across_threads_and_hooks(sandbox_reset):
+    """Four exports on four hooks at once: the sandbox never sees two requests overlap."""
+    sandbox_reset.config.update({"latency_ms": {"browsee": 20}})
+    results: dict[int, list[dict]] = {}
+
+    def export(n: int) -> None:
+        results[n] = list(BrowseeHook().iter_sessions(*DAY, page_size=50))
+
+    threads = [threading.Thread(target=export, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    want = expected(sandbox_reset, *DAY)
+    assert all(results[n] == want for n in range(4))
+    calls = sorted(api_calls(sandbox_reset), key=lambda entry: entry["started"])
+    assert len(calls) == 4 * 10
+    assert not any(entry["overlap"] or entry["status"] == 429 for entry in calls)
+    assert all(a["ended"] <= b["started"] for a, b in pairwise(calls))
+
+
+def test_faults_are_retried_and_give_the_same_rows(sandbox_reset):
+    kinds = ["500", "503", "429", "drop", "truncate"]
+    sandbox_reset.config.update({"faults": {"rate": 0.3, "seed": 16, "kinds": kinds}})
+    rows = list(BrowseeHook().iter_sessions(*DAY, page_size=40))
+    assert rows == expected(sandbox_reset, *DAY)
+    assert {entry["fault"] for entry in api_calls(sandbox_reset)} == {None, *kinds}
+
+
+# -- pagination integrity, with a server scripted to misbehave ------------------------------
+
+
+@pytest.fixture
+def scripted_hook(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> BrowseeHook:
+    conn = {"conn_type": "browsee", "host": scripted.url, "login": "key", "password": "secret"}
+    monkeypatch.setenv("AIRFLOW_CONN_BROWSEE_SCRIPTED", json.dumps(conn))
+    return BrowseeHook("browsee_scripted", max_attempts=1)
+
+
+def page(total: int, *ids: str) -> Reply:
+    data = [{"sessionId": i, "duration": 1} for i in ids]
+    return Reply(200, {"status": "success", "exports": {"total": total, "to": 0, "data": data}})
+
+
+def test_overlapping_pages_are_deduplicated_by_session_id(scripted_hook, scripted):
+    scripted.queue(page(5, "a", "b", "c"), page(5, "c", "d", "e"))
+    rows = list(scripted_hook.iter_sessions(*DAY, page_size=3))
+    assert [row["sessionId"] for row in rows] == ["a", "b", "c", "d", "e"]
+    offsets = [json.loads(request["body"])["from"] for request in scripted.requests]
+    assert offsets == [0, 3]
+
+
+@pytest.mark.parametrize(
+    ("replies", "message"),
+    [
+        ((page(6, "a", "b", "c"), page(6, "a", "b", "c")), r"page 2 repeats the previous page"),
+        ((page(6, "a", "b", "c"), page(6)), r"empty page 2 after 3 of 6 rows: the server stopped early"),
+        ((page(6, "a", "b", "c"), page(7, "d", "e", "f")), r"total changed from 6 to 7 at page 2"),
+        (
+            (page(4, "a", "b", "c"), page(4, "c", "d", "e")),
+            r"reported 4 rows but 5 distinct rows arrived|sent 5",
+        ),
+    ],
+)
+def test_pagination_that_does_not_add_up_fails_loudly(scripted_hook, scripted, replies, message):
+    scripted.queue(*replies)
+    with pytest.raises(ExportIntegrityError, match=message):
+        list(scripted_hook.iter_sessions(*DAY, page_size=3))

@@ -1,0 +1,278 @@
+"""OpenPanelHook against the sandbox (and a scripted server for misbehaving pagination), over real sockets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from itertools import pairwise
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook, chart_rows, check_chart_window
+from airflow_provider_analytics_export.sandbox import SandboxServer
+from airflow_provider_analytics_export.sandbox.data import openpanel_chart, openpanel_events
+from tests.scripted_server import Reply, ScriptedServer
+
+UTC = dt.timezone.utc
+DAY = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)
+
+
+def expected(sandbox: SandboxServer, first: str = "2024-04-15", last: str = "2024-04-15", **kwargs) -> list:
+    return list(openpanel_events(sandbox.config, "proj-web", first, last, **kwargs))
+
+
+def api_calls(sandbox: SandboxServer) -> list[dict]:
+    return [entry for entry in sandbox.requests_log if entry["api"] == "openpanel"]
+
+
+def test_iter_events_yields_the_day_once_in_order(sandbox_reset):
+    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=100))
+    assert rows == expected(sandbox_reset)
+    assert len(rows) == 2400
+    assert len(api_calls(sandbox_reset)) == 24
+
+
+def test_hourly_windows_tile_the_day_without_doubles(sandbox_reset):
+    hook = OpenPanelHook()
+    hours = [DAY[0] + dt.timedelta(hours=h) for h in range(25)]
+    rows = [row for a, b in pairwise(hours) for row in hook.iter_events("proj-web", a, b)]
+    assert rows == expected(sandbox_reset)
+
+
+def test_window_across_midnight_asks_for_both_days_and_keeps_only_the_window(sandbox_reset):
+    start, end = DAY[0] + dt.timedelta(hours=22), DAY[1] + dt.timedelta(hours=2)
+    rows = list(OpenPanelHook().iter_events(None, start, end))
+    want = [
+        row
+        for row in expected(sandbox_reset, "2024-04-15", "2024-04-16")
+        if start <= dt.datetime.fromisoformat(row["createdAt"].replace("Z", "+00:00")) < end
+    ]
+    assert rows == want and 0 < len(rows) < 2400
+
+
+def test_filters_and_includes_are_sent(sandbox_reset):
+    rows = list(
+        OpenPanelHook().iter_events(
+            "proj-web", *DAY, events=["purchase", "sign_up"], includes=["profile", "meta"], page_size=25
+        )
+    )
+    assert rows == expected(sandbox_reset, events=["purchase", "sign_up"], includes=["profile", "meta"])
+    assert {row["name"] for row in rows} == {"purchase", "sign_up"}
+    assert all("profile" in row and "meta" in row for row in rows)
+    profile = rows[0]["profileId"]
+    mine = list(OpenPanelHook().iter_events("proj-web", *DAY, profile_id=profile))
+    assert mine == expected(sandbox_reset, profile_id=profile) and mine
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_size": 1001}, r"page_size=1001 is out of range: use an integer from 1 to 1000"),
+        ({"max_concurrency": 0}, r"max_concurrency=0 is out of range: use an integer from 1 to 32"),
+        ({"includes": ["profile", "session"]}, r"unknown value\(s\) 'session'; allowed: profile, meta"),
+        ({"events": [""]}, r"events=\[''\] must be a non-empty string or a non-empty list of strings"),
+        ({"start": "15/04/2024"}, r"start='15/04/2024' is not a date or datetime; use ISO-8601"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_any_request(sandbox_reset, kwargs, message):
+    args = {"start": DAY[0], "end": DAY[1], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        next(OpenPanelHook().iter_events(None, **args))
+    assert api_calls(sandbox_reset) == []
+
+
+def test_pages_after_the_first_are_fetched_concurrently(sandbox_reset):
+    sandbox_reset.config.update({"latency_ms": {"openpanel": 200}})
+    started = time.monotonic()
+    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=120, max_concurrency=4))
+    elapsed = time.monotonic() - started
+    assert rows == expected(sandbox_reset)  # written in page order
+    calls = api_calls(sandbox_reset)
+    in_flight = max(sum(1 for b in calls if b["started"] <= a["started"] < b["ended"]) for a in calls)
+    assert in_flight == 4
+    assert elapsed < 20 * 0.2 / 2  # serial would take 4 s
+
+
+def test_no_ten_second_window_holds_more_than_100_requests(sandbox_reset):
+    """Two exports on two hooks share the client's limit: 150 requests take one extra window."""
+    results: list[list[dict]] = []
+
+    def export() -> None:
+        results.append(list(OpenPanelHook().iter_events(None, *DAY, page_size=32, max_concurrency=8)))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=export) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected(sandbox_reset)] * 2
+    stamps = sorted(entry["started"] for entry in api_calls(sandbox_reset))
+    assert len(stamps) == 150
+    busiest = max(sum(1 for t in stamps if s <= t < s + 10) for s in stamps)
+    assert busiest <= 100
+    assert not any(entry["status"] == 429 for entry in api_calls(sandbox_reset))
+    assert time.monotonic() - started >= 10
+
+
+def test_server_429_with_retry_after_is_honoured(sandbox_reset):
+    """A server stricter than the documented limit: its 429 + Retry-After pauses every thread."""
+    sandbox_reset.config.update({"openpanel_rate_limit": 4, "openpanel_rate_window": 2.0})
+    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=300, max_concurrency=4))
+    assert rows == expected(sandbox_reset)
+    statuses = [entry["status"] for entry in api_calls(sandbox_reset)]
+    assert statuses.count(200) == 8 and 429 in statuses
+
+
+def test_faults_are_retried_and_give_the_same_rows(sandbox_reset):
+    kinds = ["500", "502", "429", "drop", "truncate"]
+    sandbox_reset.config.update({"faults": {"rate": 0.3, "seed": 16, "kinds": kinds}})
+    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=100))
+    assert rows == expected(sandbox_reset)
+    assert {entry["fault"] for entry in api_calls(sandbox_reset)} == {None, *kinds}
+
+
+# -- pagination integrity, with a server scripted to misbehave ------------------------------
+
+
+@pytest.fixture
+def scripted_hook(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> OpenPanelHook:
+    conn = {"conn_type": "openpanel", "host": scripted.url, "login": "id", "password": "secret"}
+    monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_SCRIPTED", json.dumps(conn))
+    return OpenPanelHook("openpanel_scripted", max_attempts=1)
+
+
+def page(number: int, total: int, pages: int, *ids: str) -> Reply:
+    data = [{"id": i, "createdAt": "2024-04-15T10:00:00.000Z"} for i in ids]
+    meta = {"count": len(data), "totalCount": total, "pages": pages, "current": number}
+    return Reply(200, {"meta": meta, "data": data})
+
+
+def test_a_daily_window_asks_for_one_inclusive_date(scripted_hook, scripted):
+    scripted.queue(page(1, 1, 1, "a"))
+    assert [row["id"] for row in scripted_hook.iter_events("p1", *DAY, events="screen_view")] == ["a"]
+    query = parse_qs(urlsplit(scripted.requests[0]["path"]).query)
+    assert query == {
+        "projectId": ["p1"],
+        "start": ["2024-04-15"],
+        "end": ["2024-04-15"],
+        "limit": ["1000"],
+        "page": ["1"],
+        "event": ["screen_view"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("replies", "message"),
+    [
+        ((page(1, 4, 2, "a", "b"), page(2, 4, 2, "c")), r"reported 4 rows but 3 distinct rows arrived"),
+        ((page(1, 4, 2, "a", "b"), page(2, 4, 2, "a", "b")), r"page 2 repeats the previous page"),
+        ((page(1, 4, 2, "a", "b"), page(2, 5, 2, "c", "d")), r"total changed from 4 to 5 at page 2"),
+        ((page(1, 4, 2, "a", "b"), page(1, 4, 2, "c", "d")), r"answered page 1 when asked for page 2"),
+        ((page(1, 4, 2, "a", "b"), page(2, 4, 2)), r"empty page 2 after 2 of 4 rows"),
+    ],
+)
+def test_pagination_that_does_not_add_up_fails_loudly(scripted_hook, scripted, replies, message):
+    scripted.queue(*replies)
+    with pytest.raises(ExportIntegrityError, match=message):
+        list(scripted_hook.iter_events("p1", *DAY, page_size=2))
+
+
+# -- charts ---------------------------------------------------------------------------------
+
+WEEK = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 22, tzinfo=UTC)
+EVENTS = [
+    {"name": "screen_view", "segment": "user"},
+    {
+        "name": "purchase",
+        "segment": "property_sum",
+        "property": "properties.total",
+        "filters": [{"name": "properties.total", "operator": "isNotNull", "value": []}],
+    },
+]
+
+
+def test_get_chart_returns_the_api_response_for_the_window(sandbox_reset):
+    chart = OpenPanelHook().get_chart(
+        None, EVENTS, [{"name": "country"}], start=WEEK[0], end=WEEK[1], previous=True
+    )
+    events = [{"filters": [], "segment": "event", "property": None, **event} for event in EVENTS]
+    want = openpanel_chart(
+        sandbox_reset.config, "proj-web", events, [{"name": "country"}], "day", *WEEK, True
+    )
+    assert chart == want
+    rows = list(chart_rows(chart, [{"name": "country"}], previous=True, window=WEEK))
+    assert len(rows) == 2 * 5 * 7  # events x countries x days
+    first = want["series"][0]
+    assert rows[0] == {
+        "series_id": first["id"],
+        "event": "screen_view",
+        "names": first["names"],
+        "breakdown_country": first["names"][1],
+        "date": "2024-04-15T00:00:00.000Z",
+        "count": first["data"][0]["count"],
+        "previous_value": first["data"][0]["previous"]["value"],
+        "previous_change": first["data"][0]["previous"]["change"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"events": [{"name": "x", "filters": [{"name": "path", "operator": "like", "value": []}]}]},
+            r"events\[0\].filters\[0\].operator='like' is not supported; use one of: is, isNot, contains",
+        ),
+        (
+            {"events": [{"name": "x", "segment": "visits"}]},
+            r"events\[0\].segment='visits' is not supported; use one of: event, user, session",
+        ),
+        (
+            {"events": [{"name": "x", "segment": "property_sum"}]},
+            r"events\[0\].property \(required for segment 'property_sum'\)=None is not supported",
+        ),
+        (
+            {"events": [{"name": "x", "filters": [{"name": "path", "operator": "is", "value": "/"}]}]},
+            r"events\[0\].filters\[0\].value='/' must be a list of values",
+        ),
+        ({"events": [{"name": "x", "colour": 1}]}, r"events\[0\] has unknown key\(s\) \['colour'\]"),
+        ({"events": []}, r"events=\[\] is empty"),
+        (
+            {"breakdowns": [{"name": "planet"}]},
+            r"breakdowns\[0\].name='planet' is not supported; use one of: country, region, city, device",
+        ),
+        ({"interval": "fortnight"}, r"interval='fortnight' is not supported; use one of: minute, hour, day"),
+        ({"date_range": "90d"}, r"date_range='90d' is not supported; use one of: 30min, lastHour, today"),
+        (
+            {"date_range": "7d", "start": WEEK[0], "end": WEEK[1]},
+            r"date_range='7d' and start/end are exclusive",
+        ),
+    ],
+)
+def test_bad_chart_arguments_are_rejected_before_any_request(sandbox_reset, kwargs, message):
+    args = {"events": [{"name": "screen_view"}], **kwargs}
+    with pytest.raises(ValueError, match=message):
+        OpenPanelHook().get_chart(None, **args)
+    assert api_calls(sandbox_reset) == []
+
+
+@pytest.mark.parametrize(
+    ("start", "interval", "message"),
+    [
+        (
+            dt.datetime(2024, 4, 15, 6, tzinfo=UTC),
+            "day",
+            r"start=2024-04-15T06:00:00\+00:00 does not fall on a day",
+        ),
+        (dt.datetime(2024, 4, 16, tzinfo=UTC), "week", r"does not fall on a week boundary"),
+        (dt.datetime(2024, 4, 15, tzinfo=UTC), "month", r"does not fall on a month boundary"),
+    ],
+)
+def test_chart_window_must_align_with_the_interval(start, interval, message):
+    with pytest.raises(ValueError, match=message):
+        check_chart_window(start, start + dt.timedelta(days=7), interval)
+    check_chart_window(dt.datetime(2024, 4, 1, tzinfo=UTC), dt.datetime(2024, 5, 1, tzinfo=UTC), "month")
