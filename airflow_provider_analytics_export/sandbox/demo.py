@@ -34,9 +34,10 @@ def count_rows(path: Path) -> int:
 
 
 def list_dag_ids(runner: AirflowRunner) -> list[str]:
-    result = runner.cli("dags", "list", "-o", "json")
-    start = result.stdout.find("[")
-    return sorted(entry["dag_id"] for entry in json.loads(result.stdout[start:]))
+    """DAG ids parsed from the dags folder (``--local``: straight from the files, not the DB)."""
+    result = runner.cli("dags", "list", "--local", "-o", "json")
+    listing = next(line for line in result.stdout.splitlines() if line.startswith("["))
+    return sorted(entry["dag_id"] for entry in json.loads(listing))
 
 
 def print_report(output: Path, results: dict[str, tuple[bool, float]]) -> None:
