@@ -12,9 +12,6 @@ from airflow_provider_analytics_export.hooks.braze import BrazeHook, validate_un
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
 
-COLUMNS = ("time", "sessions", "app_id", "segment_id")
-
-
 class BrazeSessionsExportOperator(AnalyticsExportOperator):
     """Write one row ``{time, sessions, app_id, segment_id}`` per day or hour of [start, end).
 
@@ -76,7 +73,7 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
         progress = ExportProgress(self.log, "Braze sessions")
         requests = 0
-        with self.open_writer(COLUMNS) as writer:
+        with self.open_writer() as writer:
             for points in hook.iter_sessions_series(start, end, self.unit, self.app_id, self.segment_id):
                 requests += 1
                 written = writer.write_rows(

@@ -93,9 +93,8 @@ class Peer5ExportOperator(AnalyticsExportOperator):
         start, end = self.export_window(context)
         fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
         passthrough = fmt == "csv" and is_aligned(start, end, INTERVALS[self.interval])
-        columns = ["timestamp", *(self.dimensions or []), *self.metrics]
         hook = Peer5Hook(peer5_conn_id=self.peer5_conn_id)
-        with self.open_writer(columns) as writer:
+        with self.open_writer() as writer:
             if passthrough:
                 chunks = self._write_csv(hook, writer, start, end)
             else:

@@ -1,0 +1,34 @@
+"""Braze sessions by day: one CSV per daily data interval.
+
+Trigger with config ``{"start": "2024-01-01", "end": "2024-09-07"}`` to re-export a longer
+window in one run; the operator splits it into requests of at most 100 days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
+
+EXPORT_ROOT = "{{ var.value.get('analytics_export_root', 'file:///tmp/analytics-export') }}"
+
+with DAG(
+    dag_id="braze_sessions_daily",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    tags=["analytics-export", "braze"],
+    params={
+        "start": Param(None, type=["null", "string"], description="Override the window start (ISO-8601)."),
+        "end": Param(None, type=["null", "string"], description="Override the window end (ISO-8601)."),
+    },
+):
+    BrazeSessionsExportOperator(
+        task_id="export_sessions",
+        destination=f"{EXPORT_ROOT}/braze/{{{{ data_interval_start | ds }}}}/sessions.csv",
+        start="{{ params.start or data_interval_start }}",
+        end="{{ params.end or data_interval_end }}",
+        unit="day",
+    )
