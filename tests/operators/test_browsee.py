@@ -1,0 +1,122 @@
+"""BrowseeSessionsExportOperator.execute against the sandbox, files read back row by row."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
+from airflow_provider_analytics_export.sandbox.data import browsee_sessions
+from airflow_provider_analytics_export.writer import encode_value
+from tests.scripted_server import Reply
+
+UTC = dt.timezone.utc
+START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)
+CONTEXT = {"data_interval_start": START, "data_interval_end": END}
+
+
+def expected(sandbox, **kwargs) -> list[dict]:
+    return list(browsee_sessions(sandbox.config, int(START.timestamp()), int(END.timestamp()), **kwargs))
+
+
+def as_strings(rows: list[dict]) -> list[dict]:
+    """How csv stores a row: nested values JSON-encoded, None empty, everything text."""
+    return [
+        {key: "" if value is None else str(encode_value(value)) for key, value in row.items()} for row in rows
+    ]
+
+
+def test_jsonl_export_of_the_data_interval(sandbox_reset, tmp_path: Path):
+    op = BrowseeSessionsExportOperator(task_id="t", destination=(tmp_path / "s.jsonl").as_uri())
+    result = op.execute(CONTEXT)
+    rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert rows == expected(sandbox_reset)
+    assert result["rows"] == 480 and result["pages"] == 5 and result["format"] == "jsonl"
+    assert result["window_start"] == "2024-04-15T00:00:00+00:00"
+    assert result["window_end"] == "2024-04-16T00:00:00+00:00"
+
+
+def test_parquet_and_csv_exports_hold_the_same_rows(sandbox_reset, tmp_path: Path):
+    want = expected(sandbox_reset)
+    BrowseeSessionsExportOperator(task_id="p", destination=(tmp_path / "s.parquet").as_uri()).execute(CONTEXT)
+    table = pq.read_table(tmp_path / "s.parquet").to_pylist()
+    assert table == [{key: encode_value(value) for key, value in row.items()} for row in want]
+
+    fields = ["userId", "duration", "country"]
+    op = BrowseeSessionsExportOperator(task_id="c", destination=(tmp_path / "s.csv").as_uri(), fields=fields)
+    op.execute(CONTEXT)
+    with (tmp_path / "s.csv").open(newline="") as handle:
+        assert list(csv.DictReader(handle)) == as_strings(expected(sandbox_reset, fields=fields))
+
+
+def test_memory_destination_and_explicit_window(sandbox_reset, memory_fs):
+    start, end = "2024-04-15T06:00:00+00:00", "2024-04-15T07:00:00+00:00"
+    op = BrowseeSessionsExportOperator(
+        task_id="m", destination="memory://exports/s.jsonl", start=start, end=end
+    )
+    result = op.execute({})
+    rows = [json.loads(line) for line in memory_fs.cat("/exports/s.jsonl").decode().splitlines()]
+    want = list(
+        browsee_sessions(
+            sandbox_reset.config, int(START.timestamp()) + 6 * 3600, int(START.timestamp()) + 7 * 3600
+        )
+    )
+    assert rows == want and result["rows"] == len(want) > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_size": 500}, r"page_size=500 is out of range: use an integer from 1 to 100"),
+        ({"fields": ["duration", "mood"]}, r"fields=\['duration', 'mood'\] has unknown value\(s\) 'mood'"),
+        ({"output_format": "xlsx"}, r"output_format='xlsx' is not supported; use one of jsonl, csv, parquet"),
+        (
+            {"destination": "file:///tmp/s.txt"},
+            r"Cannot tell the output format of destination='file:///tmp/s.txt'",
+        ),
+        ({"start": "yesterday"}, r"start='yesterday' is not a date or datetime"),
+    ],
+)
+def test_bad_input_is_rejected_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BrowseeSessionsExportOperator(task_id="bad", **{"destination": "file:///tmp/s.jsonl", **kwargs})
+
+
+def test_templated_fields_are_checked_after_rendering_before_any_request(sandbox_reset, tmp_path):
+    op = BrowseeSessionsExportOperator(
+        task_id="tpl", destination=(tmp_path / "s.jsonl").as_uri(), fields=["{{ params.field }}"]
+    )
+    assert "fields" in op.template_fields and "browsee_conn_id" in op.template_fields
+    op.fields = ["mood"]  # what rendering would produce
+    with pytest.raises(ValueError, match=r"unknown value\(s\) 'mood'"):
+        op.execute(CONTEXT)
+    assert sandbox_reset.requests_log == []
+
+
+def test_empty_data_interval_fails_with_a_fix(sandbox_reset, tmp_path):
+    op = BrowseeSessionsExportOperator(task_id="e", destination=(tmp_path / "s.jsonl").as_uri())
+    with pytest.raises(ValueError, match=r"Empty export window.*CronDataIntervalTimetable"):
+        op.execute({"data_interval_start": START, "data_interval_end": START})
+    assert sandbox_reset.requests_log == []
+
+
+def test_a_short_export_leaves_no_file(scripted, monkeypatch, tmp_path):
+    conn = {"conn_type": "browsee", "host": scripted.url, "login": "k", "password": "s"}
+    monkeypatch.setenv("AIRFLOW_CONN_BROWSEE_SHORT", json.dumps(conn))
+    data = [{"sessionId": "a"}, {"sessionId": "b"}]
+    scripted.queue(
+        Reply(200, {"status": "success", "exports": {"total": 4, "to": 2, "data": data}}),
+        Reply(200, {"status": "success", "exports": {"total": 4, "to": 2, "data": []}}),
+    )
+    op = BrowseeSessionsExportOperator(
+        task_id="s", destination=(tmp_path / "s.jsonl").as_uri(), browsee_conn_id="browsee_short"
+    )
+    with pytest.raises(ExportIntegrityError, match="empty page 2 after 2 of 4 rows"):
+        op.execute(CONTEXT)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,170 @@
+"""OpenPanel events/charts operators' execute against the sandbox, files read back row by row."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_analytics_export.operators.openpanel import (
+    OpenPanelChartsExportOperator,
+    OpenPanelEventsExportOperator,
+)
+from airflow_provider_analytics_export.sandbox.data import openpanel_chart, openpanel_events
+from airflow_provider_analytics_export.writer import encode_value
+
+UTC = dt.timezone.utc
+START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)
+CONTEXT = {"data_interval_start": START, "data_interval_end": END}
+
+
+def expected(sandbox, **kwargs) -> list[dict]:
+    return list(openpanel_events(sandbox.config, "proj-web", "2024-04-15", "2024-04-15", **kwargs))
+
+
+def test_importing_the_operators_does_not_import_pandas_or_pyarrow():
+    import subprocess
+
+    code = (
+        "import sys, airflow_provider_analytics_export.operators.openpanel, "
+        "airflow_provider_analytics_export.operators.browsee; "
+        "print('pandas' in sys.modules or 'pyarrow' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_events_export_in_every_format(sandbox_reset, tmp_path: Path, fmt: str):
+    path = tmp_path / f"events.{fmt}"
+    op = OpenPanelEventsExportOperator(
+        task_id=fmt, destination=path.as_uri(), includes="profile", page_size=500
+    )
+    result = op.execute(CONTEXT)
+    want = expected(sandbox_reset, includes=["profile"])
+    assert result["rows"] == 2400 and result["pages"] == 5
+    if fmt == "jsonl":
+        assert [json.loads(line) for line in path.read_text().splitlines()] == want
+    elif fmt == "parquet":
+        assert pq.read_table(path).to_pylist() == [
+            {k: encode_value(v) for k, v in row.items()} for row in want
+        ]
+    else:
+        with path.open(newline="") as handle:
+            got = list(csv.DictReader(handle))
+        assert got == [{k: str(encode_value(v)) for k, v in row.items()} for row in want]
+
+
+def test_hourly_runs_tile_the_day(sandbox_reset, memory_fs):
+    rows = []
+    for hour in range(24):
+        start = START + dt.timedelta(hours=hour)
+        op = OpenPanelEventsExportOperator(task_id=f"h{hour}", destination=f"memory://op/{hour}.jsonl")
+        op.execute({"data_interval_start": start, "data_interval_end": start + dt.timedelta(hours=1)})
+        rows += [json.loads(line) for line in memory_fs.cat(f"/op/{hour}.jsonl").decode().splitlines()]
+    assert rows == expected(sandbox_reset)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"page_size": 5000}, r"page_size=5000 is out of range: use an integer from 1 to 1000"),
+        ({"max_concurrency": 100}, r"max_concurrency=100 is out of range: use an integer from 1 to 32"),
+        ({"includes": ["profile", "geo"]}, r"includes=\['profile', 'geo'\] has unknown value\(s\) 'geo'"),
+        ({"output_format": "avro"}, r"output_format='avro' is not supported"),
+        ({"end": "2024-13-01"}, r"end='2024-13-01' is not a date or datetime"),
+    ],
+)
+def test_bad_event_input_is_rejected_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OpenPanelEventsExportOperator(task_id="bad", **{"destination": "file:///tmp/e.jsonl", **kwargs})
+
+
+WEEK = {"data_interval_start": START, "data_interval_end": START + dt.timedelta(days=7)}
+EVENTS = [{"name": "screen_view", "segment": "session"}]
+
+
+def test_chart_export_one_row_per_series_and_day(sandbox_reset, tmp_path: Path):
+    path = tmp_path / "chart.jsonl"
+    op = OpenPanelChartsExportOperator(
+        task_id="c", destination=path.as_uri(), events=json.dumps(EVENTS), breakdowns=[{"name": "device"}]
+    )
+    result = op.execute(WEEK)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    events = [{"filters": [], "property": None, **EVENTS[0]}]
+    want = openpanel_chart(
+        sandbox_reset.config,
+        "proj-web",
+        events,
+        [{"name": "device"}],
+        "day",
+        "2024-04-15",
+        "2024-04-21",
+        False,
+    )
+    assert result["rows"] == 3 * 7 and result["series"] == 3
+    assert [(r["breakdown_device"], r["date"], r["count"]) for r in rows] == [
+        (series["names"][1], point["date"], point["count"])
+        for series in want["series"]
+        for point in series["data"]
+    ]
+    assert set(rows[0]) == {"series_id", "event", "names", "breakdown_device", "date", "count"}
+
+
+def test_chart_with_date_range_ignores_the_data_interval(sandbox_reset, tmp_path: Path):
+    op = OpenPanelChartsExportOperator(
+        task_id="r", destination=(tmp_path / "c.csv").as_uri(), events=EVENTS, date_range="7d", previous=True
+    )
+    result = op.execute({})
+    assert result["rows"] == 7 and "window_start" not in result
+    with (tmp_path / "c.csv").open(newline="") as handle:
+        assert list(csv.DictReader(handle))[0].keys() >= {"previous_value", "previous_change"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"events": [{"name": "a", "filters": [{"name": "path", "operator": "equals", "value": ["/"]}]}]},
+            r"events\[0\].filters\[0\].operator='equals' is not supported; use one of: is, isNot",
+        ),
+        (
+            {"events": [{"name": "a", "segment": "visitors"}]},
+            r"events\[0\].segment='visitors' is not supported",
+        ),
+        ({"breakdowns": [{"name": "planet"}]}, r"breakdowns\[0\].name='planet' is not supported"),
+        (
+            {"interval": "quarter"},
+            r"interval='quarter' is not supported; use one of: minute, hour, day, week",
+        ),
+        ({"date_range": "3d"}, r"date_range='3d' is not supported; use one of: 30min, lastHour"),
+        ({"date_range": "7d", "start": "2024-04-15"}, r"date_range='7d' and start/end are exclusive"),
+        ({"events": "not json"}, r"events='not json' is not valid JSON"),
+    ],
+)
+def test_bad_chart_input_is_rejected_at_construction(kwargs, message):
+    args = {"destination": "file:///tmp/c.csv", "events": EVENTS, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        OpenPanelChartsExportOperator(task_id="bad", **args)
+
+
+def test_chart_window_not_on_interval_boundaries_fails_before_any_request(sandbox_reset, tmp_path):
+    op = OpenPanelChartsExportOperator(
+        task_id="w", destination=(tmp_path / "c.csv").as_uri(), events=EVENTS, interval="week"
+    )
+    with pytest.raises(
+        ValueError, match=r"start=2024-04-16T00:00:00\+00:00 does not fall on a week boundary"
+    ):
+        op.execute(
+            {
+                "data_interval_start": START + dt.timedelta(days=1),
+                "data_interval_end": END + dt.timedelta(days=8),
+            }
+        )
+    assert sandbox_reset.requests_log == []
