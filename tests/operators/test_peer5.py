@@ -1,0 +1,140 @@
+"""Peer5ExportOperator: construction checks and real exports (csv passthrough and parsed)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_analytics_export.hooks import peer5
+from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
+from airflow_provider_analytics_export.sandbox import SandboxServer
+from airflow_provider_analytics_export.sandbox.data import peer5_csv, peer5_rows
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
+HOUR = dt.timedelta(hours=1)
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@pytest.fixture
+def pinned(sandbox_reset: SandboxServer, mocker: Any) -> SandboxServer:
+    mocker.patch.object(peer5, "now", return_value=NOW)
+    sandbox_reset.config.now = NOW.timestamp()
+    return sandbox_reset
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metrics": ["views"]}, "metrics has unknown value 'views'; allowed values: http, p2p, played"),
+        ({"interval": "15m"}, "interval has unknown value '15m'; allowed values: 1m, 5m, 10m, 30m"),
+        ({"filters": {"device": ["tv"]}}, "filters has unknown value 'device'; allowed values: browser.name"),
+        ({"dimensions": ["asn"]}, "dimensions has unknown value 'asn'; allowed values: browser.name"),
+        (
+            {"dimensions": ["os.name", "city.name", "isp.name"]},
+            "Peer5 splits by at most 2 distinct dimensions per query; allowed values: browser.name",
+        ),
+        (
+            {"destination": "file:///tmp/x.xml"},
+            "Cannot tell the output format of destination='file:///tmp/x.xml'",
+        ),
+    ],
+)
+def test_invalid_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    arguments: dict[str, Any] = {
+        "task_id": "t",
+        "destination": "file:///tmp/x.csv",
+        "metrics": ["http"],
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Peer5ExportOperator(**arguments)
+
+
+def test_templated_filters_are_checked_after_rendering(pinned: SandboxServer, tmp_path: Path) -> None:
+    operator = Peer5ExportOperator(
+        task_id="t", destination=(tmp_path / "x.csv").as_uri(), metrics=["http"], filters="{{ params.f }}"
+    )
+    operator.filters = {"device": ["tv"]}  # what rendering produced
+    with pytest.raises(ValueError, match="filters has unknown value 'device'"):
+        operator.execute({"data_interval_start": NOW - HOUR, "data_interval_end": NOW})
+    assert not pinned.requests_log
+
+
+def test_aligned_csv_streams_peer5_bytes(pinned: SandboxServer, tmp_path: Path) -> None:
+    start = NOW - 8 * HOUR
+    operator = Peer5ExportOperator(
+        task_id="t", destination=(tmp_path / "m.csv").as_uri(), metrics=["http", "p2p"], interval="1m"
+    )
+
+    summary = operator.execute({"data_interval_start": start, "data_interval_end": NOW})
+
+    rows = peer5_rows(pinned.config, _ms(start), _ms(NOW), "1m", ["http", "p2p"])
+    assert (tmp_path / "m.csv").read_text() == peer5_csv(rows, ["timestamp", "http", "p2p"])
+    assert summary["passthrough"] is True
+    assert summary["rows"] == 480
+    assert summary["chunks"] == 2
+
+
+def test_unaligned_csv_is_parsed_and_trimmed(pinned: SandboxServer, tmp_path: Path) -> None:
+    start, end = NOW - 2 * HOUR + dt.timedelta(minutes=1), NOW - dt.timedelta(minutes=59)
+    operator = Peer5ExportOperator(
+        task_id="t",
+        destination=(tmp_path / "h.csv").as_uri(),
+        metrics=["sessions"],
+        dimensions=["browser.name"],
+        start=start.isoformat(),
+        end=end.isoformat(),
+    )
+
+    summary = operator.execute({})
+
+    with (tmp_path / "h.csv").open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    expected = peer5_rows(
+        pinned.config, _ms(NOW - HOUR), _ms(NOW), "1h", ["sessions"], None, ["browser.name"]
+    )
+    assert written == [{key: str(value) for key, value in row.items()} for row in expected]
+    assert summary["passthrough"] is False
+    assert summary["rows"] == 4
+
+
+def test_jsonl_with_two_dimensions_has_one_row_per_timestamp_and_values(
+    pinned: SandboxServer, tmp_path: Path
+) -> None:
+    dims = ["os.name", "session.page"]
+    operator = Peer5ExportOperator(
+        task_id="t",
+        destination=(tmp_path / "d.jsonl").as_uri(),
+        metrics=["played"],
+        interval="30m",
+        dimensions=dims,
+        filters={"os.name": ["iOS", "Android"]},
+    )
+
+    operator.execute({"data_interval_start": NOW - 2 * HOUR, "data_interval_end": NOW})
+
+    rows = [json.loads(line) for line in (tmp_path / "d.jsonl").open()]
+    filters = {"os.name": ["iOS", "Android"]}
+    assert rows == peer5_rows(pinned.config, _ms(NOW - 2 * HOUR), _ms(NOW), "30m", ["played"], filters, dims)
+    assert len({(r["timestamp"], r["os.name"], r["session.page"]) for r in rows}) == len(rows) == 4 * 2 * 3
+
+
+def test_too_old_for_the_interval_fails_before_any_request_and_writes_nothing(
+    pinned: SandboxServer, tmp_path: Path
+) -> None:
+    operator = Peer5ExportOperator(task_id="t", destination=(tmp_path / "o.csv").as_uri(), metrics=["http"])
+    start = NOW - dt.timedelta(days=30)
+    with pytest.raises(ValueError, match="only within the last 14 days.*use a coarser interval: 1d, 7d, 14d"):
+        operator.execute({"data_interval_start": start, "data_interval_end": start + HOUR})
+    assert not pinned.requests_log
+    assert not (tmp_path / "o.csv").exists()
