@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.braze import BrazeHook, validate_unit
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
+
 
 class BrazeSessionsExportOperator(AnalyticsExportOperator):
     """Write one row ``{time, sessions, app_id, segment_id}`` per day or hour of [start, end).
@@ -71,7 +73,7 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         start, end = self.export_window(context)
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
-        progress = ExportProgress(self.log, "Braze sessions")
+        progress = ExportProgress(cast(logging.Logger, self.log), "Braze sessions")
         requests = 0
         with self.open_writer() as writer:
             for points in hook.iter_sessions_series(start, end, self.unit, self.app_id, self.segment_id):
