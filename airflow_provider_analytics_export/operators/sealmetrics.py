@@ -1,0 +1,390 @@
+"""Sealmetrics exports: create a job, download it, or do both in one (resumable, deferrable) task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath, ResumableJobMixin, conf
+
+from airflow_provider_analytics_export.exceptions import AnalyticsExportError, InvalidRequestError
+from airflow_provider_analytics_export.hooks.sealmetrics import (
+    COMPLETED,
+    EXPIRED,
+    EXPORT_FORMATS,
+    RUNNING_STATUSES,
+    SealmetricsExportExpiredError,
+    SealmetricsHook,
+    export_body,
+    job_outcome,
+    public_job,
+    raise_for_outcome,
+    validate_export_request,
+)
+from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
+from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
+from airflow_provider_analytics_export.windows import covering_dates, is_templated, resolve_window
+from airflow_provider_analytics_export.writer import resolve_format
+
+#: XCom key under which SealmetricsCreateExportOperator pushes the job (without its download URL).
+XCOM_JOB_KEY = "sealmetrics_export_job"
+#: Status reported for a stored job id the API no longer knows (e.g. deleted by on_kill).
+NOT_FOUND = "not_found"
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable``, read when the task is built."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)
+
+
+def validate_static(export_type: Any, export_format: Any, filters: Any) -> None:
+    """Validate at DAG parse time whatever is not templated (the rest is checked after rendering)."""
+    static_filters = filters if isinstance(filters, Mapping) else None
+    if static_filters and any(is_templated(key) for key in static_filters):
+        static_filters = None
+    validate_export_request(
+        "pages" if is_templated(export_type) else export_type,
+        "csv" if is_templated(export_format) else export_format,
+        {key: "" for key in static_filters} if static_filters else None,
+    )
+
+
+class SealmetricsCreateExportOperator(BaseOperator):
+    """Create a Sealmetrics export job and return its ``job_id``.
+
+    The job (without its download URL, whose token is a secret) is pushed under the XCom
+    key ``sealmetrics_export_job``. Pair with :class:`SealmetricsExportSensor` and
+    :class:`SealmetricsDownloadExportOperator`, or use :class:`SealmetricsExportOperator`.
+
+    :param task_id: the task id.
+    :param export_type: one of the documented export types, e.g. ``pages`` (templated).
+    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
+    :param date_from: first day, inclusive (templated); default: the data interval's first day.
+    :param date_to: last day, inclusive (templated); default: the last day inside the data interval.
+    :param filters: documented filter keys to string values (templated).
+    :param export_format: ``csv`` or ``json`` (templated).
+    :param sealmetrics_conn_id: the Sealmetrics connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "export_type",
+        "site_id",
+        "date_from",
+        "date_to",
+        "filters",
+        "export_format",
+        "sealmetrics_conn_id",
+    )
+    template_fields_renderers = {"filters": "json"}
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        export_type: str,
+        site_id: str | None = None,
+        date_from: dt.date | str | None = None,
+        date_to: dt.date | str | None = None,
+        filters: dict[str, str] | None = None,
+        export_format: str = "csv",
+        sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=task_id, **kwargs)
+        self.export_type = export_type
+        self.site_id = site_id
+        self.date_from = date_from
+        self.date_to = date_to
+        self.filters = filters
+        self.export_format = export_format
+        self.sealmetrics_conn_id = sealmetrics_conn_id
+        validate_static(export_type, export_format, filters)
+
+    def execute(self, context: Context) -> str:
+        first, last = self.date_from, self.date_to
+        if first in (None, "") or last in (None, ""):
+            window_first, window_last = covering_dates(*resolve_window(None, None, context))
+            first, last = first or window_first, last or window_last
+        body = export_body(self.export_type, first, last, self.export_format, self.filters)
+        job = SealmetricsHook(self.sealmetrics_conn_id).create_export(body, self.site_id)
+        context["ti"].xcom_push(key=XCOM_JOB_KEY, value=public_job(job))
+        return str(job["job_id"])
+
+
+class SealmetricsDownloadExportOperator(BaseOperator):
+    """Download a completed export job into ``destination`` atomically.
+
+    Returns ``{"uri", "rows", "bytes", "format", "job_id"}``; for CSV the record count is
+    checked against the job's ``actual_rows`` before the file is committed.
+
+    :param task_id: the task id.
+    :param job_id: the export's ``job_id`` (templated), e.g. the create task's return value.
+    :param destination: where to write (templated), e.g. ``s3://bucket/sealmetrics/{{ ds }}/pages.csv``.
+    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
+    :param destination_conn_id: connection for the destination's object storage (templated).
+    :param sealmetrics_conn_id: the Sealmetrics connection (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "job_id",
+        "destination",
+        "site_id",
+        "destination_conn_id",
+        "sealmetrics_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        job_id: str,
+        destination: str | ObjectStoragePath,
+        site_id: str | None = None,
+        destination_conn_id: str | None = None,
+        sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(task_id=task_id, **kwargs)
+        self.job_id = job_id
+        self.destination = str(destination)
+        self.site_id = site_id
+        self.destination_conn_id = destination_conn_id
+        self.sealmetrics_conn_id = sealmetrics_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = SealmetricsHook(self.sealmetrics_conn_id)
+        job = hook.get_export(self.job_id, self.site_id)
+        summary = hook.download_export(job, self.destination, self.destination_conn_id)
+        return {**summary, "job_id": self.job_id}
+
+
+class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
+    """Export one Sealmetrics export type for [start, end) into ``destination``, in one task.
+
+    Small exports (the estimate says no background job) use the stream endpoint; a 413
+    falls back to a background job. A job is created, waited for (on the triggerer when
+    ``deferrable``) and downloaded. Its id is kept in the task state store, so a retry after
+    a worker crash reconnects to it instead of creating a second job. A download link that
+    expired gets one fresh job; ``on_kill`` cancels the job. The export covers the UTC days
+    ``covering_dates(start, end)``.
+
+    :param task_id: the task id.
+    :param export_type: one of the documented export types (templated).
+    :param destination: where to write (templated); ``.csv``/``.json`` sets the format.
+    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
+    :param filters: documented filter keys to string values (templated).
+    :param start: window start (templated); default: the data interval start.
+    :param end: window end, exclusive (templated); default: the data interval end.
+    :param output_format: ``csv`` or ``json``; default: the destination's suffix.
+    :param destination_conn_id: connection for the destination's object storage (templated).
+    :param sealmetrics_conn_id: the Sealmetrics connection (templated).
+    :param deferrable: wait on the triggerer; default ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status calls while the job runs.
+    :param timeout: seconds to wait for the job before failing.
+    :param cap_wait_seconds: how long to wait for a free slot under the plan's concurrent-export cap.
+    :param durable: keep the job id in the task state store to reconnect on retry (Airflow 3.3+).
+    """
+
+    template_fields: Sequence[str] = (
+        *AnalyticsExportOperator.template_fields,
+        "export_type",
+        "site_id",
+        "filters",
+        "sealmetrics_conn_id",
+    )
+    template_fields_renderers = {"filters": "json"}
+    allowed_formats = EXPORT_FORMATS
+    external_id_key = "sealmetrics_job_id"
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        export_type: str,
+        destination: str | ObjectStoragePath,
+        site_id: str | None = None,
+        filters: dict[str, str] | None = None,
+        start: dt.datetime | str | None = None,
+        end: dt.datetime | str | None = None,
+        output_format: str | None = None,
+        destination_conn_id: str | None = None,
+        sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
+        deferrable: bool | None = None,
+        poll_interval: float = 15.0,
+        timeout: float = 6 * 3600.0,
+        cap_wait_seconds: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            task_id=task_id,
+            destination=destination,
+            start=start,
+            end=end,
+            output_format=output_format,
+            destination_conn_id=destination_conn_id,
+            **kwargs,
+        )
+        self.export_type = export_type
+        self.site_id = site_id
+        self.filters = filters
+        self.sealmetrics_conn_id = sealmetrics_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.cap_wait_seconds = cap_wait_seconds
+        self.job_id: str | None = None
+        self.refreshed = False
+        validate_static(export_type, "csv", filters)
+
+    @cached_property
+    def hook(self) -> SealmetricsHook:
+        return SealmetricsHook(self.sealmetrics_conn_id)
+
+    def body(self, context: Context) -> dict[str, Any]:
+        """The request body for the rendered arguments (validated before any request)."""
+        fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
+        first, last = covering_dates(*self.export_window(context))
+        return export_body(self.export_type, first, last, fmt, self.filters)
+
+    # -- entry points ---------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        body = self.body(context)
+        if self._stored_job_id(context) is None and self._streamable(body):
+            try:
+                summary = self.hook.stream_export(
+                    body, self.destination, self.site_id, self.destination_conn_id
+                )
+            except InvalidRequestError as exc:
+                if exc.status != 413:
+                    raise
+                self.log.info("Stream refused (%s); creating a background job instead.", exc.api_message)
+            else:
+                return self._result(summary, body, None)
+        return self.execute_resumable(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any], refreshed: bool = False) -> Any:
+        """Resume after the trigger fired: download, or fail with the job's message."""
+        self.refreshed = refreshed
+        self.job_id = event["job_id"]
+        self.log.info("%s", event["message"])
+        if event["status"] not in (COMPLETED, EXPIRED):  # expired: _download makes one fresh job
+            raise_for_outcome(event["status"], event["message"])
+        return self._download(context, event["job_id"])
+
+    def on_kill(self) -> None:
+        """Cancel the running job so it does not keep a slot of the plan's concurrent-export cap."""
+        if self.job_id:
+            self.log.info("Cancelling Sealmetrics export %s.", self.job_id)
+            self.hook.cancel_export(self.job_id, self.site_id)
+
+    # -- ResumableJobMixin ----------------------------------------------------------
+    def submit_job(self, context: Context) -> str:
+        job = self.hook.create_export(self.body(context), self.site_id, self.cap_wait_seconds)
+        self.job_id = str(job["job_id"])
+        return self.job_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        try:
+            job = self.hook.get_export(str(external_id), self.site_id)
+        except InvalidRequestError as exc:
+            if exc.status != 404:
+                raise
+            return NOT_FOUND
+        self.job_id = str(external_id)
+        self.log.info("Found this task's earlier export: %s", job_outcome(job)[1])
+        return str(job["status"])
+
+    def is_job_active(self, status: str) -> bool:
+        return status in RUNNING_STATUSES
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == COMPLETED
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        self.job_id = str(external_id)
+        if self.deferrable:
+            self.defer(
+                trigger=SealmetricsExportTrigger(
+                    self.job_id, self.site_id, self.sealmetrics_conn_id, self.poll_interval
+                ),
+                method_name="execute_complete",
+                kwargs={"refreshed": self.refreshed},
+                timeout=dt.timedelta(seconds=self.timeout),
+            )
+        wait_for_job(self.hook, self.job_id, self.site_id, self.poll_interval, self.timeout)
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        return self._download(context, str(external_id))
+
+    # -- helpers --------------------------------------------------------------------
+    def _stored_job_id(self, context: Context) -> Any:
+        store = context.get("task_state_store")
+        return store.get(self.external_id_key) if store is not None and self.durable else None
+
+    def _streamable(self, body: dict[str, Any]) -> bool:
+        estimate = self.hook.estimate_export(body, self.site_id)
+        self.log.info(
+            "Estimate: %s rows, %s, background job: %s",
+            estimate.get("estimated_rows"),
+            estimate.get("estimated_size_human"),
+            estimate.get("will_use_background_job"),
+        )
+        return not estimate.get("will_use_background_job")
+
+    def _download(self, context: Context, job_id: str) -> dict[str, Any]:
+        job = self.hook.get_export(job_id, self.site_id)
+        try:
+            summary = self.hook.download_export(job, self.destination, self.destination_conn_id)
+        except SealmetricsExportExpiredError as exc:
+            if self.refreshed:
+                raise SealmetricsExportExpiredError(
+                    f"{exc} A fresh export's link expired too before it could be downloaded; giving up."
+                ) from None
+            self.log.warning("%s Creating one fresh export.", exc)
+            self.refreshed = True
+            new_id = self.submit_job(context)
+            store = context.get("task_state_store")
+            if store is not None and self.durable:
+                store.set(self.external_id_key, new_id)
+            self.poll_until_complete(new_id, context)
+            return self._download(context, new_id)
+        return self._result(summary, self.body(context), job_id)
+
+    def _result(self, summary: dict[str, Any], body: dict[str, Any], job_id: str | None) -> dict[str, Any]:
+        return {
+            **summary,
+            "job_id": job_id,
+            "method": "job" if job_id else "stream",
+            "export_type": body["export_type"],
+            "date_from": body["date_from"],
+            "date_to": body["date_to"],
+        }
+
+
+def wait_for_job(
+    hook: SealmetricsHook,
+    job_id: str,
+    site_id: str | None,
+    poll_interval: float,
+    timeout: float,
+) -> dict[str, Any]:
+    """Poll until the job leaves the running states; raise unless it completed (sync, in the worker)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = hook.get_export(job_id, site_id)
+        status, message = job_outcome(job)
+        hook.log.info(
+            "Sealmetrics export %s: status=%s progress=%s%%", job_id, status, job.get("progress_percent")
+        )
+        if status not in RUNNING_STATUSES:
+            raise_for_outcome(status, message)
+            return job
+        if time.monotonic() >= deadline:
+            raise AnalyticsExportError(
+                f"Sealmetrics export {job_id} still {status} after {timeout:.0f} s (timeout); "
+                "raise timeout= or check the export in Sealmetrics."
+            )
+        time.sleep(poll_interval)
