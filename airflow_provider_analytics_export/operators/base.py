@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.assets import default_outlets, wire_export_outlets
 from airflow_provider_analytics_export.windows import is_templated, resolve_window, to_datetime
 from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
 
@@ -17,6 +18,12 @@ class AnalyticsExportOperator(BaseOperator):
 
     Values that are not templated are validated here, at DAG parse time; templated ones
     are validated again after rendering, before any request is sent.
+
+    Every export task updates an asset: :func:`~airflow_provider_analytics_export.assets.export_asset`
+    for its DAG and task id unless ``outlets`` are given, and the event's extra carries the
+    rendered ``uri``, ``rows``, ``bytes``, ``format`` and window of what landed (see
+    :mod:`airflow_provider_analytics_export.assets`). Mapped tasks declare ``outlets`` in
+    ``partial()``: their default asset is unknown at parse time.
 
     :param destination: where to write, as an ObjectStoragePath URL (templated), e.g.
         ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
@@ -40,7 +47,10 @@ class AnalyticsExportOperator(BaseOperator):
         destination_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        outlets_defaulted = wire_export_outlets(kwargs)
         super().__init__(**kwargs)
+        if outlets_defaulted:
+            self.outlets = default_outlets(self)
         self.destination = str(destination)
         self.start = start
         self.end = end
