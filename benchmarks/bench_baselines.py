@@ -1,0 +1,308 @@
+"""1M OpenPanel events three ways, side by side: the floor, Airflow's HttpOperator and ours.
+
+- ``floor``: a plain loop of ``requests`` GET + ``json.loads`` + writing JSON lines; no checks,
+  no retries, one connection. Nothing simpler can export the data.
+- ``http_operator``: ``HttpOperator`` with a ``pagination_function`` and a ``response_filter``
+  writing JSON lines; it keeps every page's response until the last one arrived.
+- ``ours_jsonl`` / ``ours_parquet``: ``OpenPanelEventsExportOperator`` (checks, retries, limits,
+  atomic writer).
+
+Each case runs in a fresh Python process, so its peak RSS (``ru_maxrss``) and CPU time are its
+own; the sandbox runs in another process with the OpenPanel rate limit disabled. Run alone:
+``python -m benchmarks.bench_baselines --events 100000``; ``benchmarks.run`` calls :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+CASES: tuple[str, ...] = ("floor", "http_operator", "ours_jsonl", "ours_parquet")
+DAY = "2024-04-15"
+PROJECT = "proj-web"
+PAGE_SIZE = 1000
+HTTP_CONN_ID = "openpanel_http"
+#: Targets from issue 8.
+MIN_SHARE_OF_FLOOR = 0.70
+MAX_RSS_GROWTH_MB = 30.0
+
+
+# -- the sandbox in its own process --------------------------------------------------------------
+@contextlib.contextmanager
+def sandbox_process() -> Iterator[str]:
+    """Start ``python -m airflow_provider_analytics_export.sandbox`` on a free port; yield its URL.
+
+    A separate process keeps the server's CPU and memory out of the measured client's numbers.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_analytics_export.sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Sandbox listening on "):
+                url = line.split()[-1]
+                break
+        else:
+            raise RuntimeError("the sandbox exited before listening")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def configure_sandbox(url: str, **config: Any) -> None:
+    """POST live config to the sandbox (and reset its state and request log)."""
+    for path, body in (("/_sandbox/reset", {}), ("/_sandbox/config", config)):
+        request = urllib.request.Request(
+            url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+
+
+def sandbox_env(url: str) -> dict[str, str]:
+    """Connections for the child processes: the sandbox's ``*_default`` ones plus an ``http`` one."""
+    from airflow_provider_analytics_export.sandbox import connection_env
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    http_conn = {"conn_type": "http", "host": host, "port": int(port), "schema": "http"}
+    return {**connection_env(url), f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}": json.dumps(http_conn)}
+
+
+# -- the cases (run inside the child process) ----------------------------------------------------
+def _credentials() -> dict[str, str]:
+    from airflow_provider_analytics_export.sandbox import CREDENTIALS
+
+    creds = CREDENTIALS["openpanel"]
+    return {"openpanel-client-id": creds["client_id"], "openpanel-client-secret": creds["client_secret"]}
+
+
+def _query(page: int) -> dict[str, Any]:
+    return {"projectId": PROJECT, "start": DAY, "end": DAY, "limit": PAGE_SIZE, "page": page}
+
+
+def export_floor(url: str, out: Path) -> int:
+    """requests + json.loads + JSON lines: the least work that exports every page."""
+    import requests
+
+    session = requests.Session()
+    session.headers.update(_credentials())
+    rows, page, pages = 0, 1, 1
+    with out.open("w", encoding="utf-8") as handle:
+        while page <= pages:
+            response = session.get(f"{url}/export/events", params=_query(page), timeout=60)
+            response.raise_for_status()
+            body = json.loads(response.content)
+            pages = body["meta"]["pages"]
+            for row in body["data"]:
+                handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            rows += len(body["data"])
+            page += 1
+    return rows
+
+
+def export_http_operator(url: str, out: Path) -> int:
+    """Airflow's HttpOperator paginating through ``pagination_function``, written by ``response_filter``."""
+    from airflow.providers.http.operators.http import HttpOperator
+
+    def next_page(response: Any) -> dict[str, Any] | None:
+        meta = response.json()["meta"]
+        return {"data": {"page": meta["current"] + 1}} if meta["current"] < meta["pages"] else None
+
+    def write_jsonl(responses: list[Any]) -> int:
+        rows = 0
+        with out.open("w", encoding="utf-8") as handle:
+            for response in responses:
+                for row in response.json()["data"]:
+                    handle.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    rows += 1
+        return rows
+
+    operator = HttpOperator(
+        task_id="http_operator_export",
+        http_conn_id=HTTP_CONN_ID,
+        method="GET",
+        endpoint="/export/events",
+        data=_query(1),
+        headers=_credentials(),
+        pagination_function=next_page,
+        response_filter=write_jsonl,
+    )
+    return int(operator.execute({}))  # type: ignore[arg-type]
+
+
+def export_ours(url: str, out: Path) -> int:
+    """OpenPanelEventsExportOperator over the sandbox's ``openpanel_default`` connection."""
+    import datetime as dt
+
+    from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
+    from airflow_provider_analytics_export.operators.openpanel import OpenPanelEventsExportOperator
+
+    # The client-side 100-requests-per-10-s pacing is the real API's limit; the sandbox has it
+    # disabled here, so pacing off too measures the export itself, like the floor.
+    OpenPanelHook.request_limit = None
+    start = dt.datetime.fromisoformat(DAY).replace(tzinfo=dt.timezone.utc)
+    operator = OpenPanelEventsExportOperator(
+        task_id="ours", destination=out.as_uri(), start=start, end=start + dt.timedelta(days=1)
+    )
+    return int(operator.execute({})["rows"])  # type: ignore[arg-type]
+
+
+_EXPORTS = {
+    "floor": (export_floor, "jsonl"),
+    "http_operator": (export_http_operator, "jsonl"),
+    "ours_jsonl": (export_ours, "jsonl"),
+    "ours_parquet": (export_ours, "parquet"),
+}
+
+
+def _rss_mb() -> float:
+    """Current resident set size (Linux /proc), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_case_here(case: str, url: str, out_dir: Path) -> dict[str, Any]:
+    """Run one case in this process; wall time, CPU time and RSS around the export only."""
+    export, suffix = _EXPORTS[case]
+    out = out_dir / f"{case}.{suffix}"
+    if case == "http_operator":
+        import airflow.providers.http.operators.http  # noqa: F401 - import cost is not export cost
+    elif case.startswith("ours"):
+        import airflow_provider_analytics_export.operators.openpanel  # noqa: F401
+    baseline = _rss_mb()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    rows = export(url, out)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "case": case,
+        "rows": rows,
+        "seconds": wall,
+        "rows_per_s": rows / wall,
+        "cpu_s": cpu,
+        "cpu_us_per_row": cpu / rows * 1e6 if rows else 0.0,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": peak,
+        "bytes": out.stat().st_size,
+    }
+
+
+# -- the parent: fresh processes, side by side ----------------------------------------------------
+def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
+    """Serve ``events`` events for the day (no rate limit) and run ``case`` in a fresh process."""
+    configure_sandbox(url, openpanel_events_per_day=events, openpanel_rate_limit=None)
+    env = {**os.environ, **sandbox_env(url), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    cmd = [sys.executable, "-m", "benchmarks.bench_baselines", "--child", case, "--url", url]
+    result = subprocess.run(
+        [*cmd, "--out", str(out_dir)], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{case} failed:\n{result.stderr[-3000:]}")
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    if measured["rows"] != events:
+        raise RuntimeError(f"{case} exported {measured['rows']} rows, expected {events}")
+    return {**measured, "events": events}
+
+
+def run(
+    sizes: Sequence[int] = (100_000, 1_000_000), repeats: int = 1, url: str | None = None
+) -> dict[str, Any]:
+    """Every case at every size (best of ``repeats`` by rows/s, all runs kept); returns results + targets."""
+    with contextlib.ExitStack() as stack:
+        base = url or stack.enter_context(sandbox_process())
+        out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-baselines-")))
+        runs: list[dict[str, Any]] = []
+        for events in sizes:
+            for _ in range(repeats):
+                for case in CASES:  # interleaved, so load from other processes hits every case alike
+                    runs.append(measure(case, base, events, out_dir))
+    best = _best(runs)
+    return {"runs": runs, "best": best, "targets": targets(best, sizes)}
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    for item in runs:
+        key = (item["case"], item["events"])
+        if key not in best or item["rows_per_s"] > best[key]["rows_per_s"]:
+            best[key] = {**item, "spread": _spread(runs, key)}
+    return best
+
+
+def _spread(runs: list[dict[str, Any]], key: tuple[str, int]) -> float:
+    """(max - min) / max of rows/s over the repeats: the run-to-run noise."""
+    rates = [r["rows_per_s"] for r in runs if (r["case"], r["events"]) == key]
+    return (max(rates) - min(rates)) / max(rates) if len(rates) > 1 else 0.0
+
+
+def targets(best: dict[tuple[str, int], dict[str, Any]], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Issue 8: ours >= 70 % of the floor's rows/s; our peak RSS flat from the smallest to the largest size."""
+    small, large = min(sizes), max(sizes)
+    out: list[dict[str, Any]] = []
+    for case in ("ours_jsonl", "ours_parquet"):
+        share = best[(case, large)]["rows_per_s"] / best[("floor", large)]["rows_per_s"]
+        out.append(
+            {
+                "target": f"{case} rows/s >= {MIN_SHARE_OF_FLOOR:.0%} of floor at {large:,} events",
+                "measured": f"{share:.0%}",
+                "passed": share >= MIN_SHARE_OF_FLOOR,
+            }
+        )
+        growth = best[(case, large)]["peak_rss_mb"] - best[(case, small)]["peak_rss_mb"]
+        out.append(
+            {
+                "target": f"{case} peak RSS {large:,} vs {small:,} events within {MAX_RSS_GROWTH_MB:.0f} MB",
+                "measured": f"{growth:+.1f} MB",
+                "passed": growth <= MAX_RSS_GROWTH_MB,
+            }
+        )
+    growth = best[("http_operator", large)]["peak_rss_mb"] - best[("http_operator", small)]["peak_rss_mb"]
+    out.append(
+        {
+            "target": f"HttpOperator peak RSS grows with the export ({small:,} -> {large:,} events)",
+            "measured": f"{growth:+.1f} MB",
+            "passed": growth > MAX_RSS_GROWTH_MB,
+        }
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", choices=CASES, help="(internal) run one case in this process")
+    parser.add_argument("--url", help="a running sandbox; default: start one")
+    parser.add_argument("--out", type=Path, help="(internal) output directory of --child")
+    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_case_here(args.child, args.url, args.out)))
+        return 0
+    result = run(args.events, args.repeats, args.url)
+    for item in result["runs"]:
+        print(json.dumps(item))
+    for item in result["targets"]:
+        print(("PASS " if item["passed"] else "FAIL ") + item["target"] + ": " + item["measured"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
