@@ -144,10 +144,9 @@ def validate_chart_args(
 
 def check_chart_window(start: dt.datetime, end: dt.datetime, interval: str) -> None:
     """A chart bucket must lie wholly inside or outside [start, end), else its count spans both."""
-    step = _INTERVAL_STEPS[interval]
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    step = _INTERVAL_STEPS[interval].total_seconds()
     for name, moment in (("start", start), ("end", end)):
-        aligned = (moment - epoch) % step == dt.timedelta(0)
+        aligned = moment.timestamp() % step == 0
         if interval == "week":
             aligned = aligned and moment.weekday() == 0
         elif interval == "month":
