@@ -405,14 +405,14 @@ class SealmetricsHook(AnalyticsApiHook):
             url = f"{self.base_url}{url}"
         mask_secret(_download_token(url))
         link, api = urlsplit(url), urlsplit(self.base_url)
-        if (link.hostname, _port(link)) != (api.hostname, _port(api)):
-            raise AnalyticsExportError(
-                f"Refusing to download from host {link.hostname!r}: the download URL must be on the "
-                f"connection's host {api.hostname!r}."
-            )
         if link.scheme != "https" and not (link.scheme == "http" and _is_loopback(link.hostname)):
             raise AnalyticsExportError(
                 f"Refusing to download over {link.scheme!r}: use https (http only for a loopback host)."
+            )
+        if (link.hostname, _port(link)) != (api.hostname, _port(api)):
+            raise AnalyticsExportError(
+                f"Refusing to download from {link.hostname!r} port {_port(link)}: the download URL "
+                f"must be on the connection's host {api.hostname!r} port {_port(api)}."
             )
         if not link.path.startswith(DOWNLOAD_PREFIX):
             raise AnalyticsExportError(
