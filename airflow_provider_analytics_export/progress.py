@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class _Log(Protocol):
+    """Anything with ``info``: a stdlib logger or the structlog logger Airflow gives tasks."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
 
 
 def _duration(seconds: float) -> str:
@@ -24,7 +30,7 @@ class ExportProgress:
 
     def __init__(
         self,
-        log: logging.Logger,
+        log: _Log,
         label: str,
         unit: str = "rows",
         every_seconds: float = 10.0,

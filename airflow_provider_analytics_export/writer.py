@@ -107,15 +107,22 @@ class _JsonlEncoder(_Encoder):
 
 
 class _CsvEncoder(_Encoder):
+    header_written = False
+
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        first = self.columns is None
         columns = self.check_columns(rows)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        if first:
+        if not self.header_written:
             writer.writerow(columns)
+            self.header_written = True
         writer.writerows([encode_value(row.get(column)) for column in columns] for row in rows)
         self.out.write(buffer.getvalue().encode())
+
+    def close(self) -> None:
+        """An export with no rows still gets its header when the columns are known."""
+        if not self.header_written and self.columns:
+            self.write([])
 
 
 class _ParquetEncoder(_Encoder):

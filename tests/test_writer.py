@@ -133,3 +133,13 @@ def test_raw_bytes_pass_through(tmp_path):
 def test_bad_format_names_the_parameter_and_the_allowed_values(destination, fmt, message):
     with pytest.raises(ValueError, match=message):
         resolve_format(destination, fmt)
+
+
+def test_csv_with_explicit_columns_has_one_header_even_when_empty(tmp_path):
+    for rows in ([], [{"b": 1, "a": 2}]):
+        url = (tmp_path / f"rows{len(rows)}.csv").as_uri()
+        with ExportWriter(url, columns=["a", "b"]) as writer:
+            writer.write_rows(rows)
+            writer.write_rows(rows)
+    assert (tmp_path / "rows0.csv").read_text() == "a,b\n"
+    assert (tmp_path / "rows1.csv").read_text() == "a,b\n2,1\n2,1\n"

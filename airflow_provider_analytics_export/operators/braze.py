@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
@@ -73,7 +72,7 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         start, end = self.export_window(context)
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
-        progress = ExportProgress(cast(logging.Logger, self.log), "Braze sessions")
+        progress = ExportProgress(self.log, "Braze sessions")
         requests = 0
         with self.open_writer() as writer:
             for points in hook.iter_sessions_series(start, end, self.unit, self.app_id, self.segment_id):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
@@ -117,14 +116,14 @@ class Peer5ExportOperator(AnalyticsExportOperator):
         }
 
     def _write_rows(self, hook: Peer5Hook, writer: ExportWriter, start: dt.datetime, end: dt.datetime) -> int:
-        progress = ExportProgress(cast(logging.Logger, self.log), "Peer5 rows")
+        progress = ExportProgress(self.log, "Peer5 rows")
         for rows in hook.export(start, end, **self._query(), output="json"):
             progress.update(writer.write_rows(rows))
         progress.finish()
         return progress.pages
 
     def _write_csv(self, hook: Peer5Hook, writer: ExportWriter, start: dt.datetime, end: dt.datetime) -> int:
-        progress = ExportProgress(cast(logging.Logger, self.log), "Peer5 CSV", unit="bytes")
+        progress = ExportProgress(self.log, "Peer5 CSV", unit="bytes")
         lines = 0
         for data in hook.export(start, end, **self._query(), output="csv"):
             writer.write_bytes(data)
