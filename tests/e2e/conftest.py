@@ -44,15 +44,19 @@ def airflow_runner(
 def airflow_run(airflow_runner: AirflowRunner) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``airflow_run(dag_id, logical_date, check=True, **env)`` → the finished CLI process.
 
-    With check=True a failed DAG run raises with the tail of Airflow's output.
+    With check=True a DAG run that failed, or ran no task, raises with the tail of Airflow's output.
     """
 
     def run(
         dag_id: str, logical_date: str, check: bool = True, **env: str
     ) -> subprocess.CompletedProcess[str]:
         result = airflow_runner.dags_test(dag_id, logical_date, env=env, check=check)
-        if check and "state=success" not in result.stdout + result.stderr:
-            raise AssertionError(f"DAG {dag_id} did not succeed:\n{(result.stdout + result.stderr)[-6000:]}")
+        output = result.stdout + result.stderr
+        # A logical date before the DAG's start_date "succeeds" without running any task: require
+        # that tasks really ran and none failed.
+        ran = "new_state=success" in output and "new_state=failed" not in output
+        if check and not ("state=success" in output and ran):
+            raise AssertionError(f"DAG {dag_id} did not succeed:\n{output[-6000:]}")
         return result
 
     return run
