@@ -1,0 +1,59 @@
+"""SealmetricsExportTrigger run with asyncio against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
+from airflow_provider_analytics_export.sandbox.sealmetrics import FAIL_MESSAGE
+from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
+
+DAY = "2025-01-10"
+
+
+def run(trigger: SealmetricsExportTrigger) -> list[dict]:
+    async def collect() -> list[dict]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def test_completed_job_fires_one_event_after_polling(sandbox_reset):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 1.0})
+    job = SealmetricsHook().create_export(export_body("microconversions", DAY, DAY))
+
+    events = run(SealmetricsExportTrigger(job["job_id"], poll_interval=0.2))
+
+    assert events == [
+        {
+            "status": "completed",
+            "message": f"Sealmetrics export {job['job_id']} completed (12000 rows).",
+            "job_id": job["job_id"],
+        }
+    ]
+    polls = [e for e in sandbox_reset.requests_log if e["path"] == f"/api/v1/exports/{job['job_id']}"]
+    assert len(polls) >= 3
+
+
+def test_failed_job_event_carries_the_error_message(sandbox_reset):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.5, "sealmetrics_fail_jobs": 1})
+    job = SealmetricsHook().create_export(export_body("microconversions", DAY, DAY))
+    [event] = run(SealmetricsExportTrigger(job["job_id"], poll_interval=0.1))
+    assert event["status"] == "failed"
+    assert FAIL_MESSAGE in event["message"]
+
+
+def test_unknown_job_is_an_error_event_with_the_api_message(sandbox_reset):
+    [event] = run(SealmetricsExportTrigger("no-such-job", poll_interval=0.1))
+    assert event["status"] == "error"
+    assert "GET /api/v1/exports/no-such-job failed (HTTP 404): Export not found" in event["message"]
+
+
+def test_serialize_round_trip_holds_primitives_only():
+    trigger = SealmetricsExportTrigger("job-1", "shop-site", "sealmetrics_other", 7)
+    classpath, kwargs = trigger.serialize()
+    module, name = classpath.rsplit(".", 1)
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert all(isinstance(v, (str, float, int, type(None))) for v in kwargs.values())
