@@ -48,11 +48,25 @@ def resolve_format(destination: str, output_format: str | None, allowed: Sequenc
     return fmt
 
 
+_NESTED = (dict, list, tuple)
+
+
 def encode_value(value: Any) -> Any:
     """Flatten one value for a tabular format: nested values become compact, key-sorted JSON."""
-    if isinstance(value, (dict, list, tuple)):
+    if isinstance(value, _NESTED):
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return value
+
+
+def encode_column(values: list[Any]) -> list[Any]:
+    """:func:`encode_value` over one column; a column without nested values is returned as is.
+
+    Checking the set of value types is done in C, so flat columns (most of them) skip a
+    Python call per value.
+    """
+    if any(issubclass(kind, _NESTED) for kind in set(map(type, values))):
+        return [encode_value(value) for value in values]
+    return values
 
 
 class _CountingFile:
@@ -126,37 +140,51 @@ class _CsvEncoder(_Encoder):
 
 
 class _ParquetEncoder(_Encoder):
+    """Buffers one row group column by column (a list per column, not a dict per row).
+
+    ``Table.from_pylist`` builds exactly these per-column lists itself, so the result is the
+    same, without holding a dict per buffered row and then a second copy while converting.
+    """
+
     def __init__(self, out: _CountingFile, columns: Sequence[str] | None) -> None:
         super().__init__(out, columns)
-        self.pending: list[dict[str, Any]] = []
+        self.pending: dict[str, list[Any]] = {}
+        self.pending_rows = 0
         self.schema: Any = None
         self.writer: Any = None
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         columns = self.check_columns(rows)
-        self.pending.extend({column: encode_value(row.get(column)) for column in columns} for row in rows)
-        if len(self.pending) >= PARQUET_ROW_GROUP_ROWS:
+        for column in columns:
+            self.pending.setdefault(column, []).extend(encode_column([row.get(column) for row in rows]))
+        self.pending_rows += len(rows)
+        if self.pending_rows >= PARQUET_ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self.pending:
+        if not self.pending_rows:
             return
-        if self.schema is None:
-            inferred = pa.Table.from_pylist(self.pending).schema
-            # A column that is all null in the first row group is typed string, not null.
-            self.schema = pa.schema(
-                [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
-            )
-            self.writer = pq.ParquetWriter(self.out, self.schema)
+        names = list(self.pending)
+        arrays = [self.pending.pop(name) for name in names]
+        self.pending_rows = 0
         try:
-            table = pa.Table.from_pylist(self.pending, schema=self.schema)
+            if self.schema is None:
+                table = pa.Table.from_arrays(arrays, names=names)
+                # A column that is all null in the first row group is typed string, not null.
+                self.schema = pa.schema(
+                    [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+                )
+                table = table.cast(self.schema)
+                self.writer = pq.ParquetWriter(self.out, self.schema)
+            else:
+                table = pa.Table.from_arrays(arrays, schema=self.schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"Rows do not fit the parquet schema of the first row group ({exc}).") from None
+        del arrays
         self.writer.write_table(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
-        self.pending = []
 
     def close(self) -> None:
         self._flush()
