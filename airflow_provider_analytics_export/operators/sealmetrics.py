@@ -237,6 +237,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         self.cap_wait_seconds = cap_wait_seconds
         self.job_id: str | None = None
         self.refreshed = False
+        self.summary: dict[str, Any] | None = None
         validate_static(export_type, "csv", filters)
 
     @cached_property
@@ -250,7 +251,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         return export_body(self.export_type, first, last, fmt, self.filters)
 
     # -- entry points ---------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any] | None:
         body = self.body(context)
         if self._stored_job_id(context) is None and self._streamable(body):
             try:
@@ -263,7 +264,9 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
                 self.log.info("Stream refused (%s); creating a background job instead.", exc.api_message)
             else:
                 return self._result(summary, body, None)
-        return self.execute_resumable(context)
+        result = self.execute_resumable(context)
+        # On a reconnect the mixin returns poll_until_complete()'s None, not get_job_result().
+        return result if result is not None else self.summary
 
     def execute_complete(self, context: Context, event: dict[str, Any], refreshed: bool = False) -> Any:
         """Resume after the trigger fired: download, or fail with the job's message."""
@@ -315,9 +318,10 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
                 timeout=dt.timedelta(seconds=self.timeout),
             )
         wait_for_job(self.hook, self.job_id, self.site_id, self.poll_interval, self.timeout)
+        self.summary = self._download(context, self.job_id)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        return self._download(context, str(external_id))
+        return self.summary or self._download(context, str(external_id))
 
     # -- helpers --------------------------------------------------------------------
     def _stored_job_id(self, context: Context) -> Any:
@@ -349,8 +353,8 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
             store = context.get("task_state_store")
             if store is not None and self.durable:
                 store.set(self.external_id_key, new_id)
-            self.poll_until_complete(new_id, context)
-            return self._download(context, new_id)
+            self.poll_until_complete(new_id, context)  # defers, or waits and downloads into .summary
+            return self.summary or self._download(context, new_id)
         return self._result(summary, self.body(context), job_id)
 
     def _result(self, summary: dict[str, Any], body: dict[str, Any], job_id: str | None) -> dict[str, Any]:

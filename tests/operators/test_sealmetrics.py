@@ -1,0 +1,224 @@
+"""Sealmetrics operators against the sandbox (and a scripted server for the 413 fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_analytics_export.exceptions import AnalyticsExportError
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsExportExpiredError, SealmetricsHook
+from airflow_provider_analytics_export.operators.sealmetrics import (
+    XCOM_JOB_KEY,
+    SealmetricsCreateExportOperator,
+    SealmetricsDownloadExportOperator,
+    SealmetricsExportOperator,
+)
+from airflow_provider_analytics_export.sandbox import SandboxServer
+from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks
+from tests.scripted_server import Reply, ScriptedServer
+
+UTC = dt.timezone.utc
+START = dt.datetime(2025, 1, 10, tzinfo=UTC)
+
+
+class StateStore:
+    """Stand-in for Airflow's task_state_store (the execution API is not reachable in unit tests)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+class TaskInstance:
+    stats_tags: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def context(days: int = 1, store: StateStore | None = None) -> dict[str, Any]:
+    return {
+        "data_interval_start": START,
+        "data_interval_end": START + dt.timedelta(days=days),
+        "ti": TaskInstance(),
+        "task_state_store": store or StateStore(),
+    }
+
+
+def expected(sandbox: SandboxServer, export_type: str, last: str = "2025-01-10") -> bytes:
+    params = {"site_id": "demo-site", "export_type": export_type, "date_from": "2025-01-10", "date_to": last}
+    return b"".join(sealmetrics_file_chunks(sandbox.config, {**params, "filters": {}}, "csv"))
+
+
+def calls(sandbox: SandboxServer, method: str, path: str) -> int:
+    return sum(1 for e in sandbox.requests_log if e["method"] == method and e["path"] == path)
+
+
+def one_task(
+    tmp_path: Path, export_type: str = "microconversions", **kwargs: Any
+) -> SealmetricsExportOperator:
+    return SealmetricsExportOperator(
+        task_id="export",
+        export_type=export_type,
+        destination=(tmp_path / f"{export_type}.csv").as_uri(),
+        **{"poll_interval": 0.1, "deferrable": False, **kwargs},
+    )
+
+
+def test_bad_export_type_fails_at_parse_time_naming_allowed_values(tmp_path):
+    with pytest.raises(ValueError, match="export_type='visits' is not supported; use one of: pages, sources"):
+        SealmetricsCreateExportOperator(task_id="c", export_type="visits")
+    with pytest.raises(ValueError, match="output_format=.parquet. is not supported; use one of csv, json"):
+        one_task(tmp_path, "pages", output_format="parquet")
+
+
+def test_create_then_download_uses_the_data_interval_days(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.2})
+    ctx = context(days=3)
+    job_id = SealmetricsCreateExportOperator(task_id="c", export_type="microconversions").execute(ctx)
+    pushed = ctx["ti"].xcom[XCOM_JOB_KEY]
+    assert pushed["job_id"] == job_id
+    assert (pushed["date_from"], pushed["date_to"]) == ("2025-01-10", "2025-01-12")  # last day inside
+    assert "download_url" not in pushed
+    time.sleep(0.3)
+    dest = (tmp_path / "m.csv").as_uri()
+    result = SealmetricsDownloadExportOperator(task_id="d", job_id=job_id, destination=dest).execute(ctx)
+    assert result == {**result, "rows": 36000, "format": "csv", "job_id": job_id}
+    assert (tmp_path / "m.csv").read_bytes() == expected(sandbox_reset, "microconversions", "2025-01-12")
+
+
+def test_small_export_is_streamed_without_a_job(sandbox_reset, tmp_path):
+    result = one_task(tmp_path, "sources").execute(context())
+    assert (tmp_path / "sources.csv").read_bytes() == expected(sandbox_reset, "sources")
+    assert result["method"] == "stream" and result["rows"] == 40 and result["job_id"] is None
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 0
+
+
+def test_large_export_waits_for_the_job_and_downloads(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.5})
+    store = StateStore()
+    result = one_task(tmp_path).execute(context(store=store))
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+    assert result["method"] == "job" and result["rows"] == 12000
+    assert store.values["sealmetrics_job_id"] == result["job_id"]
+
+
+def test_deferrable_export_defers_then_downloads(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.5})
+    op = one_task(tmp_path, deferrable=True)
+    ctx = context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+
+    async def event() -> dict:
+        async for item in deferred.value.trigger.run():
+            return item.payload
+        raise AssertionError
+
+    payload = asyncio.run(event())
+    result = getattr(op, deferred.value.method_name)(ctx, payload, **deferred.value.kwargs)
+    assert result["rows"] == 12000
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+
+
+def test_retry_after_a_crash_reconnects_instead_of_creating_a_second_job(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 1.5})
+    store = StateStore()
+    with pytest.raises(AnalyticsExportError, match="timeout"):  # first try dies while waiting
+        one_task(tmp_path, timeout=0.2).execute(context(store=store))
+    first_job = store.values["sealmetrics_job_id"]
+
+    result = one_task(tmp_path).execute(context(store=store))
+
+    assert result["job_id"] == first_job
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+
+
+def test_on_kill_cancels_the_running_job(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 5.0})
+    op = one_task(tmp_path)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            op.execute(context())
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while op.job_id is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    op.on_kill()
+    worker.join(10)
+    assert calls(sandbox_reset, "DELETE", f"/api/v1/exports/{op.job_id}") == 1
+    assert errors and "Export not found" in str(errors[0])
+    assert not (tmp_path / "microconversions.csv").exists()
+
+
+def test_expired_link_gets_one_fresh_job_then_fails_clearly(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.2, "sealmetrics_link_ttl": 1.0})
+    hook = SealmetricsHook()
+    stale = hook.create_export(
+        {
+            "export_type": "microconversions",
+            "format": "csv",
+            "date_from": "2025-01-10",
+            "date_to": "2025-01-10",
+        }
+    )
+    time.sleep(1.3)
+    event = {"status": "expired", "message": "expired", "job_id": stale["job_id"]}
+
+    result = one_task(tmp_path).execute_complete(context(), event)
+
+    assert result["job_id"] != stale["job_id"]
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 2
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+    with pytest.raises(SealmetricsExportExpiredError, match="expired too before it could be downloaded"):
+        one_task(tmp_path).execute_complete(context(), event, refreshed=True)
+
+
+def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch, tmp_path):
+    conn = {"conn_type": "sealmetrics", "host": scripted.url, "password": "sm_k", "extra": {"site_id": "s"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SEALMETRICS_SCRIPTED", json.dumps(conn))
+    file = b"date,path\n2025-01-10,/a\n"
+    job = {"job_id": "j1", "status": "completed", "format": "csv", "actual_rows": 1}
+    job["download_url"] = f"{scripted.url}/api/v1/exports/download/tok"
+    scripted.queue(
+        Reply(200, {"estimated_rows": 9000, "will_use_background_job": False}),
+        Reply(413, {"detail": "Export too large for streaming (12,000 rows)."}),
+        Reply(201, {"job": job, "message": "Export completed. Ready for download."}),
+        Reply(200, job),  # wait
+        Reply(200, job),  # fresh state before the download
+        Reply(200, file, {"Content-Type": "text/csv"}),
+    )
+    result = one_task(tmp_path, "pages", sealmetrics_conn_id="sealmetrics_scripted").execute(context())
+    assert [r["path"].split("?")[0] for r in scripted.requests] == [
+        "/api/v1/exports/estimate",
+        "/api/v1/exports/stream",
+        "/api/v1/exports",
+        "/api/v1/exports/j1",
+        "/api/v1/exports/j1",
+        "/api/v1/exports/download/tok",
+    ]
+    assert result["method"] == "job" and result["rows"] == 1
+    assert (tmp_path / "pages.csv").read_bytes() == file
