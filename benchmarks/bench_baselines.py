@@ -142,7 +142,7 @@ def export_http_operator(url: str, out: Path) -> int:
         pagination_function=next_page,
         response_filter=write_jsonl,
     )
-    return int(operator.execute({}))  # type: ignore[arg-type]
+    return int(operator.execute({}))
 
 
 def export_ours(url: str, out: Path) -> int:
@@ -159,7 +159,7 @@ def export_ours(url: str, out: Path) -> int:
     operator = OpenPanelEventsExportOperator(
         task_id="ours", destination=out.as_uri(), start=start, end=start + dt.timedelta(days=1)
     )
-    return int(operator.execute({})["rows"])  # type: ignore[arg-type]
+    return int(operator.execute({})["rows"])
 
 
 _EXPORTS = {
@@ -254,7 +254,7 @@ def _spread(runs: list[dict[str, Any]], key: tuple[str, int]) -> float:
 
 
 def targets(best: dict[tuple[str, int], dict[str, Any]], sizes: Sequence[int]) -> list[dict[str, Any]]:
-    """Issue 8: ours >= 70 % of the floor's rows/s; our peak RSS flat from the smallest to the largest size."""
+    """Issue 8: ours >= 70 % of the floor's rows/s; our peak RSS flat from smallest to largest size."""
     small, large = min(sizes), max(sizes)
     out: list[dict[str, Any]] = []
     for case in ("ours_jsonl", "ours_parquet"):
