@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias
 
+from airflow_provider_analytics_export.lineage import ExportLineageMixin
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
@@ -59,9 +61,12 @@ def record_export_event(context: Context, result: Any) -> None:
     """
     if not isinstance(result, Mapping) or not result.get("uri"):
         return
+    task = context["task"]
+    if isinstance(task, ExportLineageMixin):  # OpenLineage's outputStatistics are computed after this hook
+        task.export_summary = dict(result)
     extra = event_extra(result)
     outlet_events = context["outlet_events"]
-    for outlet in context["task"].outlets:
+    for outlet in task.outlets:
         if isinstance(outlet, AssetAlias):
             outlet_events[outlet].add(Asset(uri=str(result["uri"])), extra=extra)
         elif isinstance(outlet, Asset):

@@ -9,11 +9,12 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.assets import default_outlets, wire_export_outlets
+from airflow_provider_analytics_export.lineage import ExportLineageMixin
 from airflow_provider_analytics_export.windows import is_templated, resolve_window, to_datetime
 from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
 
 
-class AnalyticsExportOperator(BaseOperator):
+class AnalyticsExportOperator(ExportLineageMixin, BaseOperator):
     """Base of the export operators: resolves [start, end) and writes through :class:`ExportWriter`.
 
     Values that are not templated are validated here, at DAG parse time; templated ones

@@ -1,0 +1,102 @@
+"""OpenLineage for exports: the API endpoint read, the object written, and how much was written.
+
+The OpenLineage provider is optional: it is imported inside
+:meth:`ExportLineageMixin.get_openlineage_facets_on_complete`, which Airflow only calls
+when that provider is installed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, ObjectStoragePath
+
+from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+
+def sources() -> dict[str, tuple[type[AnalyticsApiHook], str]]:
+    """Operator class name -> (hook class, endpoint it exports from); subclasses inherit their base's."""
+    from airflow_provider_analytics_export.hooks import braze, browsee, openpanel, peer5, sealmetrics
+
+    return {
+        "BrowseeSessionsExportOperator": (browsee.BrowseeHook, browsee.SESSIONS_ENDPOINT),
+        "BrazeSessionsExportOperator": (braze.BrazeHook, braze.DATA_SERIES_ENDPOINT),
+        "OpenPanelEventsExportOperator": (openpanel.OpenPanelHook, openpanel.EVENTS_ENDPOINT),
+        "OpenPanelChartsExportOperator": (openpanel.OpenPanelHook, openpanel.CHARTS_ENDPOINT),
+        "Peer5ExportOperator": (peer5.Peer5Hook, peer5.EXPORT_ENDPOINT),
+        "SealmetricsExportOperator": (sealmetrics.SealmetricsHook, sealmetrics.EXPORTS_ENDPOINT),
+        "SealmetricsDownloadExportOperator": (sealmetrics.SealmetricsHook, sealmetrics.EXPORTS_ENDPOINT),
+    }
+
+
+def source_dataset(operator: Any) -> tuple[str, str] | None:
+    """(namespace, name) of the endpoint an export operator reads: its connection's base URL and path.
+
+    Without the connection (e.g. lineage computed elsewhere) the API's default host is used.
+    """
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    known = sources()
+    for cls in type(operator).__mro__:
+        if cls.__name__ in known:
+            hook_class, endpoint = known[cls.__name__]
+            conn_id = getattr(operator, hook_class.conn_name_attr, None) or hook_class.default_conn_name
+            try:
+                base_url = hook_class(conn_id).base_url
+            except AirflowNotFoundException:
+                base_url = hook_class.default_host or conn_id
+            return base_url, endpoint
+    return None
+
+
+def destination_dataset(destination: str, conn_id: str | None) -> Dataset:
+    """The written object as an OpenLineage dataset, named by the providers' asset converters if any."""
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+    from airflow.providers.openlineage.utils.utils import translate_airflow_asset
+
+    translated = translate_airflow_asset(Asset(uri=destination), None)
+    if translated is not None:
+        return Dataset(namespace=translated.namespace, name=translated.name)
+    path = ObjectStoragePath(destination, conn_id=conn_id)
+    return Dataset(namespace=path.namespace, name=path.key)
+
+
+class ExportLineageMixin:
+    """``get_openlineage_facets_on_complete`` for operators with ``destination``/``destination_conn_id``.
+
+    Input: the API endpoint (namespace = the connection's base URL, e.g.
+    ``https://api.browsee.io``; name = the endpoint path). Output: the rendered destination,
+    with the row count and size written (``outputStatistics``) once the export finished.
+    """
+
+    destination: str
+    destination_conn_id: str | None
+    #: The finished export's summary (``uri``, ``rows``, ``bytes``...), set by the post-execute hook.
+    export_summary: dict[str, Any] | None = None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Lineage of the finished export (called by the OpenLineage listener, if installed)."""
+        from airflow.providers.common.compat.openlineage.facet import (
+            InputDataset,
+            OutputDataset,
+            OutputStatisticsOutputDatasetFacet,
+        )
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        source = source_dataset(self)
+        inputs = [InputDataset(namespace=source[0], name=source[1])] if source else []
+        summary = self.export_summary or {}
+        output = destination_dataset(str(summary.get("uri") or self.destination), self.destination_conn_id)
+        facets: dict[str, Any] = {}
+        if summary.get("rows") is not None:
+            facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(
+                rowCount=summary["rows"], size=summary.get("bytes")
+            )
+        return OperatorLineage(
+            inputs=inputs,
+            outputs=[OutputDataset(namespace=output.namespace, name=output.name, outputFacets=facets)],
+        )
