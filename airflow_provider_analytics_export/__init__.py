@@ -83,6 +83,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules("operators", _APIS),
         "sensors": _modules("sensors", ("sealmetrics",)),
         "triggers": _modules("triggers", ("sealmetrics",)),
+        "extra-links": [f"{_PKG}.links.BrazeDashboardLink", f"{_PKG}.links.BrowseeSegmentsLink"],
         "connection-types": [
             _connection_type(
                 "browsee",

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook, validate_session_args
+from airflow_provider_analytics_export.links import BrowseeSegmentsLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
 from airflow_provider_analytics_export.validation import contains_template
@@ -39,6 +40,7 @@ class BrowseeSessionsExportOperator(AnalyticsExportOperator):
         "segment_id",
         "fields",
     )
+    operator_extra_links = (BrowseeSegmentsLink(),)
 
     def __init__(
         self,
