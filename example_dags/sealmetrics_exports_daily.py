@@ -23,7 +23,7 @@ from airflow_provider_analytics_export.operators.sealmetrics import (
 from airflow_provider_analytics_export.sensors.sealmetrics import SealmetricsExportSensor
 
 EXPORT_ROOT = "{{ var.value.get('analytics_export_root', 'file:///tmp/analytics-export') }}"
-DAY_DIR = f"{EXPORT_ROOT}/sealmetrics/{{{{ ds }}}}"
+DAY_DIR = f"{EXPORT_ROOT}/sealmetrics/{{{{ data_interval_start | ds }}}}"
 POLL_SECONDS = 5
 
 with DAG(

@@ -32,7 +32,7 @@ def test_daily_run_downloads_each_export_byte_for_byte(
 
     result = airflow_run("sealmetrics_exports_daily", DAY)
 
-    day_dir = export_root / "sealmetrics" / DAY
+    day_dir = export_root / "sealmetrics" / INTERVAL_DAY
     for export_type in MAPPED_TYPES:
         assert (day_dir / f"{export_type}.csv").read_bytes() == _expected(sandbox_reset, export_type)
     assert (day_dir / "microconversions.csv").read_bytes() == _expected(sandbox_reset, "microconversions")
