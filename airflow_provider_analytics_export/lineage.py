@@ -78,7 +78,7 @@ class ExportLineageMixin:
     #: The finished export's summary (``uri``, ``rows``, ``bytes``...), set by the post-execute hook.
     export_summary: dict[str, Any] | None = None
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """Lineage of the finished export (called by the OpenLineage listener, if installed)."""
         from airflow.providers.common.compat.openlineage.facet import (
             InputDataset,
