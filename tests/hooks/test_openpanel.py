@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
 from itertools import pairwise
@@ -276,3 +277,14 @@ def test_chart_window_must_align_with_the_interval(start, interval, message):
     with pytest.raises(ValueError, match=message):
         check_chart_window(start, start + dt.timedelta(days=7), interval)
     check_chart_window(dt.datetime(2024, 4, 1, tzinfo=UTC), dt.datetime(2024, 5, 1, tzinfo=UTC), "month")
+
+
+def test_progress_is_logged_at_a_readable_cadence(sandbox_reset, caplog, capsys):
+    caplog.set_level(logging.INFO)
+    list(OpenPanelHook().iter_events(None, *DAY, page_size=24))  # 100 pages
+    lines = [
+        line for line in (caplog.text + capsys.readouterr().out).splitlines() if "OpenPanel events:" in line
+    ]
+    assert 5 <= len(lines) <= 12  # about every 10 %, not one line per page
+    assert "page 10 of 100, 240 rows" in lines[0] and "ETA" in lines[0]
+    assert "page 100 of 100, 2,400 rows" in lines[-1] and "done in" in lines[-1]

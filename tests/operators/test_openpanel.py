@@ -168,3 +168,24 @@ def test_chart_window_not_on_interval_boundaries_fails_before_any_request(sandbo
             }
         )
     assert sandbox_reset.requests_log == []
+
+
+def test_events_to_s3_through_a_destination_connection(sandbox_reset, s3_destination):
+    op = OpenPanelEventsExportOperator(
+        task_id="s3",
+        destination="s3://exports/openpanel/{{ ds }}/events.parquet",
+        destination_conn_id=s3_destination,
+        events=["purchase"],
+    )
+    op.destination = op.destination.replace("{{ ds }}", "2024-04-15")  # what rendering produces
+    result = op.execute(CONTEXT)
+    assert result["uri"].endswith("exports/openpanel/2024-04-15/events.parquet")
+
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(result["uri"], conn_id=s3_destination)
+    with path.open("rb") as handle:
+        rows = pq.read_table(handle).to_pylist()
+    want = expected(sandbox_reset, events=["purchase"])
+    assert rows == [{k: encode_value(v) for k, v in row.items()} for row in want] and rows
+    assert [p.name for p in path.parent.iterdir()] == ["events.parquet"]  # no temporary object left
