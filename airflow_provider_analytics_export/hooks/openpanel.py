@@ -360,10 +360,15 @@ class OpenPanelHook(AnalyticsApiHook):
                     raise
 
 
+def check_date_range_exclusive(date_range: str | None, start: Any, end: Any) -> None:
+    """A chart covers either a predefined ``date_range`` or [start, end), never both."""
+    if date_range is not None and (start is not None or end is not None):
+        raise ValueError(f"date_range={date_range!r} and start/end are exclusive: give one or the other.")
+
+
 def _chart_dates(date_range: str | None, start: Any, end: Any) -> dict[str, str]:
+    check_date_range_exclusive(date_range, start, end)
     if date_range is not None:
-        if start is not None or end is not None:
-            raise ValueError(f"date_range={date_range!r} and start/end are exclusive: give one or the other.")
         return {"range": date_range}
     if start is None and end is None:
         return {}

@@ -12,6 +12,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     OpenPanelHook,
     chart_rows,
     check_chart_window,
+    check_date_range_exclusive,
     validate_chart_args,
     validate_event_args,
 )
@@ -171,8 +172,7 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
         self.interval = interval
         self.date_range = date_range
         self.previous = previous
-        if date_range is not None and (start is not None or end is not None):
-            raise ValueError(f"date_range={date_range!r} and start/end are exclusive: give one or the other.")
+        check_date_range_exclusive(date_range, start, end)
         if not contains_template([events, breakdowns, date_range]):
             validate_chart_args(events, breakdowns, interval, date_range)
 
