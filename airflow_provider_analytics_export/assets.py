@@ -95,6 +95,19 @@ def wire_export_outlets(kwargs: dict[str, Any]) -> bool:
     return "outlets" not in kwargs
 
 
+def default_partial_outlets(partial_kwargs: dict[str, Any]) -> list[Asset]:
+    """``default_outlets`` for ``Operator.partial(...)``: a mapped task's asset must exist at parse time."""
+    # Resolved as BaseOperator.partial resolves them: explicit dag/task_group, else the enclosing ones.
+    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+
+    dag = partial_kwargs.get("dag") or DagContext.get_current()
+    if dag is None:
+        return []
+    group = partial_kwargs.get("task_group") or TaskGroupContext.get_current(dag)
+    task_id = partial_kwargs["task_id"]
+    return [export_asset(dag.dag_id, group.child_id(task_id) if group else task_id)]
+
+
 def default_outlets(operator: BaseOperator) -> list[Asset]:
     """``[export_asset(dag_id, task_id)]`` for an operator created inside a DAG, else nothing."""
     if operator.has_dag():

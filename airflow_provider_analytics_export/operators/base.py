@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
-from airflow_provider_analytics_export.assets import default_outlets, wire_export_outlets
+from airflow_provider_analytics_export.assets import (
+    default_outlets,
+    default_partial_outlets,
+    wire_export_outlets,
+)
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
 from airflow_provider_analytics_export.windows import is_templated, resolve_window, to_datetime
 from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
+
+if TYPE_CHECKING:
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 
 class AnalyticsExportOperator(ExportLineageMixin, BaseOperator):
@@ -23,8 +30,8 @@ class AnalyticsExportOperator(ExportLineageMixin, BaseOperator):
     Every export task updates an asset: :func:`~airflow_provider_analytics_export.assets.export_asset`
     for its DAG and task id unless ``outlets`` are given, and the event's extra carries the
     rendered ``uri``, ``rows``, ``bytes``, ``format`` and window of what landed (see
-    :mod:`airflow_provider_analytics_export.assets`). Mapped tasks declare ``outlets`` in
-    ``partial()``: their default asset is unknown at parse time.
+    :mod:`airflow_provider_analytics_export.assets`); mapped tasks too, one event per
+    mapped instance.
 
     :param destination: where to write, as an ObjectStoragePath URL (templated), e.g.
         ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
@@ -58,6 +65,13 @@ class AnalyticsExportOperator(ExportLineageMixin, BaseOperator):
         self.output_format = output_format
         self.destination_conn_id = destination_conn_id
         self.validate_output()
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """Like ``BaseOperator.partial``, with the default export asset declared for the mapped task."""
+        if "outlets" not in kwargs and "task_id" in kwargs:
+            kwargs["outlets"] = default_partial_outlets(kwargs)
+        return super().partial(**kwargs)
 
     def validate_output(self) -> None:
         """Check the format now if nothing about it is templated."""

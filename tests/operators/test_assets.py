@@ -78,3 +78,21 @@ def test_a_result_that_is_not_an_export_summary_adds_no_event_extra() -> None:
     record_export_event({"task": operator, "outlet_events": events}, "job-123")  # type: ignore[typeddict-item]
     assert events[operator.outlets[0]].extra == {}
     assert operator.export_summary is None
+
+
+def test_mapped_exports_declare_their_asset_at_parse_time() -> None:
+    from airflow.sdk import TaskGroup
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsExportOperator
+
+    with DAG("sealmetrics_daily", schedule=None) as dag, TaskGroup("exports"):
+        SealmetricsExportOperator.partial(
+            task_id="export", destination="memory://x/{{ task.export_type }}.csv"
+        ).expand(export_type=["pages", "sources"])
+    # The scheduler only records events for assets a serialized DAG declares (as producer edges).
+    edges = DagSerialization.serialize_dag(dag)["dag_dependencies"]
+    assert [(edge["source"], edge["target"], edge["label"]) for edge in edges] == [
+        ("sealmetrics_daily", "asset", "sealmetrics_daily.exports.export")
+    ]
+    assert export_asset("sealmetrics_daily", "exports.export").uri in edges[0]["dependency_id"]
