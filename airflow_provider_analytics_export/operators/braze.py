@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.braze import BrazeHook, validate_unit
+from airflow_provider_analytics_export.links import BrazeDashboardLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
 
@@ -38,6 +39,7 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
         "app_id",
         "segment_id",
     )
+    operator_extra_links = (BrazeDashboardLink(),)
 
     def __init__(
         self,

@@ -47,7 +47,9 @@ def test_braze_link_reads_the_tasks_connection(monkeypatch: pytest.MonkeyPatch) 
         "AIRFLOW_CONN_BRAZE_EU", '{"conn_type": "braze", "host": "https://rest.fra-01.braze.eu"}'
     )
     operator = _operator(BrazeSessionsExportOperator, braze_conn_id="braze_eu")
-    assert BrazeDashboardLink().get_link(operator, ti_key=KEY) == "https://dashboard-01.braze.eu"
+    [link] = [link for link in operator.operator_extra_links if isinstance(link, BrazeDashboardLink)]
+    assert link.name == "Braze dashboard"
+    assert link.get_link(operator, ti_key=KEY) == "https://dashboard-01.braze.eu"
 
 
 def test_browsee_operator_links_to_the_segment_list() -> None:
