@@ -16,11 +16,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-import requests
 import tenacity
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
-from urllib3.util.retry import Retry
 
 from airflow_provider_analytics_export.exceptions import (
     ApiError,
@@ -32,6 +30,7 @@ from airflow_provider_analytics_export.limits import RequestLimit, shared_limit
 
 if TYPE_CHECKING:
     import aiohttp
+    import requests
 
 T = TypeVar("T")
 
@@ -41,14 +40,23 @@ DEFAULT_MAX_ATTEMPTS = 6
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
 
+
 # Errors where the request may never have reached the API or its answer was lost:
 # safe to send again for the read-only/idempotent calls these hooks make.
-_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """Errors where the request may never have reached the API or its answer was lost.
+
+    Safe to send again for the read-only/idempotent calls these hooks make. A function,
+    not a constant, so importing a hook (at DAG parse time) does not import requests.
+    """
+    import requests
+
+    return (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.ContentDecodingError,
+    )
 
 
 class TransientApiError(ApiError):
@@ -60,6 +68,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
+        from urllib3.util.retry import Retry
+
         return max(0.0, float(Retry().parse_retry_after(value)))
     except Exception:
         return None
@@ -183,6 +193,8 @@ class AnalyticsApiHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
+        import requests
+
         session = requests.Session()
         session.headers.update({"Accept": "application/json", **self.auth_headers()})
         return session
@@ -229,18 +241,21 @@ class AnalyticsApiHook(BaseHook):
         authenticated: bool,
         kwargs: dict[str, Any],
     ) -> T:
+        import requests
+
         send = self.session.request if authenticated else requests.request
         slot: AbstractContextManager[None] = self.limit.slot() if self.limit else nullcontext()
         kwargs.setdefault("timeout", self.timeout)
         with slot:
             try:
                 response = send(method, url, **kwargs)
-            except _TRANSPORT_ERRORS as exc:
+            except _transport_errors() as exc:
                 raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
             self._raise_for_status(method, endpoint, response)
+            undecodable: tuple[type[Exception], ...] = (ValueError, *_transport_errors())
             try:
                 return parse(response)
-            except (ValueError, *_TRANSPORT_ERRORS) as exc:
+            except undecodable as exc:
                 raise TransientApiError(
                     self.api_name,
                     method,
@@ -319,7 +334,7 @@ class AnalyticsApiHook(BaseHook):
             body: Any = response.json()
         except ValueError:
             body = None
-        except _TRANSPORT_ERRORS:
+        except _transport_errors():
             body = None
         text = "" if body is not None else _safe_text(response)
         raise self.api_error(
@@ -378,6 +393,8 @@ class AnalyticsApiHook(BaseHook):
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, without the exception's text (it can hold a URL with a download token)."""
+    import requests
+
     if isinstance(exc, requests.Timeout):
         return f"timed out ({type(exc).__name__})"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
@@ -390,7 +407,7 @@ def _describe(exc: BaseException) -> str:
 def _safe_text(response: requests.Response) -> str:
     try:
         text = response.text
-    except _TRANSPORT_ERRORS:
+    except _transport_errors():
         return ""
     if "<html" in text[:200].lower():
         return f"HTML error page ({response.headers.get('Content-Type', 'unknown type')})"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ApiError, ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.windows import aligned_window, in_window, split_window, to_datetime
+
+if TYPE_CHECKING:
+    import requests
 
 DATA_SERIES_ENDPOINT = "/sessions/data_series"
 #: Bucket size of each documented ``unit``.

@@ -11,9 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
-
-import requests
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from airflow_provider_analytics_export.exceptions import ApiError, ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
@@ -26,6 +24,9 @@ from airflow_provider_analytics_export.windows import (
     split_window,
     to_datetime,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 EXPORT_ENDPOINT = "/v1/export"
 DAY_MS = 86_400_000

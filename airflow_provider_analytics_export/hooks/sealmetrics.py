@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-import requests
 import tenacity
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.log import mask_secret
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     import logging
 
     import aiohttp
+    import requests
 
 EXPORTS_ENDPOINT = "/api/v1/exports"
 ESTIMATE_ENDPOINT = f"{EXPORTS_ENDPOINT}/estimate"
