@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc
 
@@ -43,6 +44,28 @@ def api_conn(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
         return conn_id
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _shared_scripted() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def scripted(_shared_scripted: ScriptedServer) -> ScriptedServer:
+    """The scripted server with an empty script and log: one server for the whole directory.
+
+    Shutting a server down costs its 0.5-s poll interval; dozens of malformed-response cases
+    each starting their own would spend most of their time in teardown.
+    """
+    server = _shared_scripted
+    with server._lock:
+        server.script.clear()
+        server.last = Reply()
+        server.requests.clear()
+    return server
 
 
 @pytest.fixture

@@ -74,7 +74,7 @@ def browsee(conn_id: str, folder: str) -> list[tuple[Any, dict[str, Any]]]:
         browsee_conn_id=conn_id,
         page_size=20,
     )
-    return [(op, run_context(day("2024-04-14"), day("2024-04-16")))]
+    return [(op, run_context(day("2024-04-14"), day("2024-04-15")))]
 
 
 def openpanel_events(conn_id: str, folder: str) -> list[tuple[Any, dict[str, Any]]]:
