@@ -46,7 +46,9 @@ def to_datetime(value: dt.datetime | dt.date | str | int | float, name: str = "v
         )
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    # A plain datetime even for pendulum input (Airflow's data interval): pendulum's
+    # arithmetic breaks floor division by a timedelta in floor_to/ceil_to.
+    return dt.datetime.fromtimestamp(parsed.timestamp(), UTC)
 
 
 def resolve_window(

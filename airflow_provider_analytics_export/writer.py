@@ -308,4 +308,12 @@ class ExportWriter:
 
     def summary(self) -> dict[str, Any]:
         """The small XCom-friendly result: ``{"uri", "rows", "bytes", "format"}``."""
-        return {"uri": str(self.path), "rows": self.rows, "bytes": self.bytes, "format": self.format}
+        return {"uri": self.uri, "rows": self.rows, "bytes": self.bytes, "format": self.format}
+
+    @property
+    def uri(self) -> str:
+        """The destination URL without the connection id ObjectStoragePath puts in its ``str``."""
+        protocol = self.path.protocol or "file"
+        if protocol in ("file", "local"):
+            return f"file://{self.path.path}"
+        return f"{protocol}://{self.path.path.lstrip('/')}"

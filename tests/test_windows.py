@@ -60,3 +60,11 @@ def test_alignment_and_inclusive_dates():
     assert ceil_to(D, hour) == D
     assert covering_dates(D, D + dt.timedelta(days=1)) == (D.date(), D.date())
     assert covering_dates(D + hour, D + 2 * hour) == (D.date(), D.date())
+
+
+def test_pendulum_input_becomes_a_plain_utc_datetime_that_aligns():
+    import pendulum
+
+    start = to_datetime(pendulum.datetime(2024, 4, 15, 13, 7, tz="Europe/Madrid"))
+    assert type(start) is dt.datetime and start == dt.datetime(2024, 4, 15, 11, 7, tzinfo=UTC)
+    assert floor_to(start, dt.timedelta(hours=1)) == dt.datetime(2024, 4, 15, 11, tzinfo=UTC)

@@ -143,3 +143,8 @@ def test_csv_with_explicit_columns_has_one_header_even_when_empty(tmp_path):
             writer.write_rows(rows)
     assert (tmp_path / "rows0.csv").read_text() == "a,b\n"
     assert (tmp_path / "rows1.csv").read_text() == "a,b\n2,1\n2,1\n"
+
+
+def test_summary_uri_has_no_connection_id(s3_destination):
+    writer = ExportWriter("s3://exports/uri/rows.jsonl", conn_id=s3_destination)
+    assert writer.uri == "s3://exports/uri/rows.jsonl"
