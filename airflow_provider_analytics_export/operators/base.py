@@ -21,17 +21,37 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 
-class AnalyticsExportOperator(ExportLineageMixin, BaseOperator):
+class BaseExportOperator(ExportLineageMixin, BaseOperator):
+    """A task that writes one export to ``destination``: it updates an asset and reports lineage.
+
+    The task updates :func:`~airflow_provider_analytics_export.assets.export_asset` for its
+    DAG and task id (mapped tasks too, one event per mapped instance) unless ``outlets`` are
+    given; the event's extra carries the rendered ``uri``, ``rows``, ``bytes``, ``format``
+    and window of the summary ``execute`` returns (see :mod:`airflow_provider_analytics_export.assets`).
+    Subclasses set ``destination`` and ``destination_conn_id``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        outlets_defaulted = wire_export_outlets(kwargs)
+        super().__init__(**kwargs)
+        if outlets_defaulted:
+            self.outlets = default_outlets(self)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """Like ``BaseOperator.partial``, with the default export asset declared for the mapped task."""
+        if "outlets" not in kwargs and "task_id" in kwargs:
+            kwargs["outlets"] = default_partial_outlets(kwargs)
+        return super().partial(**kwargs)
+
+
+class AnalyticsExportOperator(BaseExportOperator):
     """Base of the export operators: resolves [start, end) and writes through :class:`ExportWriter`.
 
     Values that are not templated are validated here, at DAG parse time; templated ones
     are validated again after rendering, before any request is sent.
 
-    Every export task updates an asset: :func:`~airflow_provider_analytics_export.assets.export_asset`
-    for its DAG and task id unless ``outlets`` are given, and the event's extra carries the
-    rendered ``uri``, ``rows``, ``bytes``, ``format`` and window of what landed (see
-    :mod:`airflow_provider_analytics_export.assets`); mapped tasks too, one event per
-    mapped instance.
+    Like every :class:`BaseExportOperator`, the task updates an asset with what landed.
 
     :param destination: where to write, as an ObjectStoragePath URL (templated), e.g.
         ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
@@ -55,23 +75,13 @@ class AnalyticsExportOperator(ExportLineageMixin, BaseOperator):
         destination_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        outlets_defaulted = wire_export_outlets(kwargs)
         super().__init__(**kwargs)
-        if outlets_defaulted:
-            self.outlets = default_outlets(self)
         self.destination = str(destination)
         self.start = start
         self.end = end
         self.output_format = output_format
         self.destination_conn_id = destination_conn_id
         self.validate_output()
-
-    @classmethod
-    def partial(cls, **kwargs: Any) -> OperatorPartial:
-        """Like ``BaseOperator.partial``, with the default export asset declared for the mapped task."""
-        if "outlets" not in kwargs and "task_id" in kwargs:
-            kwargs["outlets"] = default_partial_outlets(kwargs)
-        return super().partial(**kwargs)
 
     def validate_output(self) -> None:
         """Check the format now if nothing about it is templated."""
