@@ -28,8 +28,11 @@ with DAG(
     @task
     def check_landed_sessions(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
         """Re-count every file the triggering events announce; return what landed."""
+        events = triggering_asset_events[BROWSEE_SESSIONS_JSONL]
+        if not events:
+            print("No asset event triggered this run (a manual run?): nothing to check.")
         landed = []
-        for event in triggering_asset_events[BROWSEE_SESSIONS_JSONL]:
+        for event in events:
             extra = event.extra
             with ObjectStoragePath(extra["uri"]).open("rb") as handle:
                 lines = sum(1 for _ in handle)
