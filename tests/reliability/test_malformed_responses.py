@@ -27,10 +27,17 @@ from airflow_provider_analytics_export.operators.sealmetrics import (
     SealmetricsDownloadExportOperator,
     SealmetricsExportOperator,
 )
+from airflow_provider_analytics_export.sandbox import CREDENTIALS
 from tests.reliability.conftest import day, run_context
 from tests.scripted_server import Reply, ScriptedServer
 
 START, END = day("2024-04-15"), day("2024-04-16")
+SECRETS = [
+    value
+    for fields in CREDENTIALS.values()
+    for key, value in fields.items()
+    if key not in ("project_id", "site_id")
+]
 HTML = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
 
@@ -217,6 +224,7 @@ def test_malformed_response_is_a_clear_error_and_no_file(
         api, api.capitalize()
     )
     assert api_name.lower() in str(info.value).lower(), str(info.value)
+    assert not [secret for secret in SECRETS if secret in str(info.value)]
     assert list(destination.parent.iterdir()) == []
     assert scripted.requests, "the scripted server was never asked"
 
