@@ -219,14 +219,6 @@ GAPS: dict[tuple[str, str, str], str] = {
     ("sealmetrics", "filters", repr(["country"])): (
         "operators/sealmetrics.py validate_static() skips filters that are not a Mapping"
     ),
-    ("peer5", "filters", repr({"{{ 'device' }}": "tv"})): (
-        "operators/peer5.py checks is_templated(filters) (strings only): a templated key is "
-        "rejected at DAG parse as an unknown field"
-    ),
-    ("peer5", "dimensions", repr(["{{ 'asn' }}"])): (
-        "operators/peer5.py checks is_templated(dimensions) (strings only): a templated list item is "
-        "rejected at DAG parse as an unknown dimension"
-    ),
 }
 
 
