@@ -46,7 +46,7 @@ SEEDS = {
     "openpanel_charts": 12,
     "braze_sessions": 26,
     "peer5": 17,
-    "sealmetrics_export": 35,
+    "sealmetrics_export": 26,
     "sealmetrics_download": 8,
 }
 READ_TIMEOUT = 1.0
@@ -255,6 +255,7 @@ def _clean(sandbox: SandboxServer) -> None:
 def _record(name: str, sandbox: SandboxServer) -> Counter[str]:
     hit = Counter(kind for kind in sandbox.faults.history if kind)
     KINDS_HIT[name] = hit
+    print(f"faults injected into {name}: {dict(hit)}")
     return hit
 
 
