@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,53 @@ def test_worker_killed_while_job_runs_reconnects_and_downloads(
     assert result is not None, "the retry reconnected but returned no result (nothing downloaded)"
     assert destination.exists()
     assert result["rows"] == 12_000
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    extra = json.loads(os.environ["AIRFLOW_CONN_AWS_MOTO"])["extra"]
+    return boto3.client(
+        "s3",
+        endpoint_url=extra["endpoint_url"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+@pytest.mark.heavy
+def test_kill_midway_on_object_storage_keeps_previous_object(
+    clean_sandbox: SandboxServer, s3_destination: str, tmp_path: Path
+) -> None:
+    """S3 has no rename: the temp object is copied over the destination only after the last page.
+
+    Midway is judged from the sandbox's request log (the temp object is invisible on S3 until
+    the writer closes it).
+    """
+    s3 = _s3_client()
+    key = f"reliability/{uuid.uuid4().hex}/sessions.jsonl"
+    s3.put_object(Bucket="exports", Key=key, Body=PREVIOUS)
+    reference = tmp_path / "reference.jsonl"
+    run_in_process(_browsee(reference))
+    spec = _browsee(tmp_path / "unused.jsonl")
+    spec["kwargs"].update(destination=f"s3://exports/{key}", destination_conn_id=s3_destination)
+    clean_sandbox.reset()
+    clean_sandbox.config.update({"latency_ms": {"browsee": 150}})
+
+    proc = _worker(spec, clean_sandbox.url)
+    deadline = time.monotonic() + 60
+    while len(clean_sandbox.requests_log) < 10 and time.monotonic() < deadline:
+        assert proc.poll() is None, "export ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+    assert s3.get_object(Bucket="exports", Key=key)["Body"].read() == PREVIOUS
+    folder = key.rsplit("/", 1)[0]
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket="exports", Prefix=folder).get("Contents", [])]
+    assert keys == [key], f"objects next to the destination after the kill: {keys}"
+
+    clean_sandbox.config.update({"latency_ms": {"browsee": 0}})
+    run_in_process(spec)
+    assert s3.get_object(Bucket="exports", Key=key)["Body"].read() == reference.read_bytes()
