@@ -53,13 +53,11 @@ OPERATORS: dict[str, tuple[type, dict[str, Any]]] = {
 #: Shared by every operator built on AnalyticsExportOperator: format, destination suffix, dates.
 COMMON: list[tuple[str, Any, str, str]] = [
     ("output_format", "xml", "'xml'", "jsonl"),
-    ("output_format", "", None, None),  # placeholder removed below; keeps the table readable
     ("destination", f"{DEST}/file.txt", "file.txt", ".jsonl"),
     ("start", "2024-13-01", "'2024-13-01'", "ISO-8601"),
     ("end", "yesterday", "'yesterday'", "ISO-8601"),
     ("start", "15/04/2024", "'15/04/2024'", "ISO-8601"),
 ]
-COMMON = [case for case in COMMON if case[2] is not None]
 
 #: (operator, parameter, bad value, text naming the value, text naming what is allowed)
 STATIC_CASES: list[tuple[str, str, Any, str, str]] = [
