@@ -24,7 +24,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     raise_for_outcome,
     validate_export_request,
 )
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
+from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, BaseExportOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
 from airflow_provider_analytics_export.windows import covering_dates, is_templated, resolve_window
 from airflow_provider_analytics_export.writer import resolve_format
@@ -114,7 +114,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         return str(job["job_id"])
 
 
-class SealmetricsDownloadExportOperator(BaseOperator):
+class SealmetricsDownloadExportOperator(BaseExportOperator):
     """Download a completed export job into ``destination`` atomically.
 
     Returns ``{"uri", "rows", "bytes", "format", "job_id"}``; for CSV the record count is

@@ -106,3 +106,22 @@ def test_openlineage_provider_is_only_imported_inside_functions() -> None:
                 names = [node.module or ""]
             offenders += [f"{path.name}: {name}" for name in names if "openlineage" in name]
     assert offenders == []
+
+
+def test_sealmetrics_download_of_an_existing_job_has_the_same_asset_and_lineage(
+    sandbox: SandboxServer,
+) -> None:
+    from airflow_provider_analytics_export.assets import export_asset
+    from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsDownloadExportOperator
+
+    operator = _operator(
+        SealmetricsDownloadExportOperator, {"job_id": "{{ ti.xcom_pull('create') }}"}, "s3://lake/p.csv"
+    )
+    operator.export_summary = {"uri": "s3://lake/p.csv", "rows": 7, "bytes": 70, "job_id": "job-1"}
+
+    lineage = operator.get_openlineage_facets_on_complete(None)
+
+    assert operator.outlets == [export_asset("lineage", "export")]
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [(sandbox.url.rstrip("/"), "/api/v1/exports")]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("s3://lake", "p.csv")]
+    assert lineage.outputs[0].outputFacets["outputStatistics"].rowCount == 7
