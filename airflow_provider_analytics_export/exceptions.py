@@ -52,6 +52,13 @@ class RateLimitedError(ApiError):
     """429 that persisted through every retry."""
 
 
+class MalformedResponseError(ApiError):
+    """A complete response without a documented field (or of the wrong shape).
+
+    Not retried: asking again would get the same body, so the task fails at once.
+    """
+
+
 class ExportIntegrityError(AnalyticsExportError):
     """The data did not add up: a count mismatch, a repeated page, a shifted dataset.
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from airflow_provider_analytics_export.exceptions import (
     ApiError,
     AuthenticationError,
     InvalidRequestError,
+    MalformedResponseError,
     RateLimitedError,
 )
 from airflow_provider_analytics_export.limits import RequestLimit, shared_limit
@@ -264,6 +265,49 @@ class AnalyticsApiHook(BaseHook):
                     f"truncated or undecodable response body ({_describe(exc)})",
                 ) from None
 
+    def require(
+        self,
+        body: Any,
+        *path: str | int,
+        method: str,
+        endpoint: str,
+        status: int | None,
+        kind: type | None = None,
+    ) -> Any:
+        """``body[path[0]][path[1]]...``, or :class:`MalformedResponseError` naming the missing field.
+
+        A documented field missing from a complete answer is the API's fault and asking
+        again would get the same body, so it fails at once (even inside a ``parse``
+        callback) with an error naming API, endpoint, status and the field, never the body.
+
+        :param body: the decoded response body.
+        :param path: keys (str) and list indexes (int) leading to the field.
+        :param method: the HTTP method, for the error message.
+        :param endpoint: the endpoint (without query string), for the error message.
+        :param status: the response's HTTP status.
+        :param kind: the type the field must have, e.g. ``list``.
+        """
+        value = body
+        for depth, key in enumerate(path):
+            if isinstance(key, int):
+                present = isinstance(value, list) and -len(value) <= key < len(value)
+            else:
+                present = isinstance(value, Mapping) and key in value
+            if not present:
+                message = f"response has no {_field(path[: depth + 1])!r} field"
+                raise MalformedResponseError(self.api_name, method, endpoint, status, message)
+            value = value[key]
+        if kind is not None and not isinstance(value, kind):
+            message = f"response field {_field(path)!r} is {type(value).__name__}, not {kind.__name__}"
+            raise MalformedResponseError(self.api_name, method, endpoint, status, message)
+        return value
+
+    def fields(self, response: requests.Response, method: str, endpoint: str) -> Callable[..., Any]:
+        """:meth:`require` bound to one response's JSON body: ``fields(...)("exports", "total")``."""
+        return partial(
+            self.require, response.json(), method=method, endpoint=endpoint, status=response.status_code
+        )
+
     # -- async (triggers) -----------------------------------------------------------
     async def aload_connection(self) -> None:
         """Fetch the connection without blocking the event loop; ``.connection`` then reuses it."""
@@ -402,6 +446,14 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return f"connection failed or dropped ({type(exc).__name__})"
     return type(exc).__name__
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    """``("series", 0, "data")`` -> ``series[0].data``."""
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else f".{key}" if text else key
+    return text or "(body)"
 
 
 def _safe_text(response: requests.Response) -> str:

@@ -92,7 +92,8 @@ class BrazeHook(AnalyticsApiHook):
         return self.request("GET", DATA_SERIES_ENDPOINT, params=params, parse=self._parse_series)
 
     def _parse_series(self, response: requests.Response) -> list[dict[str, Any]]:
-        body = response.json()
+        field = self.fields(response, "GET", DATA_SERIES_ENDPOINT)
+        body = field()
         if (
             not isinstance(body, dict)
             or body.get("message") != "success"
@@ -106,6 +107,8 @@ class BrazeHook(AnalyticsApiHook):
                 response.status_code,
                 f"export did not succeed: {message or 'no message and no data list in the response'}",
             )
+        for index in range(len(body["data"])):
+            field("data", index, "time")
         return body["data"]
 
     def iter_sessions_series(

@@ -6,12 +6,15 @@ import datetime as dt
 import math
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.pagination import PageLedger
 from airflow_provider_analytics_export.validation import check_choices, check_int_range
 from airflow_provider_analytics_export.windows import to_datetime
+
+if TYPE_CHECKING:
+    import requests
 
 SESSIONS_ENDPOINT = "/api/v1/export/sessions"
 MAX_PAGE_SIZE = 100
@@ -89,6 +92,15 @@ class BrowseeHook(AnalyticsApiHook):
         """One raw ``export/sessions`` call; ``body`` holds everything but the credentials."""
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body})
 
+    def _sessions_page(self, body: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+        """(``exports.total``, ``exports.data``) of one call; a body without them fails at once."""
+
+        def parse(response: requests.Response) -> tuple[int, list[dict[str, Any]]]:
+            field = self.fields(response, "POST", SESSIONS_ENDPOINT)
+            return int(field("exports", "total")), field("exports", "data", kind=list)
+
+        return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body}, parse=parse)
+
     def iter_session_pages(
         self,
         start: dt.datetime | str | int,
@@ -112,10 +124,9 @@ class BrowseeHook(AnalyticsApiHook):
         offset, page = 0, 0
         while not ledger.complete:
             page += 1
-            exports = self.post_sessions({**query, "from": offset, "limit": page_size})["exports"]
-            total = int(exports["total"])
-            rows = ledger.accept(page, exports["data"], total, total_pages=math.ceil(total / page_size))
-            offset += len(exports["data"])
+            total, data = self._sessions_page({**query, "from": offset, "limit": page_size})
+            rows = ledger.accept(page, data, total, total_pages=math.ceil(total / page_size))
+            offset += len(data)
             yield rows
         ledger.finish()
 

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError, InvalidRequestError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
@@ -18,6 +18,9 @@ from airflow_provider_analytics_export.validation import (
     check_int_range,
 )
 from airflow_provider_analytics_export.windows import covering_dates, in_window, to_datetime
+
+if TYPE_CHECKING:
+    import requests
 
 EVENTS_ENDPOINT = "/export/events"
 CHARTS_ENDPOINT = "/export/charts"
@@ -167,14 +170,15 @@ def chart_rows(
 ) -> Iterator[dict[str, Any]]:
     """One row per (series, date): series names, breakdown values, count (and previous value/change).
 
-    With ``window``, points whose bucket starts outside [start, end) are dropped.
+    With ``window``, points whose bucket starts outside [start, end) are dropped. ``chart`` is
+    what :meth:`OpenPanelHook.get_chart` returns: its series, data and dates are checked there.
     """
-    for series in chart.get("series", []):
+    for series in chart["series"]:
         names = list(series.get("names", []))
         labels = {
             f"breakdown_{dim['name']}": value for dim, value in zip(breakdowns, names[1:], strict=False)
         }
-        for point in series.get("data", []):
+        for point in series["data"]:
             if window and not in_window(to_datetime(point["date"], "date"), *window):
                 continue
             row = {
@@ -228,13 +232,20 @@ class OpenPanelHook(AnalyticsApiHook):
 
     # -- events -----------------------------------------------------------------------
     def _events_page(self, params: dict[str, Any], page: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        body: dict[str, Any] = self.request("GET", EVENTS_ENDPOINT, params={**params, "page": page})
-        meta = body["meta"]
+        meta, data = self.request(
+            "GET", EVENTS_ENDPOINT, params={**params, "page": page}, parse=self._parse_page
+        )
         if int(meta.get("current", page)) != page:
             raise ExportIntegrityError(
                 f"OpenPanel answered page {meta.get('current')} when asked for page {page}."
             )
-        return meta, body["data"]
+        return meta, data
+
+    def _parse_page(self, response: requests.Response) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """``meta`` (with ``totalCount``) and ``data`` of a page; a body without them fails at once."""
+        field = self.fields(response, "GET", EVENTS_ENDPOINT)
+        field("meta", "totalCount")
+        return field("meta", kind=dict), field("data", kind=list)
 
     def iter_event_pages(
         self,
@@ -344,7 +355,19 @@ class OpenPanelHook(AnalyticsApiHook):
         if dims:
             params["breakdowns"] = json.dumps(dims)
         params.update(_chart_dates(date_range, start, end))
-        return self.request("GET", CHARTS_ENDPOINT, params=params)
+        return self.request("GET", CHARTS_ENDPOINT, params=params, parse=self._parse_chart)
+
+    def _parse_chart(self, response: requests.Response) -> dict[str, Any]:
+        """The chart body; a series without a ``data`` list or a point without ``date`` fails at once.
+
+        Checked here, where API, endpoint and status are known, so :func:`chart_rows` can
+        trust the shape instead of turning a malformed series into a silently empty file.
+        """
+        field = self.fields(response, "GET", CHARTS_ENDPOINT)
+        for number in range(len(field("series", kind=list))):
+            for index in range(len(field("series", number, "data", kind=list))):
+                field("series", number, "data", index, "date")
+        return field(kind=dict)
 
     def check_connection(self) -> None:
         today = dt.date.today().isoformat()

@@ -286,7 +286,8 @@ class Peer5Hook(AnalyticsApiHook):
             yield [row for row in rows if start_ms <= row["timestamp"] < end_ms]
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
-        payload = response.json()
+        field = self.fields(response, "POST", EXPORT_ENDPOINT)
+        payload = field()
         if not isinstance(payload, dict) or payload.get("error") or not isinstance(payload.get("data"), list):
             message = payload.get("message") if isinstance(payload, dict) else None
             raise ApiError(
@@ -296,6 +297,8 @@ class Peer5Hook(AnalyticsApiHook):
                 response.status_code,
                 f"export failed: {message or 'no data list in the response'}",
             )
+        for index in range(len(payload["data"])):
+            field("data", index, "timestamp")
         return payload["data"]
 
     def _check_buckets(self, rows: list[dict[str, Any]], chunk: tuple[dt.datetime, dt.datetime]) -> None:

@@ -381,7 +381,12 @@ class SealmetricsHook(AnalyticsApiHook):
         else:
             status, message = job_outcome(job_or_url)
             raise_for_outcome(status, message)
-            url, fmt, expected = str(job_or_url["download_url"]), job_or_url.get("format", "csv"), job_or_url
+            # A job is the body of a successful GET /exports/{job_id} (what the operators pass).
+            endpoint = f"{EXPORTS_ENDPOINT}/{job_or_url.get('job_id')}"
+            url = self.require(
+                job_or_url, "download_url", method="GET", endpoint=endpoint, status=200, kind=str
+            )
+            fmt, expected = job_or_url.get("format", "csv"), job_or_url
         url = self.checked_download_url(url)
         try:
             return self.request(

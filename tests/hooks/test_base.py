@@ -14,6 +14,7 @@ from airflow_provider_analytics_export.exceptions import (
     ApiError,
     AuthenticationError,
     InvalidRequestError,
+    MalformedResponseError,
     RateLimitedError,
 )
 from airflow_provider_analytics_export.hooks.base import (
@@ -205,3 +206,35 @@ def test_error_is_catchable_as_api_error(peer5, scripted):
     scripted.queue(Reply(422, {"detail": "nope"}))
     with pytest.raises(ApiError):
         call(peer5)
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "message"),
+    [
+        ({"status": "success"}, ("exports", "total"), "response has no 'exports' field"),
+        ({"exports": {"data": []}}, ("exports", "total"), "response has no 'exports.total' field"),
+        (
+            {"series": [{"data": [{"count": 1}]}]},
+            ("series", 0, "data", 0, "date"),
+            "'series[0].data[0].date'",
+        ),
+        ({"series": [{"id": "x"}]}, ("series", 1, "data"), "response has no 'series[1]' field"),
+        ([1, 2], ("meta",), "response has no 'meta' field"),
+    ],
+)
+def test_missing_field_fails_at_once_naming_api_endpoint_and_field(peer5, scripted, body, path, message):
+    """A complete body without a documented field is not retried: the same body would come back."""
+    scripted.queue(Reply(200, body))
+    parse = lambda response: peer5.fields(response, "POST", "/v1/export")(*path)  # noqa: E731
+    with pytest.raises(MalformedResponseError) as info:
+        peer5.request("POST", "/v1/export", json={}, parse=parse)
+    assert message in str(info.value)
+    assert "Peer5 POST /v1/export failed (HTTP 200)" in str(info.value)
+    assert len(scripted.requests) == 1
+
+
+def test_required_field_of_the_wrong_type_is_named(peer5, scripted):
+    scripted.queue(Reply(200, {"data": {"rows": []}}))
+    parse = lambda response: peer5.fields(response, "POST", "/v1/export")("data", kind=list)  # noqa: E731
+    with pytest.raises(MalformedResponseError, match="response field 'data' is dict, not list"):
+        peer5.request("POST", "/v1/export", json={}, parse=parse)

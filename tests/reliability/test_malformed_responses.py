@@ -165,22 +165,7 @@ def _operator(api: str, conn_id: str, destination: str) -> Any:
 
 CONN_TYPES = {"openpanel_events": "openpanel", "openpanel_charts": "openpanel", "peer5_csv": "peer5"}
 #: Known gaps (reported): a malformed body escapes as a bare KeyError/TypeError instead of a clear error.
-_KEYERROR = "escapes as a bare KeyError instead of an error naming the API and the missing field"
 GAPS: dict[tuple[str, str], str] = {
-    ("browsee", "missing_exports"): f"hooks/browsee.py iter_session_pages: body['exports'] {_KEYERROR}",
-    ("browsee", "missing_total"): f"hooks/browsee.py iter_session_pages: exports['total'] {_KEYERROR}",
-    ("openpanel_events", "missing_meta"): f"hooks/openpanel.py _events_page: body['meta'] {_KEYERROR}",
-    (
-        "openpanel_events",
-        "missing_total",
-    ): f"hooks/openpanel.py iter_event_pages: meta['totalCount'] {_KEYERROR}",
-    ("openpanel_charts", "missing_series_data"): (
-        "hooks/openpanel.py chart_rows: series.get('data', []) turns a series without data into a "
-        "silently empty file"
-    ),
-    ("openpanel_charts", "missing_point_date"): f"hooks/openpanel.py chart_rows: point['date'] {_KEYERROR}",
-    ("braze", "point_missing_time"): f"hooks/braze.py _checked: point['time'] {_KEYERROR}",
-    ("peer5", "row_missing_timestamp"): f"hooks/peer5.py _check_buckets: row['timestamp'] {_KEYERROR}",
     ("peer5_csv", "not_csv"): "hooks/peer5.py _csv_chunks writes any 200 body as the CSV file",
     ("peer5_csv", "html_200"): "hooks/peer5.py _csv_chunks writes an HTML page as the CSV file",
     ("peer5_csv", "json_error_200"): "hooks/peer5.py _csv_chunks writes a JSON error body as the CSV file",
@@ -242,9 +227,6 @@ def test_html_error_page_is_described_not_dumped(
     assert "<html" not in message.lower()
 
 
-@pytest.mark.xfail(
-    strict=True, reason=f"hooks/sealmetrics.py download_export: job['download_url'] {_KEYERROR}"
-)
 def test_download_of_completed_job_without_url_is_a_clear_error(
     scripted: ScriptedServer, api_conn: Callable[..., str], tmp_path: Path
 ) -> None:
