@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -40,6 +41,7 @@ DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_MAX_ATTEMPTS = 6
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
+FILE_CHUNK_BYTES = 1024 * 1024
 
 
 # Errors where the request may never have reached the API or its answer was lost:
@@ -307,6 +309,46 @@ class AnalyticsApiHook(BaseHook):
         return partial(
             self.require, response.json(), method=method, endpoint=endpoint, status=response.status_code
         )
+
+    def file_chunks(
+        self,
+        response: requests.Response,
+        method: str,
+        endpoint: str,
+        *,
+        content_type: str,
+        start: re.Pattern[bytes],
+        expected: str,
+        chunk_size: int = FILE_CHUNK_BYTES,
+    ) -> Iterator[bytes]:
+        """The body chunk by chunk, once its type and first line show it is the file asked for.
+
+        A 200 can carry an HTML page, a JSON error or nothing at all instead of the export;
+        written as is, it would pass for (empty) data. Only the first line is buffered.
+
+        :param response: a streamed (or already read) response.
+        :param method: the HTTP method, for the error message.
+        :param endpoint: the endpoint (without query string), for the error message.
+        :param content_type: the documented media type, e.g. ``text/csv`` (parameters ignored).
+        :param start: what the body's first bytes must match, e.g. the CSV header.
+        :param expected: ``start`` in words, for the error message.
+        :param chunk_size: bytes per chunk read.
+        """
+        actual = response.headers.get("Content-Type", "")
+        if actual.split(";")[0].strip().lower() != content_type:
+            message = f"response Content-Type is {actual or 'missing'!r}, not {content_type!r}"
+            raise MalformedResponseError(self.api_name, method, endpoint, response.status_code, message)
+        chunks = response.iter_content(chunk_size)
+        head = b""
+        for chunk in chunks:
+            head += chunk
+            if b"\n" in head.lstrip() or len(head) >= chunk_size:
+                break
+        if not start.match(head):
+            message = f"response body does not start with {expected}"
+            raise MalformedResponseError(self.api_name, method, endpoint, response.status_code, message)
+        yield head
+        yield from chunks
 
     # -- async (triggers) -----------------------------------------------------------
     async def aload_connection(self) -> None:

@@ -9,6 +9,7 @@ coarser intervals that would work).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -53,6 +54,8 @@ MAX_DIMENSIONS = 2
 OUTPUTS = ("json", "csv")
 #: Bound on buckets per request where the API sets no range limit, so one response stays small.
 MAX_BUCKETS_PER_REQUEST = 1000
+#: The first bytes of every CSV export: its header, whose first column is the bucket timestamp.
+CSV_HEADER_START = re.compile(rb'(?:\xef\xbb\xbf)?"?timestamp"?(?:,|\r?\n|$)')
 
 
 @dataclass(frozen=True)
@@ -312,15 +315,25 @@ class Peer5Hook(AnalyticsApiHook):
                     "doubled rows."
                 )
 
+    def _parse_csv(self, response: requests.Response) -> bytes:
+        """The CSV as sent, once it is one: a 200 with an HTML page or a JSON error is refused."""
+        chunks = self.file_chunks(
+            response,
+            "POST",
+            EXPORT_ENDPOINT,
+            content_type="text/csv",
+            start=CSV_HEADER_START,
+            expected='a CSV header line starting with "timestamp"',
+        )
+        return b"".join(chunks)
+
     def _csv_chunks(
         self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any]
     ) -> Iterator[bytes]:
         """Each chunk's CSV as sent; the header line of every chunk after the first is dropped."""
         header: bytes | None = None
         for chunk in chunks:
-            content: bytes = self._post(chunk, body, "csv", lambda response: response.content)
-            if not content:
-                continue
+            content: bytes = self._post(chunk, body, "csv", self._parse_csv)
             if not content.endswith(b"\n"):
                 content += b"\n"
             first_line, _, rows = content.partition(b"\n")

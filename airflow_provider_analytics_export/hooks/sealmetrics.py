@@ -73,6 +73,11 @@ LIST_PAGE_SIZE = 100  # the documented maximum
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 #: How long create_export keeps waiting for a free slot under the plan's concurrent-export cap.
 DEFAULT_CAP_WAIT_SECONDS = 3600.0
+#: How a file of each format starts: (documented media type, first bytes, the same in words).
+FILE_STARTS: dict[str, tuple[str, re.Pattern[bytes], str]] = {
+    "csv": ("text/csv", re.compile(rb"[^\r\n]+"), "a CSV header line"),
+    "json": ("application/json", re.compile(rb"\s*\["), "a JSON array"),
+}
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -360,7 +365,9 @@ class SealmetricsHook(AnalyticsApiHook):
             params={"site_id": self.site_id(site_id)},
             json=dict(body),
             stream=True,
-            parse=self._copier(destination, destination_conn_id, fmt, None, "Sealmetrics stream"),
+            parse=self._copier(
+                destination, destination_conn_id, fmt, None, ("POST", STREAM_ENDPOINT, "Sealmetrics stream")
+            ),
         )
 
     def download_export(
@@ -387,6 +394,7 @@ class SealmetricsHook(AnalyticsApiHook):
                 job_or_url, "download_url", method="GET", endpoint=endpoint, status=200, kind=str
             )
             fmt, expected = job_or_url.get("format", "csv"), job_or_url
+        check_choice("export_format", fmt, EXPORT_FORMATS)
         url = self.checked_download_url(url)
         try:
             return self.request(
@@ -395,7 +403,13 @@ class SealmetricsHook(AnalyticsApiHook):
                 url=url,
                 authenticated=False,
                 stream=True,
-                parse=self._copier(destination, destination_conn_id, fmt, expected, "Sealmetrics download"),
+                parse=self._copier(
+                    destination,
+                    destination_conn_id,
+                    fmt,
+                    expected,
+                    ("GET", DOWNLOAD_ENDPOINT_REDACTED, "Sealmetrics download"),
+                ),
             )
         except InvalidRequestError as exc:
             if exc.status == 410:
@@ -431,17 +445,32 @@ class SealmetricsHook(AnalyticsApiHook):
         destination_conn_id: str | None,
         fmt: str,
         job: Mapping[str, Any] | None,
-        label: str,
+        request: tuple[str, str, str],
     ) -> Callable[[requests.Response], dict[str, Any]]:
-        """A ``parse`` callback that copies the body into a fresh atomic writer (so a retry restarts)."""
+        """A ``parse`` callback that copies the body into a fresh atomic writer (so a retry restarts).
+
+        ``request`` is (method, endpoint, label for progress logs). A body that does not start
+        like a ``fmt`` file (an empty 200, an HTML page) is refused before anything is committed.
+        """
+        method, endpoint, label = request
 
         def copy(response: requests.Response) -> dict[str, Any]:
             total = int(response.headers.get("Content-Length") or 0) or None
             progress = ExportProgress(cast("logging.Logger", self.log), label, unit="bytes")
             counter = RecordCounter(fmt)
             count = fmt == "csv" or job is None
+            content_type, start, expected = FILE_STARTS[fmt]
+            chunks = self.file_chunks(
+                response,
+                method,
+                endpoint,
+                content_type=content_type,
+                start=start,
+                expected=expected,
+                chunk_size=DOWNLOAD_CHUNK_BYTES,
+            )
             with ExportWriter(destination, "raw", destination_conn_id) as writer:
-                for chunk in response.iter_content(DOWNLOAD_CHUNK_BYTES):
+                for chunk in chunks:
                     writer.write_bytes(chunk)
                     if count:
                         counter.feed(chunk)

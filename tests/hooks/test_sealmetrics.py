@@ -12,6 +12,7 @@ from airflow_provider_analytics_export.exceptions import (
     AnalyticsExportError,
     ExportIntegrityError,
     InvalidRequestError,
+    MalformedResponseError,
 )
 from airflow_provider_analytics_export.hooks.base import TransientApiError
 from airflow_provider_analytics_export.hooks.sealmetrics import (
@@ -187,6 +188,32 @@ def test_row_count_mismatch_refuses_the_file(scripted_hook, scripted, tmp_path: 
     with pytest.raises(ExportIntegrityError, match="actual_rows=3 but the downloaded file holds 2 records"):
         scripted_hook.download_export(job, tmp_path.as_uri() + "/f.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "reply", "message"),
+    [
+        ("csv", Reply(200, b"", {"Content-Type": "text/csv"}), "does not start with a CSV header line"),
+        ("json", Reply(200, {"detail": "busy"}), "does not start with a JSON array"),
+        (
+            "csv",
+            Reply(200, b"<html>oops</html>", {"Content-Type": "text/html"}),
+            "'text/html', not 'text/csv'",
+        ),
+    ],
+)
+def test_stream_body_that_is_not_the_file_is_refused_at_once(
+    scripted_hook, scripted, tmp_path, fmt, reply, message
+):
+    """An empty 200 or an error page is not committed as a 0-row file, and not retried."""
+    scripted.queue(reply)
+    body = export_body("pages", DAY, DAY, fmt)
+    hook = SealmetricsHook(scripted_hook.conn_id, max_attempts=3)
+    with pytest.raises(MalformedResponseError, match=message) as info:
+        hook.stream_export(body, tmp_path.as_uri() + f"/f.{fmt}")
+    assert "Sealmetrics POST /api/v1/exports/stream failed (HTTP 200)" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+    assert len(scripted.requests) == 1
 
 
 @pytest.mark.parametrize(

@@ -164,27 +164,8 @@ def _operator(api: str, conn_id: str, destination: str) -> Any:
 
 
 CONN_TYPES = {"openpanel_events": "openpanel", "openpanel_charts": "openpanel", "peer5_csv": "peer5"}
-#: Known gaps (reported): a malformed body escapes as a bare KeyError/TypeError instead of a clear error.
-GAPS: dict[tuple[str, str], str] = {
-    ("peer5_csv", "not_csv"): "hooks/peer5.py _csv_chunks writes any 200 body as the CSV file",
-    ("peer5_csv", "html_200"): "hooks/peer5.py _csv_chunks writes an HTML page as the CSV file",
-    ("peer5_csv", "json_error_200"): "hooks/peer5.py _csv_chunks writes a JSON error body as the CSV file",
-    ("sealmetrics", "estimate_missing_fields"): (
-        "hooks/sealmetrics.py stream_export commits an empty 200 body (not even a CSV header) as a "
-        "0-row file; the estimate without estimated_rows is not questioned either"
-    ),
-}
 
-CASES = [
-    pytest.param(
-        api,
-        case,
-        id=f"{api}-{case}",
-        marks=[pytest.mark.xfail(strict=True, reason=GAPS[(api, case)])] if (api, case) in GAPS else [],
-    )
-    for api, cases in SCRIPTS.items()
-    for case in cases
-]
+CASES = [pytest.param(api, case, id=f"{api}-{case}") for api, cases in SCRIPTS.items() for case in cases]
 
 
 @pytest.mark.parametrize(("api", "case"), CASES)
