@@ -17,6 +17,9 @@ import contextlib
 import csv
 import io
 import json
+import logging
+import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -27,6 +30,9 @@ from airflow.sdk import ObjectStoragePath
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}
 PARQUET_ROW_GROUP_ROWS = 50_000
+#: The random part of a temp object's name: ``.<name>.<12 hex digits>.partial``.
+_TEMP_ID = re.compile(r"[0-9a-f]{12}")
+log = logging.getLogger(__name__)
 
 
 def resolve_format(destination: str, output_format: str | None, allowed: Sequence[str] = FORMATS) -> str:
@@ -204,6 +210,18 @@ _ENCODERS: dict[str, type[_Encoder]] = {
 }
 
 
+def _temp_name(name: str, temp_id: str) -> str:
+    return f".{name}.{temp_id}.partial"
+
+
+def _is_temp_of(candidate: str, name: str) -> bool:
+    """Whether ``candidate`` is a temp object name of destination ``name``."""
+    prefix, suffix = f".{name}.", ".partial"
+    if not (candidate.startswith(prefix) and candidate.endswith(suffix)):
+        return False
+    return _TEMP_ID.fullmatch(candidate[len(prefix) : -len(suffix)]) is not None
+
+
 class ExportWriter:
     """Context manager that streams an export into ``destination`` atomically.
 
@@ -211,6 +229,7 @@ class ExportWriter:
     plus one parquet row group), or :meth:`write_bytes` for a file the API already
     encoded (csv passthrough, downloads). On success the temporary object replaces the
     destination; on any exception it is deleted and the destination is left untouched.
+    Temp objects of the same destination left by a killed run are removed on commit.
 
     :param destination: URL or ObjectStoragePath (``file://``, ``s3://``, ``memory://`` ...).
     :param output_format: ``jsonl``, ``csv`` or ``parquet`` (or ``raw`` for bytes); default from the suffix.
@@ -235,7 +254,7 @@ class ExportWriter:
         )
         self.columns = columns
         self.rows = 0
-        self.tmp_path = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:12]}.partial"
+        self.tmp_path = self.path.parent / _temp_name(self.path.name, uuid.uuid4().hex[:12])
         self._file: IO[bytes] | None = None
         self._out: _CountingFile | None = None
         self._encoder: _Encoder | None = None
@@ -277,6 +296,7 @@ class ExportWriter:
             self._file.close()
         if exc_type is None:
             self._commit()
+            self._remove_stale_temps()
         else:
             self._discard()
 
@@ -293,6 +313,29 @@ class ExportWriter:
         else:
             fs.cp_file(self.tmp_path.path, self.path.path)
             fs.rm_file(self.tmp_path.path)
+
+    def _remove_stale_temps(self) -> None:
+        """Delete the temp objects of this destination that a killed run left behind.
+
+        No code runs on SIGKILL, so a killed export leaves its ``.<name>.<hex>.partial``; the
+        next successful commit of the same destination removes them. Only exact
+        ``.<name>.<12 hex>.partial`` siblings match (never another destination's temp, e.g.
+        of ``<name>.x``); the parent is listed and filtered here, not globbed, as the name may
+        hold glob characters. Best effort: the export is already committed.
+        """
+        fs = self.path.fs
+        try:
+            fs.invalidate_cache(self.path.parent.path)  # a killed process's temp is not in our cache
+            siblings = fs.ls(self.path.parent.path, detail=False)
+        except Exception as exc:
+            log.warning("Could not list %s to remove stale temp objects: %s", self.path.parent, exc)
+            return
+        for sibling in siblings:
+            name = posixpath.basename(str(sibling).rstrip("/"))
+            if name != self.tmp_path.name and _is_temp_of(name, self.path.name):
+                log.info("Removing %s, left by an earlier run that was killed.", name)
+                with contextlib.suppress(FileNotFoundError):
+                    fs.rm_file(sibling)
 
     def _discard(self) -> None:
         if self._file is not None and not self._file.closed:

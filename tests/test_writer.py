@@ -78,6 +78,30 @@ def test_failure_keeps_the_previous_file_and_leaves_no_partial(destination_dir):
     assert siblings(path) == ["rows.jsonl"]
 
 
+def test_commit_removes_temps_a_killed_run_left_and_nothing_else(destination_dir):
+    """A SIGKILLed run leaves ``.<name>.<hex>.partial``; the next commit of that name removes it.
+
+    The name holds glob characters, and the temps of other destinations (including
+    ``<name>.x``, whose temps also start with ``.<name>.``) are left alone.
+    """
+    base, conn_id = destination_dir
+    name = "day[1]*.jsonl"
+    killed = [f".{name}.0123456789ab.partial", f".{name}.fedcba987654.partial"]
+    others = [
+        f".{name}.x.0123456789ab.partial",  # temp of destination "<name>.x"
+        ".other.jsonl.0123456789ab.partial",
+        f".{name}.not-a-temp-id.partial",
+        f"{name}.partial",
+    ]
+    for leftover in killed + others:
+        ObjectStoragePath(f"{base}/{leftover}", conn_id=conn_id).write_bytes(b'{"id": "half"')
+    with ExportWriter(f"{base}/{name}", output_format="jsonl", conn_id=conn_id) as writer:
+        writer.write_rows(ROWS)
+    path = ObjectStoragePath(f"{base}/{name}", conn_id=conn_id)
+    assert read_rows(path, "jsonl") == ROWS
+    assert siblings(path) == sorted([name, *others])
+
+
 def test_failure_on_a_first_export_leaves_no_file(tmp_path):
     url = (tmp_path / "new" / "rows.parquet").as_uri()
     with pytest.raises(RuntimeError), ExportWriter(url) as writer:
