@@ -266,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
             "api": api,
             "method": self.command,
             "path": _log_path(api, path),
+            # As sent: real clients never put credentials in a query, so a test can catch one that does.
+            "query": parts.query,
             "started": started,
             "wall": wall,
             "ended": None,

@@ -74,6 +74,17 @@ def test_control_endpoints_and_log_have_no_secrets(sbx: SandboxServer, http: req
     assert sbx.requests_log == []
 
 
+def test_log_records_the_query_string_as_sent(sbx: SandboxServer, http: requests.Session) -> None:
+    """So a test can catch a client that puts a credential (or anything else) in the URL."""
+    http.get(sbx.url + "/sessions/data_series?length=2&unit=day&api_key=leak", headers={"Authorization": "x"})
+    http.post(sbx.url + "/api/v1/export/sessions", json={**BROWSEE_AUTH, "limit": 1})
+    log = sbx.requests_log
+    assert [(e["path"], e["query"]) for e in log] == [
+        ("/sessions/data_series", "length=2&unit=day&api_key=leak"),
+        ("/api/v1/export/sessions", ""),
+    ]
+
+
 def test_connection_env_shape() -> None:
     env = connection_env("http://127.0.0.1:9")
     assert sorted(env) == sorted(
