@@ -98,7 +98,10 @@ def validate_export_request(
     if filters is None:
         return
     if not isinstance(filters, Mapping):
-        raise ValueError(f"filters={filters!r} must be a dict of filter key to string value.")
+        raise ValueError(
+            f"filters={filters!r} must be a dict of filter key to string value; "
+            f"keys: {', '.join(FILTER_KEYS)}."
+        )
     for key, value in filters.items():
         check_choice("filters key", key, FILTER_KEYS)
         if not isinstance(value, str):
@@ -114,9 +117,7 @@ def export_body(
 ) -> dict[str, Any]:
     """The validated JSON body shared by create, estimate and stream."""
     validate_export_request(export_type, export_format, filters)
-    day_from, day_to = _as_date(date_from, "date_from"), _as_date(date_to, "date_to")
-    if day_from > day_to:
-        raise ValueError(f"date_from={day_from} is after date_to={day_to}; both are inclusive days.")
+    day_from, day_to = export_days(date_from, date_to)
     return {
         "export_type": export_type,
         "format": export_format,
@@ -126,7 +127,16 @@ def export_body(
     }
 
 
-def _as_date(value: dt.date | str, name: str) -> dt.date:
+def export_days(date_from: dt.date | str, date_to: dt.date | str) -> tuple[dt.date, dt.date]:
+    """``date_from``/``date_to`` as inclusive days, in order (the API takes whole days)."""
+    day_from, day_to = as_day(date_from, "date_from"), as_day(date_to, "date_to")
+    if day_from > day_to:
+        raise ValueError(f"date_from={day_from} is after date_to={day_to}; both are inclusive days.")
+    return day_from, day_to
+
+
+def as_day(value: dt.date | str, name: str) -> dt.date:
+    """A date from a date, datetime or ``YYYY-MM-DD`` string; an error naming ``name`` otherwise."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):

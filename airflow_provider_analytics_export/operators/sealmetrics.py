@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -18,7 +18,9 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     RUNNING_STATUSES,
     SealmetricsExportExpiredError,
     SealmetricsHook,
+    as_day,
     export_body,
+    export_days,
     job_outcome,
     public_job,
     raise_for_outcome,
@@ -41,15 +43,30 @@ def default_deferrable() -> bool:
 
 
 def validate_static(export_type: Any, export_format: Any, filters: Any) -> None:
-    """Validate at DAG parse time whatever is not templated (the rest is checked after rendering)."""
-    static_filters = filters if isinstance(filters, Mapping) else None
-    if static_filters and any(is_templated(key) for key in static_filters):
-        static_filters = None
+    """Validate at DAG parse time whatever is not templated (the rest is checked after rendering).
+
+    Filters are checked as given (a dict of documented keys to string values) unless any
+    key or value holds Jinja.
+    """
     validate_export_request(
         "pages" if is_templated(export_type) else export_type,
         "csv" if is_templated(export_format) else export_format,
-        {key: "" for key in static_filters} if static_filters else None,
+        None if is_templated(filters) else filters,
     )
+
+
+def validate_static_days(date_from: Any, date_to: Any) -> None:
+    """Check at DAG parse the days given as plain values (defaults and templates: at run time)."""
+    static = {
+        name: value
+        for name, value in (("date_from", date_from), ("date_to", date_to))
+        if value not in (None, "") and not is_templated(value)
+    }
+    if len(static) == 2:
+        export_days(static["date_from"], static["date_to"])
+        return
+    for name, value in static.items():
+        as_day(value, name)
 
 
 class SealmetricsCreateExportOperator(BaseOperator):
@@ -102,6 +119,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         self.export_format = export_format
         self.sealmetrics_conn_id = sealmetrics_conn_id
         validate_static(export_type, export_format, filters)
+        validate_static_days(date_from, date_to)
 
     def execute(self, context: Context) -> str:
         first, last = self.date_from, self.date_to

@@ -202,36 +202,14 @@ TEMPLATED_CASES: list[tuple[str, str, Any, str, str]] = [
     ("sealmetrics_create", "date_from", "{{ '2024/04/01' }}", "'2024/04/01'", "YYYY-MM-DD"),
 ]
 
-#: Known gaps (reported to the lead); strict, so a fix turns them into failures to clean up here.
-GAPS: dict[tuple[str, str, str], str] = {
-    ("sealmetrics_create", "date_from", repr("15/04/2024")): (
-        "operators/sealmetrics.py: date_from/date_to are only parsed in execute(), not at DAG parse"
-    ),
-    ("sealmetrics_create", "date_to", repr("2024-04-31")): (
-        "operators/sealmetrics.py: date_from/date_to are only parsed in execute(), not at DAG parse"
-    ),
-    ("sealmetrics", "filters", repr({"country": 34})): (
-        "operators/sealmetrics.py validate_static() blanks filter values, so a non-string value "
-        "passes DAG parse"
-    ),
-    ("sealmetrics", "filters", repr(["country"])): (
-        "operators/sealmetrics.py validate_static() skips filters that are not a Mapping"
-    ),
-}
-
 
 def _case_id(case: tuple[Any, ...]) -> str:
     return f"{case[0]}-{case[1]}={case[2]!r}"[:60]
 
 
 def _cases(cases: list[tuple[Any, ...]]) -> list[Any]:
-    """The table as pytest params; known gaps are strict xfails with their reason."""
-    params = []
-    for case in cases:
-        gap = GAPS.get((case[0], case[1], repr(case[2])))
-        marks = [pytest.mark.xfail(strict=True, reason=f"gap: {gap}")] if gap else []
-        params.append(pytest.param(case, marks=marks, id=_case_id(case)))
-    return params
+    """The table as pytest params."""
+    return [pytest.param(case, id=_case_id(case)) for case in cases]
 
 
 def _build(name: str, **overrides: Any) -> Any:
