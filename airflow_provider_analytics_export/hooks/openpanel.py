@@ -145,10 +145,15 @@ def validate_chart_args(
     return checked, [dict(dim) for dim in dims]
 
 
-def check_chart_window(start: dt.datetime, end: dt.datetime, interval: str) -> None:
-    """A chart bucket must lie wholly inside or outside [start, end), else its count spans both."""
-    step = _INTERVAL_STEPS[interval].total_seconds()
+def check_chart_window(start: dt.datetime | None, end: dt.datetime | None, interval: str) -> None:
+    """A chart bucket must lie wholly inside or outside [start, end), else its count spans both.
+
+    A bound given as None (not known yet, e.g. templated at DAG parse) is not checked.
+    """
+    step = _INTERVAL_STEPS[check_choice("interval", interval, INTERVALS)].total_seconds()
     for name, moment in (("start", start), ("end", end)):
+        if moment is None:
+            continue
         aligned = moment.timestamp() % step == 0
         if interval == "week":
             aligned = aligned and moment.weekday() == 0

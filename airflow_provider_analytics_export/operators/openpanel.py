@@ -19,6 +19,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
 from airflow_provider_analytics_export.validation import contains_template
+from airflow_provider_analytics_export.windows import is_templated, to_datetime
 
 
 class OpenPanelEventsExportOperator(AnalyticsExportOperator):
@@ -175,6 +176,8 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
         check_date_range_exclusive(date_range, start, end)
         if not contains_template([events, breakdowns, date_range]):
             validate_chart_args(events, breakdowns, interval, date_range)
+        if date_range is None:
+            check_chart_window(_static_moment(start, "start"), _static_moment(end, "end"), interval)
 
     def execute(self, context: Context) -> dict[str, Any]:
         events, breakdowns = validate_chart_args(self.events, self.breakdowns, self.interval, self.date_range)
@@ -198,3 +201,8 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
         if window:
             result.update(window_start=window[0].isoformat(), window_end=window[1].isoformat())
         return result
+
+
+def _static_moment(value: dt.datetime | str | None, name: str) -> dt.datetime | None:
+    """``value`` as a datetime when it is known at DAG parse (given and not templated)."""
+    return None if value in (None, "") or is_templated(value) else to_datetime(value, name)
