@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-PYTEST_ARGS ?=
+# Two workers (the CI machine has 2 cores); a test module stays on one worker, which keeps its
+# module-scoped fixtures (an Airflow home, a sandbox) to itself.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: install lint typecheck test demo bench sandbox clean
 

@@ -44,11 +44,17 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def sandbox_reset(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    """The session sandbox with fresh state and default config for this test (and after it)."""
+    """The session sandbox with fresh state and the default config for this test (and after it).
+
+    Defaults, not "whatever the previous test left": test order varies (e.g. under xdist).
+    """
+    from airflow_provider_analytics_export.sandbox import SandboxConfig
+
+    defaults = SandboxConfig().to_dict()
+    sandbox.config.update(defaults)
     sandbox.reset()
-    original = sandbox.config.to_dict()
     yield sandbox
-    sandbox.config.update(original)
+    sandbox.config.update(defaults)
     sandbox.reset()
 
 
