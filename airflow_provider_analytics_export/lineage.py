@@ -7,7 +7,7 @@ when that provider is installed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, ObjectStoragePath
 
@@ -18,39 +18,24 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
 
-def sources() -> dict[str, tuple[type[AnalyticsApiHook], str]]:
-    """Operator class name -> (hook class, endpoint it exports from); subclasses inherit their base's."""
-    from airflow_provider_analytics_export.hooks import braze, browsee, openpanel, peer5, sealmetrics
-
-    return {
-        "BrowseeSessionsExportOperator": (browsee.BrowseeHook, browsee.SESSIONS_ENDPOINT),
-        "BrazeSessionsExportOperator": (braze.BrazeHook, braze.DATA_SERIES_ENDPOINT),
-        "OpenPanelEventsExportOperator": (openpanel.OpenPanelHook, openpanel.EVENTS_ENDPOINT),
-        "OpenPanelChartsExportOperator": (openpanel.OpenPanelHook, openpanel.CHARTS_ENDPOINT),
-        "Peer5ExportOperator": (peer5.Peer5Hook, peer5.EXPORT_ENDPOINT),
-        "SealmetricsExportOperator": (sealmetrics.SealmetricsHook, sealmetrics.EXPORTS_ENDPOINT),
-        "SealmetricsDownloadExportOperator": (sealmetrics.SealmetricsHook, sealmetrics.EXPORTS_ENDPOINT),
-    }
-
-
 def source_dataset(operator: Any) -> tuple[str, str] | None:
     """(namespace, name) of the endpoint an export operator reads: its connection's base URL and path.
 
-    Without the connection (e.g. lineage computed elsewhere) the API's default host is used.
+    Operators declare ``lineage_source = (HookClass, endpoint)``. Without the connection
+    (e.g. lineage computed elsewhere) the API's default host is used.
     """
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    known = sources()
-    for cls in type(operator).__mro__:
-        if cls.__name__ in known:
-            hook_class, endpoint = known[cls.__name__]
-            conn_id = getattr(operator, hook_class.conn_name_attr, None) or hook_class.default_conn_name
-            try:
-                base_url = hook_class(conn_id).base_url
-            except AirflowNotFoundException:
-                base_url = hook_class.default_host or conn_id
-            return base_url, endpoint
-    return None
+    source: tuple[type[AnalyticsApiHook], str] | None = getattr(operator, "lineage_source", None)
+    if source is None:
+        return None
+    hook_class, endpoint = source
+    conn_id = getattr(operator, hook_class.conn_name_attr, None) or hook_class.default_conn_name
+    try:
+        base_url = hook_class(conn_id).base_url
+    except AirflowNotFoundException:
+        base_url = hook_class.default_host or conn_id
+    return base_url, endpoint
 
 
 def destination_dataset(destination: str, conn_id: str | None) -> Dataset:
@@ -75,6 +60,8 @@ class ExportLineageMixin:
 
     destination: str
     destination_conn_id: str | None
+    #: (hook class, endpoint path) the export reads, for the lineage input dataset.
+    lineage_source: ClassVar[tuple[type[AnalyticsApiHook], str] | None] = None
     #: The finished export's summary (``uri``, ``rows``, ``bytes``...), set by the post-execute hook.
     export_summary: dict[str, Any] | None = None
 

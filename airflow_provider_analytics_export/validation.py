@@ -11,14 +11,18 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 
-def contains_template(value: Any) -> bool:
-    """True when a string, or any string inside a list/dict, still holds Jinja."""
+def is_templated(value: Any) -> bool:
+    """True when ``value`` still holds Jinja and can only be checked after rendering.
+
+    Dict keys and values and list items count too: Airflow renders inside containers, so a
+    templated dimension or filter key must not be rejected at DAG parse as an unknown name.
+    """
     if isinstance(value, str):
         return "{{" in value or "{%" in value
     if isinstance(value, dict):
-        return any(contains_template(item) for item in value.values())
+        return any(is_templated(key) or is_templated(item) for key, item in value.items())
     if isinstance(value, (list, tuple)):
-        return any(contains_template(item) for item in value)
+        return any(is_templated(item) for item in value)
     return False
 
 

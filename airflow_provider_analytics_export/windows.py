@@ -19,21 +19,6 @@ EMPTY_WINDOW_HELP = (
 )
 
 
-def is_templated(value: Any) -> bool:
-    """True when ``value`` still holds Jinja and can only be checked after rendering.
-
-    Dict keys and values and list items count too: Airflow renders inside containers, so a
-    templated dimension or filter key must not be rejected at DAG parse as an unknown name.
-    """
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, dict):
-        return any(is_templated(key) or is_templated(item) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(is_templated(item) for item in value)
-    return False
-
-
 def to_datetime(value: dt.datetime | dt.date | str | int | float, name: str = "value") -> dt.datetime:
     """An aware UTC datetime from a datetime, date, ISO-8601 string or Unix seconds."""
     if isinstance(value, dt.datetime):

@@ -14,7 +14,8 @@ from airflow_provider_analytics_export.assets import (
     wire_export_outlets,
 )
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
-from airflow_provider_analytics_export.windows import is_templated, resolve_window, to_datetime
+from airflow_provider_analytics_export.validation import is_templated
+from airflow_provider_analytics_export.windows import resolve_window, to_datetime
 from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
 
 if TYPE_CHECKING:

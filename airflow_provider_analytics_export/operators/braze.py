@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
-from airflow_provider_analytics_export.hooks.braze import BrazeHook, validate_unit
+from airflow_provider_analytics_export.hooks.braze import DATA_SERIES_ENDPOINT, BrazeHook, validate_unit
 from airflow_provider_analytics_export.links import BrazeDashboardLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
@@ -33,6 +33,7 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
     :param destination_conn_id: connection for the destination's object storage.
     """
 
+    lineage_source = (BrazeHook, DATA_SERIES_ENDPOINT)
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "braze_conn_id",

@@ -8,11 +8,15 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
-from airflow_provider_analytics_export.hooks.browsee import BrowseeHook, validate_session_args
+from airflow_provider_analytics_export.hooks.browsee import (
+    SESSIONS_ENDPOINT,
+    BrowseeHook,
+    validate_session_args,
+)
 from airflow_provider_analytics_export.links import BrowseeSegmentsLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
-from airflow_provider_analytics_export.validation import contains_template
+from airflow_provider_analytics_export.validation import is_templated
 
 
 class BrowseeSessionsExportOperator(AnalyticsExportOperator):
@@ -34,6 +38,7 @@ class BrowseeSessionsExportOperator(AnalyticsExportOperator):
     :param destination_conn_id: connection for the destination's object storage (templated).
     """
 
+    lineage_source = (BrowseeHook, SESSIONS_ENDPOINT)
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "browsee_conn_id",
@@ -68,7 +73,7 @@ class BrowseeSessionsExportOperator(AnalyticsExportOperator):
         self.segment_id = segment_id
         self.fields = fields
         self.page_size = page_size
-        validate_session_args(None if contains_template(fields) else fields, page_size)
+        validate_session_args(None if is_templated(fields) else fields, page_size)
 
     def execute(self, context: Context) -> dict[str, Any]:
         window = self.export_window(context)

@@ -9,6 +9,8 @@ from typing import Any
 from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.openpanel import (
+    CHARTS_ENDPOINT,
+    EVENTS_ENDPOINT,
     OpenPanelHook,
     chart_rows,
     check_chart_window,
@@ -18,8 +20,8 @@ from airflow_provider_analytics_export.hooks.openpanel import (
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
-from airflow_provider_analytics_export.validation import contains_template
-from airflow_provider_analytics_export.windows import is_templated, to_datetime
+from airflow_provider_analytics_export.validation import is_templated
+from airflow_provider_analytics_export.windows import to_datetime
 
 
 class OpenPanelEventsExportOperator(AnalyticsExportOperator):
@@ -46,6 +48,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
     :param destination_conn_id: connection for the destination's object storage (templated).
     """
 
+    lineage_source = (OpenPanelHook, EVENTS_ENDPOINT)
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "project_id",
@@ -88,8 +91,8 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
         self.page_size = page_size
         self.max_concurrency = max_concurrency
         validate_event_args(
-            None if contains_template(events) else events,
-            None if contains_template(includes) else includes,
+            None if is_templated(events) else events,
+            None if is_templated(includes) else includes,
             page_size,
             max_concurrency,
         )
@@ -131,6 +134,7 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
     :param destination_conn_id: connection for the destination's object storage (templated).
     """
 
+    lineage_source = (OpenPanelHook, CHARTS_ENDPOINT)
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "project_id",
@@ -174,7 +178,7 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
         self.date_range = date_range
         self.previous = previous
         check_date_range_exclusive(date_range, start, end)
-        if not contains_template([events, breakdowns, date_range]):
+        if not is_templated([events, breakdowns, date_range]):
             validate_chart_args(events, breakdowns, interval, date_range)
         if date_range is None:
             check_chart_window(_static_moment(start, "start"), _static_moment(end, "end"), interval)

@@ -8,10 +8,16 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
-from airflow_provider_analytics_export.hooks.peer5 import INTERVALS, Peer5Hook, validate_query
+from airflow_provider_analytics_export.hooks.peer5 import (
+    EXPORT_ENDPOINT,
+    INTERVALS,
+    Peer5Hook,
+    validate_query,
+)
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
-from airflow_provider_analytics_export.windows import is_aligned, is_templated
+from airflow_provider_analytics_export.validation import is_templated
+from airflow_provider_analytics_export.windows import is_aligned
 from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
 
 
@@ -43,6 +49,7 @@ class Peer5ExportOperator(AnalyticsExportOperator):
     :param destination_conn_id: connection for the destination's object storage.
     """
 
+    lineage_source = (Peer5Hook, EXPORT_ENDPOINT)
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "peer5_conn_id",

@@ -15,6 +15,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     COMPLETED,
     EXPIRED,
     EXPORT_FORMATS,
+    EXPORTS_ENDPOINT,
     RUNNING_STATUSES,
     SealmetricsExportExpiredError,
     SealmetricsHook,
@@ -28,7 +29,8 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, BaseExportOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
-from airflow_provider_analytics_export.windows import covering_dates, is_templated, resolve_window
+from airflow_provider_analytics_export.validation import is_templated
+from airflow_provider_analytics_export.windows import covering_dates, resolve_window
 from airflow_provider_analytics_export.writer import resolve_format
 
 #: XCom key under which SealmetricsCreateExportOperator pushes the job (without its download URL).
@@ -146,6 +148,7 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     """
 
+    lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
     template_fields: Sequence[str] = (
         "job_id",
         "destination",
@@ -206,6 +209,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
     :param durable: keep the job id in the task state store to reconnect on retry (Airflow 3.3+).
     """
 
+    lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "export_type",
