@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.windows import window_fields
 from airflow_provider_analytics_export.writer import ExportWriter
 
 T = TypeVar("T")
@@ -138,8 +139,7 @@ def export_pages(
     return {
         **writer.summary(),
         "pages": count,
-        "window_start": window[0].isoformat(),
-        "window_end": window[1].isoformat(),
+        **window_fields(*window),
     }
 
 

@@ -94,6 +94,11 @@ def covering_dates(start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.da
     return start.astimezone(UTC).date(), (end.astimezone(UTC) - dt.timedelta(microseconds=1)).date()
 
 
+def window_fields(start: dt.datetime, end: dt.datetime) -> dict[str, str]:
+    """The window as the ``window_start``/``window_end`` ISO strings every export result carries."""
+    return {"window_start": start.isoformat(), "window_end": end.isoformat()}
+
+
 def in_window(moment: dt.datetime, start: dt.datetime, end: dt.datetime) -> bool:
     """Membership in the half-open window [start, end)."""
     return start <= moment < end

@@ -12,6 +12,7 @@ from airflow_provider_analytics_export.hooks.braze import DATA_SERIES_ENDPOINT, 
 from airflow_provider_analytics_export.links import BrazeDashboardLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.windows import window_fields
 
 
 class BrazeSessionsExportOperator(AnalyticsExportOperator):
@@ -94,6 +95,5 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
         return {
             **writer.summary(),
             "requests": requests,
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
+            **window_fields(start, end),
         }

@@ -21,7 +21,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import to_datetime
+from airflow_provider_analytics_export.windows import to_datetime, window_fields
 
 
 class OpenPanelEventsExportOperator(AnalyticsExportOperator):
@@ -201,10 +201,11 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
         )
         with self.open_writer() as writer:
             writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window)))
-        result = {**writer.summary(), "series": len(chart.get("series", []))}
-        if window:
-            result.update(window_start=window[0].isoformat(), window_end=window[1].isoformat())
-        return result
+        return {
+            **writer.summary(),
+            "series": len(chart.get("series", [])),
+            **(window_fields(*window) if window else {}),
+        }
 
 
 def _static_moment(value: dt.datetime | str | None, name: str) -> dt.datetime | None:

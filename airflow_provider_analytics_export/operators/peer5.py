@@ -17,7 +17,7 @@ from airflow_provider_analytics_export.hooks.peer5 import (
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import is_aligned
+from airflow_provider_analytics_export.windows import is_aligned, window_fields
 from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
 
 
@@ -110,8 +110,7 @@ class Peer5ExportOperator(AnalyticsExportOperator):
             **writer.summary(),
             "chunks": chunks,
             "passthrough": passthrough,
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
+            **window_fields(start, end),
         }
 
     def _query(self) -> dict[str, Any]:
