@@ -310,6 +310,34 @@ class AnalyticsApiHook(BaseHook):
             self.require, response.json(), method=method, endpoint=endpoint, status=response.status_code
         )
 
+    def series_rows(
+        self,
+        response: requests.Response,
+        method: str,
+        endpoint: str,
+        row_field: str,
+        succeeded: Callable[[dict[str, Any]], bool],
+    ) -> list[dict[str, Any]]:
+        """The ``data`` list of a time-series answer, every row carrying ``row_field``.
+
+        Braze and Peer5 answer 200 with a status in the body (``message``/``error``); a body
+        that reports failure, or has no ``data`` list, raises with the API's own message.
+        """
+        field = self.fields(response, method, endpoint)
+        body = field()
+        if not isinstance(body, dict) or not succeeded(body) or not isinstance(body.get("data"), list):
+            message = body.get("message") if isinstance(body, dict) else None
+            raise ApiError(
+                self.api_name,
+                method,
+                endpoint,
+                response.status_code,
+                f"export failed: {message or 'no data list in the response'}",
+            )
+        for index in range(len(body["data"])):
+            field("data", index, row_field)
+        return list(body["data"])
+
     def file_chunks(
         self,
         response: requests.Response,

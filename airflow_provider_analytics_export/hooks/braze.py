@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_analytics_export.exceptions import ApiError, ExportIntegrityError
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.windows import aligned_window, in_window, split_window, to_datetime
 
@@ -92,24 +92,9 @@ class BrazeHook(AnalyticsApiHook):
         return self.request("GET", DATA_SERIES_ENDPOINT, params=params, parse=self._parse_series)
 
     def _parse_series(self, response: requests.Response) -> list[dict[str, Any]]:
-        field = self.fields(response, "GET", DATA_SERIES_ENDPOINT)
-        body = field()
-        if (
-            not isinstance(body, dict)
-            or body.get("message") != "success"
-            or not isinstance(body.get("data"), list)
-        ):
-            message = body.get("message") if isinstance(body, dict) else None
-            raise ApiError(
-                self.api_name,
-                "GET",
-                DATA_SERIES_ENDPOINT,
-                response.status_code,
-                f"export did not succeed: {message or 'no message and no data list in the response'}",
-            )
-        for index in range(len(body["data"])):
-            field("data", index, "time")
-        return body["data"]
+        return self.series_rows(
+            response, "GET", DATA_SERIES_ENDPOINT, "time", lambda body: body.get("message") == "success"
+        )
 
     def iter_sessions_series(
         self,

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from airflow_provider_analytics_export.exceptions import ApiError, ExportIntegrityError
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.windows import (
     UTC,
@@ -289,20 +289,9 @@ class Peer5Hook(AnalyticsApiHook):
             yield [row for row in rows if start_ms <= row["timestamp"] < end_ms]
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
-        field = self.fields(response, "POST", EXPORT_ENDPOINT)
-        payload = field()
-        if not isinstance(payload, dict) or payload.get("error") or not isinstance(payload.get("data"), list):
-            message = payload.get("message") if isinstance(payload, dict) else None
-            raise ApiError(
-                self.api_name,
-                "POST",
-                EXPORT_ENDPOINT,
-                response.status_code,
-                f"export failed: {message or 'no data list in the response'}",
-            )
-        for index in range(len(payload["data"])):
-            field("data", index, "timestamp")
-        return payload["data"]
+        return self.series_rows(
+            response, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
+        )
 
     def _check_buckets(self, rows: list[dict[str, Any]], chunk: tuple[dt.datetime, dt.datetime]) -> None:
         """A row outside the requested chunk would be written again by the neighbouring chunk."""
