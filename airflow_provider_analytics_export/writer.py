@@ -7,8 +7,9 @@ of the same window simply replaces the file.
 
 Formats: ``jsonl`` keeps nested values as they are; ``csv`` and ``parquet`` store every
 nested value (dict or list) as a JSON-encoded string column, the same way every time.
-pandas/pyarrow are imported only when a parquet file is written, so importing this
-module (and every operator) stays cheap at DAG parse time.
+pyarrow is imported only when a parquet file is written (pandas is never needed: rows go
+straight into Arrow columns), so importing this module (and every operator) stays cheap
+at DAG parse time.
 """
 
 from __future__ import annotations
