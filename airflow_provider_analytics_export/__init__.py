@@ -136,13 +136,23 @@ def get_provider_info() -> dict[str, Any]:
                 "SealmetricsHook",
                 hidden=["login"],
                 relabeling={"host": "API base URL", "password": "API key"},
-                placeholders={"host": "https://api.sealmetrics.com", "password": "sm_..."},
+                placeholders={"host": "https://my.sealmetrics.com", "password": "sm_..."},
                 extra_fields={
-                    "site_id": {
-                        "label": "Default site ID",
-                        "description": "Used when an operator or hook call gives no site_id.",
+                    "account_id": {
+                        "label": "Default account ID (site slug)",
+                        "description": "Used when an operator or hook call gives no account_id.",
                         "schema": {"type": ["string", "null"]},
-                    }
+                    },
+                    "account_timezone": {
+                        "label": "Account time zone",
+                        "description": "IANA zone whose local days date_from/date_to mean (default UTC).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "site_id": {
+                        "label": "Site ID (deprecated)",
+                        "description": "Old name of account_id, read only when account_id is empty.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             ),
         ],

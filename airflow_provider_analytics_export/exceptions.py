@@ -18,7 +18,8 @@ class ApiError(AnalyticsExportError):
     """The API answered with an error (or an unusable body) after any retries.
 
     The message always names the API, method, endpoint (never the query string),
-    the HTTP status and the API's own error text.
+    the HTTP status and the API's own error text; plus the API's stable error ``code`` and
+    its ``request_id`` when the API sends them (the id is what its support asks for).
     """
 
     def __init__(
@@ -29,6 +30,9 @@ class ApiError(AnalyticsExportError):
         status: int | None,
         api_message: str,
         retry_after: float | None = None,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.api = api
         self.method = method
@@ -36,8 +40,13 @@ class ApiError(AnalyticsExportError):
         self.status = status
         self.api_message = api_message
         self.retry_after = retry_after
+        self.code = code
+        self.request_id = request_id
         status_text = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"{api} {method} {endpoint} failed ({status_text}): {api_message}")
+        context = "".join(
+            f"; {name} {value}" for name, value in (("code", code), ("request_id", request_id)) if value
+        )
+        super().__init__(f"{api} {method} {endpoint} failed ({status_text}{context}): {api_message}")
 
 
 class AuthenticationError(ApiError):
@@ -50,6 +59,10 @@ class InvalidRequestError(ApiError):
 
 class RateLimitedError(ApiError):
     """429 that persisted through every retry."""
+
+
+class QuotaExceededError(ApiError):
+    """429 for an exhausted plan quota (not the per-minute rate limit): not retried blindly."""
 
 
 class MalformedResponseError(ApiError):

@@ -70,5 +70,5 @@ def test_connection_forms_relabel_and_hide_fields(providers_manager):
 def test_connection_forms_offer_the_extra_fields(providers_manager):
     widgets = providers_manager.connection_form_widgets
     assert widgets["extra__openpanel__project_id"].field_name == "project_id"
-    assert widgets["extra__sealmetrics__site_id"].field_name == "site_id"
+    assert widgets["extra__sealmetrics__account_id"].field_name == "account_id"
     assert "extra__peer5__timeout" in widgets

@@ -1,25 +1,43 @@
-"""Sealmetrics exports API: async jobs (create, poll, download by token URL), estimate and stream."""
+"""Sealmetrics exports API: async jobs (create, poll, download by token URL), estimate and stream.
+
+Written against the vendor's current docs and OpenAPI spec (``sealmetrics/docs``,
+``static/openapi.json``): every ``/exports*`` route takes ``account_id``, errors come in one
+envelope, ``POST /exports`` is not idempotent and ``date_from``/``date_to`` are inclusive
+local days in the account's time zone.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import re
+import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import tenacity
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_analytics_export.exceptions import (
     AnalyticsExportError,
+    ApiError,
     ExportIntegrityError,
     InvalidRequestError,
+    MalformedResponseError,
+    QuotaExceededError,
     RateLimitedError,
 )
-from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook, backoff_seconds
+from airflow_provider_analytics_export.hooks.base import (
+    AnalyticsApiHook,
+    TransientApiError,
+    backoff_seconds,
+    parse_retry_after,
+)
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.validation import check_choice
 from airflow_provider_analytics_export.writer import ExportWriter
@@ -73,11 +91,18 @@ LIST_PAGE_SIZE = 100  # the documented maximum
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 #: How long create_export keeps waiting for a free slot under the plan's concurrent-export cap.
 DEFAULT_CAP_WAIT_SECONDS = 3600.0
-#: How a file of each format starts: (documented media type, first bytes, the same in words).
-FILE_STARTS: dict[str, tuple[str, re.Pattern[bytes], str]] = {
-    "csv": ("text/csv", re.compile(rb"[^\r\n]+"), "a CSV header line"),
-    "json": ("application/json", re.compile(rb"\s*\["), "a JSON array"),
+#: A job created at most this long before our clock says we sent the create can still be ours.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+#: Media types each format may arrive as (``/exports/stream`` also answers ndjson for json), the
+#: record layout that type means, how the body must start, and that start in words.
+FILE_KINDS: dict[tuple[str, str], tuple[str, re.Pattern[bytes], str]] = {
+    ("csv", "text/csv"): ("csv", re.compile(rb"[^\r\n]+"), "a CSV header line"),
+    ("json", "application/json"): ("json", re.compile(rb"\s*\["), "a JSON array"),
+    ("json", "application/x-ndjson"): ("ndjson", re.compile(rb"\s*(\{|$)"), "a JSON object per line"),
 }
+DOCUMENTED_TYPE = {"csv": "text/csv", "json": "application/json"}
+#: Connection extras: the account (site slug), its deprecated old name, and the account's time zone.
+ACCOUNT_EXTRA, DEPRECATED_ACCOUNT_EXTRA, TIMEZONE_EXTRA = "account_id", "site_id", "account_timezone"
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -86,7 +111,56 @@ class SealmetricsExportFailedError(AnalyticsExportError):
 
 
 class SealmetricsExportExpiredError(AnalyticsExportError):
-    """The job's download link expired (status ``expired`` or HTTP 410): a new export is needed."""
+    """The job's status is ``expired``: its download link is gone and a new export is needed."""
+
+
+def resolve_account_id(account_id: str | None, site_id: str | None, owner: str) -> str | None:
+    """``account_id``, or the deprecated ``site_id`` with a warning; both given must agree."""
+    if site_id in (None, ""):
+        return account_id
+    warnings.warn(
+        f"{owner}: site_id is deprecated, use account_id (the same site slug); Sealmetrics' "
+        "/exports routes reject site_id.",
+        AirflowProviderDeprecationWarning,
+        stacklevel=3,
+    )
+    if account_id not in (None, "") and account_id != site_id:
+        raise ValueError(
+            f"{owner}: account_id={account_id!r} and site_id={site_id!r} differ; pass account_id only."
+        )
+    return account_id or site_id
+
+
+def local_days(start: dt.datetime, end: dt.datetime, zone: dt.tzinfo) -> tuple[dt.date, dt.date]:
+    """[start, end) as the inclusive local days ``date_from``/``date_to`` of the account's zone.
+
+    The API only takes whole local days; a bound that is not local midnight (an hourly
+    schedule, a daily timetable in another zone) would export whole days again and again,
+    so it is refused before any request.
+    """
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    for name, moment in (("start", local_start), ("end", local_end)):
+        if moment.timetz().replace(tzinfo=None) != dt.time(0):
+            raise ValueError(
+                f"Sealmetrics exports whole days in the account's time zone {zone}: window {name}="
+                f"{moment.isoformat()} is not midnight there, so [start, end) is not whole days and "
+                "each run would export entire days again. Schedule daily in that zone, e.g. "
+                f"CronDataIntervalTimetable('@daily', timezone='{zone}'), or set the connection extra "
+                f"{TIMEZONE_EXTRA!r} to the account's time zone."
+            )
+    return local_start.date(), local_end.date() - dt.timedelta(days=1)
+
+
+def as_zone(value: Any, conn_id: str) -> dt.tzinfo:
+    """The account's time zone from the connection extra (IANA name; empty or null: UTC)."""
+    name = str(value).strip() if value is not None else ""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"Connection {conn_id!r} extra {TIMEZONE_EXTRA}={value!r} is not an IANA time zone "
+            "such as 'UTC' or 'Europe/Madrid'."
+        ) from None
 
 
 def validate_export_request(
@@ -178,15 +252,49 @@ def raise_for_outcome(status: str, message: str) -> None:
         raise AnalyticsExportError(message)
 
 
+def error_envelope(body: Any) -> tuple[str, str | None, str | None] | None:
+    """(message, code, request_id) of an error body; None when it is not Sealmetrics' shape.
+
+    The documented envelope is ``{"error": {code, message, detail?}, "request_id"}``; the spec
+    also names FastAPI's ``{"detail": [{loc, msg, type}]}`` for 422. Validation details name
+    the field (``body.date_from: invalid date``) so the user can map them to the request.
+    """
+    if not isinstance(body, Mapping):
+        return None
+    error, request_id = body.get("error"), body.get("request_id")
+    if isinstance(error, Mapping):
+        message, code, detail = (
+            str(error.get("message") or error.get("code")),
+            error.get("code"),
+            error.get("detail"),
+        )
+    elif isinstance(body.get("detail"), list):
+        message, code, detail = "Request validation failed", None, body["detail"]
+    else:
+        return None
+    if isinstance(detail, list) and detail:
+        message += ": " + "; ".join(_detail_text(item) for item in detail)
+    elif detail:
+        message += f" ({json.dumps(detail)[:500]})"
+    return message, str(code) if code else None, str(request_id) if request_id else None
+
+
+def _detail_text(item: Any) -> str:
+    if not isinstance(item, Mapping):
+        return str(item)
+    field = item.get("field") or ".".join(str(part) for part in item.get("loc") or ())
+    text = item.get("message") or item.get("msg") or item.get("type") or ""
+    return f"{field}: {text}" if field else str(text)
+
+
 class RecordCounter:
-    """Counts the records of an export file chunk by chunk, without holding it.
+    """Counts and checks the records of an export file chunk by chunk, without holding it.
 
     CSV: newlines outside quotes, minus the header (a doubled quote toggles twice, so quote
-    parity stays exact). JSON: objects directly inside the top-level array, skipping strings;
-    a Python-level scan, used only where the API limits the size (the stream endpoint).
+    parity stays exact). JSON: every item of the top-level array must be an object, parsed
+    incrementally by ijson (C backend), so a broken or truncated document is caught.
+    ndjson: one object per line, only one line held at a time.
     """
-
-    _JSON_TOKENS = re.compile(rb'[\\"{}\[\]]')
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
@@ -194,13 +302,43 @@ class RecordCounter:
         self.in_quotes = False
         self.last_byte = b""
         self.objects = 0
-        self.depth = 0
-        self.skip = 0
+        self._tail = b""
+        self._items: list[Any] = []
+        self._parser: Any = None
+        if fmt == "json":
+            import ijson
+
+            self._items = ijson.sendable_list()
+            self._parser = ijson.items_coro(self._items, "item", use_float=True)
 
     def feed(self, chunk: bytes) -> None:
-        if chunk:
-            self._feed_csv(chunk) if self.fmt == "csv" else self._feed_json(chunk)
-            self.last_byte = chunk[-1:]
+        """Take the next chunk; raises ValueError when the records are not well-formed."""
+        if not chunk:
+            return
+        if self.fmt == "csv":
+            self._feed_csv(chunk)
+        elif self.fmt == "json":
+            self._feed_json(chunk)
+        else:
+            lines = (self._tail + chunk).split(b"\n")
+            self._tail = lines.pop()
+            for line in lines:
+                self._record_line(line)
+        self.last_byte = chunk[-1:]
+
+    def finish(self) -> None:
+        """The file ended: a JSON document must be complete; the last ndjson line is checked."""
+        if self.fmt == "json":
+            import ijson
+
+            try:
+                self._parser.close()
+            except ijson.JSONError as exc:
+                raise ValueError(f"the JSON array is incomplete or malformed ({exc})") from None
+            self._take_items()
+        elif self.fmt == "ndjson":
+            self._record_line(self._tail)
+            self._tail = b""
 
     def _feed_csv(self, chunk: bytes) -> None:
         if not self.in_quotes and b'"' not in chunk:
@@ -213,24 +351,31 @@ class RecordCounter:
                 self.newlines += part.count(b"\n")
 
     def _feed_json(self, chunk: bytes) -> None:
-        skip_until = self.skip
-        for match in self._JSON_TOKENS.finditer(chunk):
-            position, token = match.start(), match.group()
-            if position < skip_until:
-                continue
-            if self.in_quotes:
-                if token == b"\\":
-                    skip_until = position + 2
-                elif token == b'"':
-                    self.in_quotes = False
-            elif token == b'"':
-                self.in_quotes = True
-            elif token in (b"{", b"["):
-                self.objects += token == b"{" and self.depth == 1
-                self.depth += 1
-            else:
-                self.depth -= 1
-        self.skip = max(0, skip_until - len(chunk))
+        import ijson
+
+        try:
+            self._parser.send(chunk)
+        except ijson.JSONError as exc:
+            raise ValueError(f"the JSON array is malformed ({exc})") from None
+        self._take_items()
+
+    def _take_items(self) -> None:
+        for item in self._items:
+            if not isinstance(item, dict):
+                raise ValueError(f"record {self.objects + 1} of the JSON array is not an object")
+            self.objects += 1
+        del self._items[:]
+
+    def _record_line(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ValueError(f"ndjson line {self.objects + 1} is not JSON") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"ndjson line {self.objects + 1} is not a JSON object")
+        self.objects += 1
 
     @property
     def rows(self) -> int:
@@ -240,10 +385,35 @@ class RecordCounter:
         return max(0, lines - 1)
 
 
-class SealmetricsHook(AnalyticsApiHook):
-    """Talks to Sealmetrics' ``/api/v1/exports`` API.
+def same_export(job: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """Whether ``job`` is an export of exactly ``body`` (type, format, days and filters)."""
 
-    Connection: password = API key (``sm_...``), extra ``site_id`` = the default site.
+    def filters(value: Any) -> dict[str, Any]:
+        return {k: v for k, v in (value or {}).items() if v is not None} if isinstance(value, Mapping) else {}
+
+    return (
+        all(job.get(key) == body.get(key) for key in ("export_type", "date_from", "date_to"))
+        and job.get("format", "csv") == body.get("format", "csv")
+        and filters(job.get("filters")) == filters(body.get("filters"))
+    )
+
+
+def created_at(job: Mapping[str, Any]) -> dt.datetime | None:
+    """The job's ``created_at`` as an aware datetime (None when absent or unreadable)."""
+    try:
+        moment = dt.datetime.fromisoformat(str(job.get("created_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+class SealmetricsHook(AnalyticsApiHook):
+    """Talks to Sealmetrics' ``/api/v1/exports`` API on ``https://my.sealmetrics.com``.
+
+    Connection: password = API key (``sm_...``); extra ``account_id`` = the default account
+    (the site slug; ``site_id`` is accepted as its deprecated old name); extra
+    ``account_timezone`` = the account's time zone, in which ``date_from``/``date_to`` are
+    local days (default UTC).
 
     :param sealmetrics_conn_id: the Airflow connection id (``sealmetrics_default``).
     """
@@ -253,7 +423,7 @@ class SealmetricsHook(AnalyticsApiHook):
     conn_type = "sealmetrics"
     hook_name = "Sealmetrics"
     api_name = "Sealmetrics"
-    default_host = "https://api.sealmetrics.com"
+    default_host = "https://my.sealmetrics.com"
 
     def __init__(self, sealmetrics_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=sealmetrics_conn_id, **kwargs)
@@ -261,71 +431,204 @@ class SealmetricsHook(AnalyticsApiHook):
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.secret(self.connection.password, "API key (password)")}
 
-    def site_id(self, site_id: str | None = None) -> str:
-        """The given site id, else the connection's default ``site_id``."""
-        return self.from_extra(site_id, "site_id")
+    def account_id(self, account_id: str | None = None) -> str:
+        """The given account, else the connection's ``account_id`` (or deprecated ``site_id``) extra."""
+        if account_id:
+            return account_id
+        if not self.extras.get(ACCOUNT_EXTRA) and self.extras.get(DEPRECATED_ACCOUNT_EXTRA):
+            warnings.warn(
+                f"Connection {self.conn_id!r}: extra {DEPRECATED_ACCOUNT_EXTRA!r} is deprecated; "
+                f"rename it to {ACCOUNT_EXTRA!r} (the same site slug).",
+                AirflowProviderDeprecationWarning,
+                stacklevel=2,
+            )
+            return str(self.extras[DEPRECATED_ACCOUNT_EXTRA]).strip()
+        return self.from_extra(None, ACCOUNT_EXTRA).strip()
+
+    @property
+    def account_timezone(self) -> dt.tzinfo:
+        """The zone whose local days ``date_from``/``date_to`` mean (connection extra, default UTC)."""
+        return as_zone(self.extras.get(TIMEZONE_EXTRA), self.conn_id)
 
     def check_connection(self) -> None:
-        self.request("GET", EXPORTS_ENDPOINT, params={"site_id": self.site_id(), "limit": 1})
+        self.request("GET", EXPORTS_ENDPOINT, params={"account_id": self.account_id(), "limit": 1})
+
+    def api_error(
+        self, method: str, endpoint: str, status: int, body: Any, text: str, retry_after_header: str | None
+    ) -> ApiError:
+        """The shared mapping, with the envelope's message, ``code`` and ``request_id`` kept."""
+        envelope = error_envelope(body)
+        if envelope is None:
+            return super().api_error(method, endpoint, status, body, text, retry_after_header)
+        message, code, request_id = envelope
+        if status == 429 and code == "quota_exceeded":
+            # A plan quota, not the per-minute limit: the transport must not retry it blindly.
+            error: ApiError = QuotaExceededError(
+                self.api_name, method, endpoint, status, message, parse_retry_after(retry_after_header)
+            )
+        else:
+            error = super().api_error(
+                method, endpoint, status, {"message": message}, text, retry_after_header
+            )
+        return type(error)(
+            error.api,
+            error.method,
+            error.endpoint,
+            error.status,
+            error.api_message,
+            error.retry_after,
+            code=code,
+            request_id=request_id,
+        )
 
     # -- jobs -----------------------------------------------------------------------
     def create_export(
         self,
         body: Mapping[str, Any],
-        site_id: str | None = None,
+        account_id: str | None = None,
         cap_wait_seconds: float = DEFAULT_CAP_WAIT_SECONDS,
     ) -> dict[str, Any]:
-        """Create an export job from :func:`export_body` and return the job object.
+        """Create exactly one export job for ``body`` (from :func:`export_body`) and return it.
 
-        A 429 (the plan's concurrent-export cap, which lasts as long as the running jobs)
-        is waited out for up to ``cap_wait_seconds`` on top of the transport's own retries.
+        ``POST /exports`` is not idempotent, so it is never resent blindly: when its answer is
+        lost (dropped connection, timeout, 5xx after the server may have acted) the account's
+        exports are listed and a job of exactly this body created since we sent it is adopted;
+        only when there is none is the create sent again. ``rate_limit_exceeded`` waits its
+        ``Retry-After``; a full concurrent-export cap (429 or 409 while exports are running)
+        is waited out for up to ``cap_wait_seconds`` with a log line; an exhausted plan quota
+        with nothing running fails at once.
         """
-        params = {"site_id": self.site_id(site_id)}
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_delay(cap_wait_seconds),
-            wait=_cap_wait,
-            retry=tenacity.retry_if_exception_type(RateLimitedError),
-            before_sleep=self._log_cap_wait,
-            reraise=True,
+        account = self.account_id(account_id)
+        earlier = {job["job_id"] for job in self.list_exports(account) if same_export(job, body)}
+        sent_at = dt.datetime.now(dt.timezone.utc)
+        deadline = time.monotonic() + cap_wait_seconds
+        lost = 0
+        while True:
+            try:
+                response = self._send_once(
+                    "POST",
+                    EXPORTS_ENDPOINT,
+                    lambda r: r.json(),
+                    f"{self.base_url}{EXPORTS_ENDPOINT}",
+                    True,
+                    {"params": {"account_id": account}, "json": dict(body)},
+                )
+            except TransientApiError as exc:
+                lost += 1
+                if lost >= self.max_attempts:
+                    raise
+                wait = backoff_seconds(lost, exc.retry_after)
+                self.log.warning(
+                    "%s; the job may exist: looking for it in %.1f s before creating again.", exc, wait
+                )
+                time.sleep(wait)
+                adopted = self._find_created(body, account, sent_at, earlier)
+                if adopted is not None:
+                    self.log.info(
+                        "Adopted export %s, created by the create whose answer was lost.", adopted["job_id"]
+                    )
+                    return adopted
+                continue
+            except (RateLimitedError, QuotaExceededError, InvalidRequestError) as exc:
+                self._wait_for_slot(exc, account, deadline)
+                continue
+            job = self._received(
+                self.require(response, "job", method="POST", endpoint=EXPORTS_ENDPOINT, status=201, kind=dict)
+            )
+            self.log.info("%s %s", response.get("message") or "Export created.", job_outcome(job)[1])
+            return job
+
+    def _find_created(
+        self, body: Mapping[str, Any], account: str, sent_at: dt.datetime, earlier: set[str]
+    ) -> dict[str, Any] | None:
+        """The oldest new job of ``body`` created since ``sent_at`` (less clock skew)."""
+        since = sent_at - CLOCK_SKEW
+        found = [
+            job
+            for job in self.list_exports(account)
+            if same_export(job, body)
+            and job.get("job_id") not in earlier
+            and (created_at(job) or since) >= since
+        ]
+        return min(found, key=lambda job: created_at(job) or since) if found else None
+
+    def find_export(
+        self, body: Mapping[str, Any], account_id: str | None, since: dt.datetime
+    ) -> dict[str, Any] | None:
+        """The newest usable job of exactly ``body`` created since ``since`` (a retried task's own)."""
+        found = [
+            job
+            for job in self.list_exports(self.account_id(account_id))
+            if same_export(job, body)
+            and job.get("status") not in (FAILED, EXPIRED)
+            and (created_at(job) or since) >= since - CLOCK_SKEW
+        ]
+        return max(found, key=lambda job: created_at(job) or since) if found else None
+
+    def _wait_for_slot(self, exc: ApiError, account: str, deadline: float) -> None:
+        """Sleep until a create may succeed, or re-raise ``exc`` when waiting cannot help."""
+        capped = exc.status in (409, 429)
+        if not capped:
+            raise exc
+        running = 0
+        if exc.code != "rate_limit_exceeded":
+            running = sum(job.get("status") in RUNNING_STATUSES for job in self.list_exports(account))
+            if not running and (exc.retry_after is None or time.monotonic() + exc.retry_after > deadline):
+                raise QuotaExceededError(
+                    exc.api,
+                    exc.method,
+                    exc.endpoint,
+                    exc.status,
+                    f"{exc.api_message} No export is running on account {account!r}, so this is a plan "
+                    "quota, not the concurrent-export cap: waiting would not free it.",
+                    exc.retry_after,
+                    code=exc.code,
+                    request_id=exc.request_id,
+                ) from None
+        wait = backoff_seconds(4, exc.retry_after)
+        if time.monotonic() + wait > deadline:
+            raise exc
+        reason = (
+            f"{running} export(s) running (the plan's concurrent-export cap)" if running else "rate limited"
         )
-        response = retrying(self.request, "POST", EXPORTS_ENDPOINT, params=params, json=dict(body))
-        job = self._received(response["job"])
-        self.log.info("%s %s", response.get("message") or "Export created.", job_outcome(job)[1])
-        return job
+        self.log.warning(
+            "Sealmetrics create refused (%s): %s; waiting %.0f s.", exc.code or exc.status, reason, wait
+        )
+        time.sleep(wait)
 
-    def _log_cap_wait(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log.warning("Concurrent-export cap: %s; waiting %.0f s for a free slot.", exc, wait)
-
-    def estimate_export(self, body: Mapping[str, Any], site_id: str | None = None) -> dict[str, Any]:
+    def estimate_export(self, body: Mapping[str, Any], account_id: str | None = None) -> dict[str, Any]:
         """Rows, size and whether a background job will be used, without creating a job."""
         return self.request(
-            "POST", ESTIMATE_ENDPOINT, params={"site_id": self.site_id(site_id)}, json=dict(body)
+            "POST", ESTIMATE_ENDPOINT, params={"account_id": self.account_id(account_id)}, json=dict(body)
         )
 
-    def get_export(self, job_id: str, site_id: str | None = None) -> dict[str, Any]:
+    def get_export(self, job_id: str, account_id: str | None = None) -> dict[str, Any]:
         """The job's current state (status, progress_percent, download_url once completed)."""
         return self._received(
-            self.request("GET", f"{EXPORTS_ENDPOINT}/{job_id}", params={"site_id": self.site_id(site_id)})
+            self.request(
+                "GET", f"{EXPORTS_ENDPOINT}/{job_id}", params={"account_id": self.account_id(account_id)}
+            )
         )
 
     async def aget_export(
-        self, session: aiohttp.ClientSession, job_id: str, site_id: str | None = None
+        self, session: aiohttp.ClientSession, job_id: str, account_id: str | None = None
     ) -> dict[str, Any]:
         """:meth:`get_export` for triggers (same retries and errors, no blocking I/O)."""
         await self.aload_connection()
         job = await self.arequest(
-            session, "GET", f"{EXPORTS_ENDPOINT}/{job_id}", params={"site_id": self.site_id(site_id)}
+            session,
+            "GET",
+            f"{EXPORTS_ENDPOINT}/{job_id}",
+            params={"account_id": self.account_id(account_id)},
         )
         return self._received(job)
 
     def list_exports(
-        self, site_id: str | None = None, include_expired: bool = False
+        self, account_id: str | None = None, include_expired: bool = False
     ) -> Iterator[dict[str, Any]]:
-        """Every export of the site, newest first, fetching page after page until ``total``."""
+        """Every export of the account, fetching page after page until ``total``."""
         params: dict[str, Any] = {
-            "site_id": self.site_id(site_id),
+            "account_id": self.account_id(account_id),
             "limit": LIST_PAGE_SIZE,
             "include_expired": str(include_expired).lower(),
         }
@@ -339,12 +642,12 @@ class SealmetricsHook(AnalyticsApiHook):
             if not exports or offset >= int(page.get("total") or 0):
                 return
 
-    def cancel_export(self, job_id: str, site_id: str | None = None) -> None:
+    def cancel_export(self, job_id: str, account_id: str | None = None) -> None:
         """Cancel a pending export or delete a completed one (204)."""
         self.request(
             "DELETE",
             f"{EXPORTS_ENDPOINT}/{job_id}",
-            params={"site_id": self.site_id(site_id)},
+            params={"account_id": self.account_id(account_id)},
             parse=lambda response: None,
         )
 
@@ -360,7 +663,7 @@ class SealmetricsHook(AnalyticsApiHook):
         self,
         body: Mapping[str, Any],
         destination: str | ObjectStoragePath,
-        site_id: str | None = None,
+        account_id: str | None = None,
         destination_conn_id: str | None = None,
     ) -> dict[str, Any]:
         """Stream a small export (< 10,000 rows) straight into ``destination``.
@@ -372,7 +675,7 @@ class SealmetricsHook(AnalyticsApiHook):
         return self.request(
             "POST",
             STREAM_ENDPOINT,
-            params={"site_id": self.site_id(site_id)},
+            params={"account_id": self.account_id(account_id)},
             json=dict(body),
             stream=True,
             parse=self._copier(
@@ -389,7 +692,7 @@ class SealmetricsHook(AnalyticsApiHook):
     ) -> dict[str, Any]:
         """Download a completed job's file into ``destination`` atomically; bounded memory.
 
-        Given a job, its ``actual_rows`` is checked against the CSV record count before the
+        Given a job, its ``actual_rows`` is checked against the file's record count before the
         file is committed. The download URL gets no API key and never appears in logs.
         ``export_format`` only matters for a bare URL (a job says its own format).
         """
@@ -422,10 +725,13 @@ class SealmetricsHook(AnalyticsApiHook):
                 ),
             )
         except InvalidRequestError as exc:
-            if exc.status == 410:
-                raise SealmetricsExportExpiredError(
-                    f"Sealmetrics download link expired ({exc.api_message}); create a new export."
-                ) from None
+            # The spec gives an expired token no status of its own (404): the job's status says.
+            if exc.status != 404 or expected is None:
+                raise
+            current = self.get_export(str(expected.get("job_id")), expected.get("account_id"))
+            status, message = job_outcome(current)
+            if status == EXPIRED:
+                raise SealmetricsExportExpiredError(message) from None
             raise
 
     def checked_download_url(self, url: str) -> str:
@@ -459,17 +765,17 @@ class SealmetricsHook(AnalyticsApiHook):
     ) -> Callable[[requests.Response], dict[str, Any]]:
         """A ``parse`` callback that copies the body into a fresh atomic writer (so a retry restarts).
 
-        ``request`` is (method, endpoint, label for progress logs). A body that does not start
-        like a ``fmt`` file (an empty 200, an HTML page) is refused before anything is committed.
+        ``request`` is (method, endpoint, label for progress logs). A body whose media type is
+        not one documented for ``fmt``, or that does not start like such a file (an empty 200,
+        an HTML page), or whose records are malformed, is refused before anything is committed.
         """
         method, endpoint, label = request
 
         def copy(response: requests.Response) -> dict[str, Any]:
             total = int(response.headers.get("Content-Length") or 0) or None
             progress = ExportProgress(cast("logging.Logger", self.log), label, unit="bytes")
-            counter = RecordCounter(fmt)
-            count = fmt == "csv" or job is None
-            content_type, start, expected = FILE_STARTS[fmt]
+            content_type, layout, start, expected = self._file_kind(response, method, endpoint, fmt)
+            counter = RecordCounter(layout)
             chunks = self.file_chunks(
                 response,
                 method,
@@ -480,38 +786,63 @@ class SealmetricsHook(AnalyticsApiHook):
                 chunk_size=DOWNLOAD_CHUNK_BYTES,
             )
             with ExportWriter(destination, "raw", destination_conn_id) as writer:
-                for chunk in chunks:
-                    writer.write_bytes(chunk)
-                    if count:
+                try:
+                    for chunk in chunks:
+                        writer.write_bytes(chunk)
                         counter.feed(chunk)
-                    progress.update(len(chunk), pages=0, total=total)
-                writer.rows = _checked_rows(fmt, counter, job)
-                summary = {**writer.summary(), "format": fmt}
+                        progress.update(len(chunk), pages=0, total=total)
+                    counter.finish()
+                except ValueError as exc:
+                    raise ExportIntegrityError(
+                        f"Sealmetrics {method} {endpoint}: the {layout} file is not valid ({exc}); "
+                        "it was not written."
+                    ) from None
+                writer.rows = _checked_rows(counter, job)
+                summary = {**writer.summary(), "format": layout}
             progress.finish()
             return summary
 
         return copy
 
+    def _file_kind(
+        self, response: requests.Response, method: str, endpoint: str, fmt: str
+    ) -> tuple[str, str, re.Pattern[bytes], str]:
+        """(media type, record layout, start pattern, its words) for the answer's Content-Type.
 
-def _checked_rows(fmt: str, counter: RecordCounter, job: Mapping[str, Any] | None) -> int:
-    """Rows of the file: counted (CSV, or a streamed file), cross-checked with a job's ``actual_rows``.
+        Unknown types fall through to ``file_chunks``' own check against the documented type;
+        a charset other than UTF-8 is refused (the file is stored as sent).
+        """
+        header = response.headers.get("Content-Type", "")
+        media, _, parameters = header.partition(";")
+        media = media.strip().lower()
+        charset = (
+            parameters.strip().lower().removeprefix("charset=").strip('"')
+            if "charset=" in parameters.lower()
+            else ""
+        )
+        if charset and charset not in ("utf-8", "utf8"):
+            raise MalformedResponseError(
+                self.api_name,
+                method,
+                endpoint,
+                response.status_code,
+                f"response charset is {charset!r}, not utf-8",
+            )
+        known = FILE_KINDS.get((fmt, media))
+        if known is None:
+            return (DOCUMENTED_TYPE[fmt], *FILE_KINDS[(fmt, DOCUMENTED_TYPE[fmt])])
+        return (media, *known)
 
-    A downloaded JSON file is not scanned (too slow in Python for large files): ``actual_rows``.
-    """
+
+def _checked_rows(counter: RecordCounter, job: Mapping[str, Any] | None) -> int:
+    """Rows counted in the file, cross-checked with a job's ``actual_rows`` when it has one."""
     expected = job.get("actual_rows") if job else None
-    if fmt != "csv" and job is not None:
-        return int(expected or 0)
     if expected is not None and int(expected) != counter.rows:
         raise ExportIntegrityError(
             f"Sealmetrics export {job.get('job_id') if job else ''} reports actual_rows={expected} but "
             f"the downloaded file holds {counter.rows} records; the file was not written."
         )
     return counter.rows
-
-
-def _cap_wait(state: tenacity.RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome else None
-    return backoff_seconds(state.attempt_number + 3, getattr(exc, "retry_after", None))
 
 
 def _download_token(url: str) -> str:

@@ -23,14 +23,16 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     export_body,
     export_days,
     job_outcome,
+    local_days,
     public_job,
     raise_for_outcome,
+    resolve_account_id,
     validate_export_request,
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, BaseExportOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import covering_dates, resolve_window
+from airflow_provider_analytics_export.windows import resolve_window
 from airflow_provider_analytics_export.writer import resolve_format
 
 #: XCom key under which SealmetricsCreateExportOperator pushes the job (without its download URL).
@@ -80,9 +82,13 @@ class SealmetricsCreateExportOperator(BaseOperator):
 
     :param task_id: the task id.
     :param export_type: one of the documented export types, e.g. ``pages`` (templated).
-    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
-    :param date_from: first day, inclusive (templated); default: the data interval's first day.
-    :param date_to: last day, inclusive (templated); default: the last day inside the data interval.
+    :param account_id: the account, i.e. the site slug (templated); default: the connection's
+        ``account_id`` extra.
+    :param site_id: deprecated name of ``account_id``.
+    :param date_from: first local day, inclusive (templated); default: the data interval's first
+        day in the account's time zone (connection extra ``account_timezone``).
+    :param date_to: last local day, inclusive (templated); default: the data interval's last day
+        there. A data interval that is not whole local days fails before any request.
     :param filters: documented filter keys to string values (templated).
     :param export_format: ``csv`` or ``json`` (templated).
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
@@ -90,7 +96,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
 
     template_fields: Sequence[str] = (
         "export_type",
-        "site_id",
+        "account_id",
         "date_from",
         "date_to",
         "filters",
@@ -104,6 +110,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         *,
         task_id: str,
         export_type: str,
+        account_id: str | None = None,
         site_id: str | None = None,
         date_from: dt.date | str | None = None,
         date_to: dt.date | str | None = None,
@@ -114,7 +121,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
     ) -> None:
         super().__init__(task_id=task_id, **kwargs)
         self.export_type = export_type
-        self.site_id = site_id
+        self.account_id = resolve_account_id(account_id, site_id, f"{type(self).__name__} {task_id!r}")
         self.date_from = date_from
         self.date_to = date_to
         self.filters = filters
@@ -124,12 +131,15 @@ class SealmetricsCreateExportOperator(BaseOperator):
         validate_static_days(date_from, date_to)
 
     def execute(self, context: Context) -> str:
+        hook = SealmetricsHook(self.sealmetrics_conn_id)
         first, last = self.date_from, self.date_to
         if first in (None, "") or last in (None, ""):
-            window_first, window_last = covering_dates(*resolve_window(None, None, context))
+            window_first, window_last = local_days(
+                *resolve_window(None, None, context), hook.account_timezone
+            )
             first, last = first or window_first, last or window_last
         body = export_body(self.export_type, first, last, self.export_format, self.filters)
-        job = SealmetricsHook(self.sealmetrics_conn_id).create_export(body, self.site_id)
+        job = hook.create_export(body, self.account_id)
         context["ti"].xcom_push(key=XCOM_JOB_KEY, value=public_job(job))
         return str(job["job_id"])
 
@@ -143,7 +153,9 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
     :param task_id: the task id.
     :param job_id: the export's ``job_id`` (templated), e.g. the create task's return value.
     :param destination: where to write (templated), e.g. ``s3://bucket/sealmetrics/{{ ds }}/pages.csv``.
-    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
+    :param account_id: the account, i.e. the site slug (templated); default: the connection's
+        ``account_id`` extra.
+    :param site_id: deprecated name of ``account_id``.
     :param destination_conn_id: connection for the destination's object storage (templated).
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     """
@@ -152,7 +164,7 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
     template_fields: Sequence[str] = (
         "job_id",
         "destination",
-        "site_id",
+        "account_id",
         "destination_conn_id",
         "sealmetrics_conn_id",
     )
@@ -163,6 +175,7 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
         task_id: str,
         job_id: str,
         destination: str | ObjectStoragePath,
+        account_id: str | None = None,
         site_id: str | None = None,
         destination_conn_id: str | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
@@ -171,13 +184,13 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
         super().__init__(task_id=task_id, **kwargs)
         self.job_id = job_id
         self.destination = str(destination)
-        self.site_id = site_id
+        self.account_id = resolve_account_id(account_id, site_id, f"{type(self).__name__} {task_id!r}")
         self.destination_conn_id = destination_conn_id
         self.sealmetrics_conn_id = sealmetrics_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SealmetricsHook(self.sealmetrics_conn_id)
-        job = hook.get_export(self.job_id, self.site_id)
+        job = hook.get_export(self.job_id, self.account_id)
         summary = hook.download_export(job, self.destination, self.destination_conn_id)
         return {**summary, "job_id": self.job_id}
 
@@ -189,13 +202,18 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
     falls back to a background job. A job is created, waited for (on the triggerer when
     ``deferrable``) and downloaded. Its id is kept in the task state store, so a retry after
     a worker crash reconnects to it instead of creating a second job. A download link that
-    expired gets one fresh job; ``on_kill`` cancels the job. The export covers the UTC days
-    ``covering_dates(start, end)``.
+    expired gets one fresh job; ``on_kill`` cancels the job. A retry whose try left no job id
+    behind (the worker died between create and store) adopts the job of exactly this export
+    that the run created, instead of creating a second one. [start, end) must be whole
+    local days in the account's time zone (connection extra ``account_timezone``, default
+    UTC); anything else fails before any request.
 
     :param task_id: the task id.
     :param export_type: one of the documented export types (templated).
     :param destination: where to write (templated); ``.csv``/``.json`` sets the format.
-    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
+    :param account_id: the account, i.e. the site slug (templated); default: the connection's
+        ``account_id`` extra.
+    :param site_id: deprecated name of ``account_id``.
     :param filters: documented filter keys to string values (templated).
     :param start: window start (templated); default: the data interval start.
     :param end: window end, exclusive (templated); default: the data interval end.
@@ -213,7 +231,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
     template_fields: Sequence[str] = (
         *AnalyticsExportOperator.template_fields,
         "export_type",
-        "site_id",
+        "account_id",
         "filters",
         "sealmetrics_conn_id",
     )
@@ -227,6 +245,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         task_id: str,
         export_type: str,
         destination: str | ObjectStoragePath,
+        account_id: str | None = None,
         site_id: str | None = None,
         filters: dict[str, str] | None = None,
         start: dt.datetime | str | None = None,
@@ -250,7 +269,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
             **kwargs,
         )
         self.export_type = export_type
-        self.site_id = site_id
+        self.account_id = resolve_account_id(account_id, site_id, f"{type(self).__name__} {task_id!r}")
         self.filters = filters
         self.sealmetrics_conn_id = sealmetrics_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -269,7 +288,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
     def body(self, context: Context) -> dict[str, Any]:
         """The request body for the rendered arguments (validated before any request)."""
         fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
-        first, last = covering_dates(*self.export_window(context))
+        first, last = local_days(*self.export_window(context), self.hook.account_timezone)
         return export_body(self.export_type, first, last, fmt, self.filters)
 
     # -- entry points ---------------------------------------------------------------
@@ -278,7 +297,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         if self._stored_job_id(context) is None and self._streamable(body):
             try:
                 summary = self.hook.stream_export(
-                    body, self.destination, self.site_id, self.destination_conn_id
+                    body, self.destination, self.account_id, self.destination_conn_id
                 )
             except InvalidRequestError as exc:
                 if exc.status != 413:
@@ -303,17 +322,31 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         """Cancel the running job so it does not keep a slot of the plan's concurrent-export cap."""
         if self.job_id:
             self.log.info("Cancelling Sealmetrics export %s.", self.job_id)
-            self.hook.cancel_export(self.job_id, self.site_id)
+            self.hook.cancel_export(self.job_id, self.account_id)
 
     # -- ResumableJobMixin ----------------------------------------------------------
     def submit_job(self, context: Context) -> str:
-        job = self.hook.create_export(self.body(context), self.site_id, self.cap_wait_seconds)
+        body = self.body(context)
+        job = self._earlier_try_job(context, body) or self.hook.create_export(
+            body, self.account_id, self.cap_wait_seconds
+        )
         self.job_id = str(job["job_id"])
         return self.job_id
 
+    def _earlier_try_job(self, context: Context, body: dict[str, Any]) -> dict[str, Any] | None:
+        """On a retry, the job of exactly this export an earlier try created in this run, if any."""
+        ti, dag_run = context.get("ti"), context.get("dag_run")
+        since = getattr(dag_run, "start_date", None)
+        if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or since is None or self.refreshed:
+            return None
+        job = self.hook.find_export(body, self.account_id, since)
+        if job is not None:
+            self.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
+        return job
+
     def get_job_status(self, external_id: Any, context: Context) -> str:
         try:
-            job = self.hook.get_export(str(external_id), self.site_id)
+            job = self.hook.get_export(str(external_id), self.account_id)
         except InvalidRequestError as exc:
             if exc.status != 404:
                 raise
@@ -333,13 +366,13 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         if self.deferrable:
             self.defer(
                 trigger=SealmetricsExportTrigger(
-                    self.job_id, self.site_id, self.sealmetrics_conn_id, self.poll_interval
+                    self.job_id, self.account_id, self.sealmetrics_conn_id, self.poll_interval
                 ),
                 method_name="execute_complete",
                 kwargs={"refreshed": self.refreshed},
                 timeout=dt.timedelta(seconds=self.timeout),
             )
-        wait_for_job(self.hook, self.job_id, self.site_id, self.poll_interval, self.timeout)
+        wait_for_job(self.hook, self.job_id, self.account_id, self.poll_interval, self.timeout)
         self.summary = self._download(context, self.job_id)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
@@ -351,7 +384,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         return store.get(self.external_id_key) if store is not None and self.durable else None
 
     def _streamable(self, body: dict[str, Any]) -> bool:
-        estimate = self.hook.estimate_export(body, self.site_id)
+        estimate = self.hook.estimate_export(body, self.account_id)
         self.log.info(
             "Estimate: %s rows, %s, background job: %s",
             estimate.get("estimated_rows"),
@@ -361,7 +394,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         return not estimate.get("will_use_background_job")
 
     def _download(self, context: Context, job_id: str) -> dict[str, Any]:
-        job = self.hook.get_export(job_id, self.site_id)
+        job = self.hook.get_export(job_id, self.account_id)
         try:
             summary = self.hook.download_export(job, self.destination, self.destination_conn_id)
         except SealmetricsExportExpiredError as exc:
@@ -393,14 +426,14 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
 def wait_for_job(
     hook: SealmetricsHook,
     job_id: str,
-    site_id: str | None,
+    account_id: str | None,
     poll_interval: float,
     timeout: float,
 ) -> dict[str, Any]:
     """Poll until the job leaves the running states; raise unless it completed (sync, in the worker)."""
     deadline = time.monotonic() + timeout
     while True:
-        job = hook.get_export(job_id, site_id)
+        job = hook.get_export(job_id, account_id)
         status, message = job_outcome(job)
         hook.log.info(
             "Sealmetrics export %s: status=%s progress=%s%%", job_id, status, job.get("progress_percent")

@@ -9,7 +9,8 @@ from typing import Any
 
 APIS: tuple[str, ...] = ("browsee", "braze", "openpanel", "peer5", "sealmetrics")
 
-#: Fault kinds understood by the injector; the last two only apply to Sealmetrics.
+#: Fault kinds understood by the injector; the last three only apply to Sealmetrics
+#: (``create_then_drop``: POST /exports creates the job, then the connection drops unanswered).
 FAULT_KINDS: tuple[str, ...] = (
     "500",
     "502",
@@ -20,6 +21,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "slow",
     "job_fail",
     "download_cut",
+    "create_then_drop",
 )
 
 #: Rows per day per Sealmetrics export type. ``pages`` crosses the 10,000-row background threshold
@@ -80,6 +82,19 @@ class SandboxConfig:
     )
     sealmetrics_row_padding: int = 0
     sealmetrics_fail_jobs: int = 0
+    #: Requests per minute (Scale plan: 480); X-RateLimit-* report it, over it is a 429.
+    sealmetrics_rate_limit: int | None = 480
+    sealmetrics_rate_window: float = 60.0
+    #: How the concurrent-export cap answers (undocumented): quota_exceeded | rate_limit_exceeded | conflict.
+    sealmetrics_cap_response: str = "quota_exceeded"
+    #: Whether that answer carries Retry-After (the docs say 429s do; a 409 may not).
+    sealmetrics_cap_retry_after: bool = True
+    #: Creates allowed before 429 quota_exceeded (a plan quota); None: unlimited.
+    sealmetrics_export_quota: int | None = None
+    #: Retry-After sent with quota_exceeded; None: none (the docs do not say).
+    sealmetrics_quota_retry_after: int | None = None
+    #: Content-Type of a json stream: application/json (an array) or application/x-ndjson.
+    sealmetrics_stream_json_type: str = "application/json"
     faults: FaultConfig = field(default_factory=FaultConfig)
     now: float | None = None
 

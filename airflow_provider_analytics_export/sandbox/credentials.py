@@ -13,7 +13,7 @@ CREDENTIALS: dict[str, dict[str, str]] = {
         "project_id": "proj-web",
     },
     "peer5": {"token": "sbx-peer5-token-31d8"},
-    "sealmetrics": {"api_key": "sm_sbx_api_key_c4d2", "site_id": "demo-site"},
+    "sealmetrics": {"api_key": "sm_sbx_api_key_c4d2", "account_id": "demo-site"},
 }
 
 
@@ -41,7 +41,7 @@ def connection_env(base_url: str) -> dict[str, str]:
             "conn_type": "sealmetrics",
             "host": base,
             "password": c["sealmetrics"]["api_key"],
-            "extra": {"site_id": c["sealmetrics"]["site_id"]},
+            "extra": {"account_id": c["sealmetrics"]["account_id"]},
         },
     }
     return {f"AIRFLOW_CONN_{name}_DEFAULT": json.dumps(value) for name, value in conns.items()}

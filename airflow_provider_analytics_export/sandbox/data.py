@@ -1112,10 +1112,10 @@ def sealmetrics_columns(config: SandboxConfig, export_type: str) -> list[str]:
 def sealmetrics_file_chunks(
     config: SandboxConfig, job_params: dict[str, Any], fmt: str, chunk_size: int = 64 * 1024
 ) -> Iterator[bytes]:
-    """Exact bytes of an export file (CSV with header, or a JSON array), generated lazily."""
+    """Exact bytes of an export file (CSV with header, a JSON array or ndjson), generated lazily."""
     rows = sealmetrics_rows(
         config,
-        job_params["site_id"],
+        job_params["account_id"],
         job_params["export_type"],
         job_params["date_from"],
         job_params["date_to"],
@@ -1135,6 +1135,15 @@ def sealmetrics_file_chunks(
                 buf.truncate()
         if buf.tell():
             yield buf.getvalue().encode()
+        return
+    if fmt == "ndjson":
+        for row in rows:
+            parts.append(json.dumps(row, separators=(",", ":")) + "\n")
+            size += len(parts[-1])
+            if size >= chunk_size:
+                yield "".join(parts).encode()
+                parts, size = [], 0
+        yield "".join(parts).encode()
         return
     if fmt != "json":
         raise ValueError(f"unknown format {fmt!r}")

@@ -1,4 +1,13 @@
-"""Fake Sealmetrics exports API: sync/background jobs, download links with expiry, streaming, caps."""
+"""Fake Sealmetrics exports API: sync/background jobs, download links with expiry, streaming, caps.
+
+Follows the vendor's current docs and OpenAPI spec (``sealmetrics/docs``): ``account_id`` on
+every route (``site_id`` is a 400), the error envelope on every error, 429 as
+``rate_limit_exceeded`` (with ``Retry-After``) or ``quota_exceeded``, ``X-RateLimit-*`` on every
+response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job
+id. What the docs leave open is a ``SandboxConfig`` switch: how the concurrent-export cap is
+signalled (``sealmetrics_cap_response``) and which type a JSON stream has
+(``sealmetrics_stream_json_type``).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +40,21 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1/exports"
 FORMATS = ("csv", "json")
 CONTENT_TYPES = {"csv": "text/csv", "json": "application/json"}
+STREAM_TYPES = {"csv": "text/csv; charset=utf-8", "application/json": "application/json"}
+NDJSON = "application/x-ndjson"
+#: The errors page's code for each status the fault injector sends.
+ERROR_CODES = {
+    429: "rate_limit_exceeded",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "database_unavailable",
+}
+#: How the plan's concurrent-export cap may be signalled (the docs do not say): status and code.
+CAP_RESPONSES: dict[str, tuple[int, str]] = {
+    "quota_exceeded": (429, "quota_exceeded"),
+    "rate_limit_exceeded": (429, "rate_limit_exceeded"),
+    "conflict": (409, "conflict"),
+}
 FAIL_MESSAGE = "Export generation failed: analytics query timed out (sandbox-injected failure)"
 RUNNING = ("pending", "estimating", "generating")
 
@@ -75,26 +99,51 @@ def _iso(ts: float) -> str:
 
 
 def new_state() -> dict[str, Any]:
-    return {"jobs": {}, "tokens": {}, "next_id": 1}
+    return {"jobs": {}, "tokens": {}, "next_id": 1, "created": 0, "rate": {"start": 0.0, "count": 0}}
 
 
 def _detail(loc: list[Any], msg: str, typ: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": msg, "type": typ}
+    """One validation error as the errors page documents it: ``{field, message, type}``."""
+    return {"field": ".".join(str(part) for part in loc), "message": msg, "type": typ}
+
+
+def envelope(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    """The error envelope every non-2xx answer uses, with a fresh request id."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None:
+        error["detail"] = detail
+    return {"error": error, "request_id": str(uuid.uuid4())}
+
+
+def error(
+    status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> ApiError:
+    body = envelope(code, message, detail)
+    return ApiError(status, body, {"X-Request-ID": body["request_id"], **(headers or {})})
+
+
+def invalid(errors: list[dict[str, Any]]) -> ApiError:
+    return error(422, "validation_error", "Request validation failed", errors)
 
 
 def _auth(req: Request) -> None:
     if req.headers.get("X-API-Key") != CREDENTIALS["sealmetrics"]["api_key"]:
-        raise ApiError(401, {"detail": "Invalid API key"})
+        raise error(401, "unauthorized", "Invalid or missing API key")
 
 
 def _site(req: Request) -> str:
-    site = req.q("site_id")
-    if not site:
-        raise ApiError(
-            422, {"detail": [_detail(["query", "site_id"], "field required", "value_error.missing")]}
+    """The ``account_id`` (site slug) of the request; ``site_id`` is rejected as the real API does."""
+    if "site_id" in req.query:
+        raise error(
+            400,
+            "bad_request",
+            "site_id is not accepted on /exports routes; pass account_id (the site slug) instead.",
         )
+    site = req.q("account_id")
+    if not site:
+        raise invalid([_detail(["query", "account_id"], "Field required", "missing")])
     if site not in SEALMETRICS_SITES:
-        raise ApiError(404, {"detail": "Site not found"})
+        raise error(404, "account_not_found", f"Account {site!r} not found")
     return site
 
 
@@ -119,7 +168,7 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise ApiError(422, {"detail": [_detail(["body"], "value is not a valid dict", "type_error.dict")]})
+        raise invalid([_detail(["body"], "value is not a valid dict", "type_error.dict")])
     errors: list[dict[str, Any]] = []
     export_type = body.get("export_type")
     if export_type is None:
@@ -160,10 +209,10 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
     if d_from is not None and d_to is not None and d_from > d_to:
         errors.append(_detail(["body", "date_to"], "date_to must be on or after date_from", "value_error"))
     if errors:
-        raise ApiError(422, {"detail": errors})
+        raise invalid(errors)
     assert d_from is not None and d_to is not None
     params = {
-        "site_id": site,
+        "account_id": site,
         "export_type": export_type,
         "date_from": d_from.isoformat(),
         "date_to": d_to.isoformat(),
@@ -172,17 +221,14 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
     rows = sealmetrics_row_count(config, site, export_type, d_from, d_to, filters)
     max_rows = config.sealmetrics_max_rows
     if max_rows is not None and rows > max_rows:
-        raise ApiError(
-            422,
-            {
-                "detail": [
-                    _detail(
-                        ["body"],
-                        f"Export exceeds the plan limit of {max_rows:,} rows ({rows:,} rows)",
-                        "value_error.limit",
-                    )
-                ]
-            },
+        raise invalid(
+            [
+                _detail(
+                    ["body"],
+                    f"Export exceeds the plan limit of {max_rows:,} rows ({rows:,} rows)",
+                    "value_error.limit",
+                )
+            ]
         )
     return params, fmt, rows
 
@@ -196,7 +242,7 @@ def estimate(config: SandboxConfig, params: dict[str, Any], fmt: str, rows: int)
         sample_size = sealmetrics_file_size(config, sample, fmt)
         sample_count = sealmetrics_row_count(
             config,
-            params["site_id"],
+            params["account_id"],
             params["export_type"],
             sample["date_from"],
             sample["date_to"],
@@ -231,7 +277,7 @@ def _job_size(job: Job) -> int:
 
 
 def job_json(sbx: SandboxServer, job: Job, now: float | None = None) -> dict[str, Any]:
-    """The documented job object (plus error_message, which the docs reference for failed jobs)."""
+    """The job object of the spec's ``ExportJobInfo`` (lists carry the same full objects)."""
     now = time.time() if now is None else now
     ttl = float(sbx.config.sealmetrics_link_ttl)
     status, progress = job.phase(now, ttl)
@@ -242,7 +288,7 @@ def job_json(sbx: SandboxServer, job: Job, now: float | None = None) -> dict[str
     return {
         "id": job.id,
         "job_id": job.job_id,
-        "site_id": job.params["site_id"],
+        "account_id": job.params["account_id"],
         "export_type": job.params["export_type"],
         "format": job.fmt,
         "date_from": job.params["date_from"],
@@ -258,6 +304,8 @@ def job_json(sbx: SandboxServer, job: Job, now: float | None = None) -> dict[str
         "download_expires_at": _iso(completed_at + ttl) if done else None,
         "started_at": _iso(started) if now >= started else None,
         "completed_at": _iso(completed_at) if done else None,
+        "expires_at": _iso(completed_at + ttl),
+        "created_by": None,
         "created_at": _iso(job.created),
         "error_message": FAIL_MESSAGE if status == "failed" else None,
     }
@@ -280,11 +328,63 @@ def _file_response(config: SandboxConfig, params: dict[str, Any], fmt: str, size
     return Response(200, headers=headers, chunks=sealmetrics_file_chunks(config, params, fmt), length=size)
 
 
+def stream_layout(config: SandboxConfig, fmt: str) -> tuple[str, str]:
+    """(Content-Type, file layout) of a stream answer: csv, or json as an array or ndjson."""
+    if fmt == "csv":
+        return STREAM_TYPES["csv"], "csv"
+    media = config.sealmetrics_stream_json_type
+    return media, "ndjson" if media == NDJSON else "json"
+
+
+def guard(sbx: SandboxServer, req: Request) -> None:
+    """The per-minute request limit: over it, 429 ``rate_limit_exceeded`` with ``Retry-After``."""
+    limit = sbx.config.sealmetrics_rate_limit
+    if limit is None:
+        return
+    now = time.time()
+    with sbx.lock:
+        window = _rate_window(sbx, now)
+        window["count"] += 1
+        over = window["count"] > limit
+        reset = window["start"] + float(sbx.config.sealmetrics_rate_window)
+    if over:
+        retry = max(1, math.ceil(reset - now))
+        raise error(
+            429,
+            "rate_limit_exceeded",
+            f"Too many requests. Please retry after {retry} seconds.",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _rate_window(sbx: SandboxServer, now: float) -> dict[str, float]:
+    window: dict[str, float] = sbx.state["sealmetrics"]["rate"]
+    if now >= window["start"] + float(sbx.config.sealmetrics_rate_window):
+        window.update(start=now, count=0)
+    return window
+
+
+def extra_headers(sbx: SandboxServer, req: Request) -> dict[str, str]:
+    """``X-RateLimit-*`` on every response (reset: Unix seconds), as the rate-limits page says."""
+    limit = sbx.config.sealmetrics_rate_limit
+    if limit is None:
+        return {}
+    with sbx.lock:
+        window = _rate_window(sbx, time.time())
+        remaining = max(0, limit - int(window["count"]))
+        reset = math.ceil(window["start"] + float(sbx.config.sealmetrics_rate_window))
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset),
+    }
+
+
 def handle(sbx: SandboxServer, req: Request) -> Response:
     path, method = req.path, req.method
     if path.startswith(PREFIX + "/download/"):
         if method != "GET":
-            raise ApiError(405, {"detail": "Method Not Allowed"})
+            raise error(405, "method_not_allowed", "Method Not Allowed")
         return _download(sbx, path[len(PREFIX + "/download/") :])
     _auth(req)
     if path == PREFIX:
@@ -312,16 +412,20 @@ def handle(sbx: SandboxServer, req: Request) -> Response:
                 st["tokens"].pop(job.token, None)
             return Response(204)
     else:
-        raise ApiError(404, {"detail": "Not Found"})
-    raise ApiError(405, {"detail": "Method Not Allowed"})
+        raise error(404, "not_found", "Not Found")
+    raise error(405, "method_not_allowed", "Method Not Allowed")
 
 
 def _find(sbx: SandboxServer, req: Request, job_id: str) -> Job:
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        raise invalid([_detail(["path", "job_id"], "Input should be a valid UUID", "uuid_parsing")]) from None
     site = _site(req)
     with sbx.lock:
         job = sbx.state["sealmetrics"]["jobs"].get(job_id)
-    if job is None or job.params["site_id"] != site:
-        raise ApiError(404, {"detail": "Export not found"})
+    if job is None or job.params["account_id"] != site:
+        raise error(404, "not_found", "Export not found")
     return job
 
 
@@ -340,11 +444,25 @@ def _create(sbx: SandboxServer, req: Request) -> Response:
             cap = int(config.sealmetrics_max_concurrent)
             if len(running) >= cap:
                 retry = max(1, math.ceil(min(j.created + j.delay for j in running) - now))
-                raise ApiError(
-                    429,
-                    {"detail": f"Concurrent export limit reached ({cap} running). Retry later."},
-                    {"Retry-After": str(retry)},
+                status, code = CAP_RESPONSES[config.sealmetrics_cap_response]
+                raise error(
+                    status,
+                    code,
+                    f"Concurrent export limit reached ({cap} running). Retry later.",
+                    {"limit": cap, "running": len(running)},
+                    {"Retry-After": str(retry)} if config.sealmetrics_cap_retry_after else None,
                 )
+        quota = config.sealmetrics_export_quota
+        if quota is not None and st["created"] >= quota:
+            retry_after = config.sealmetrics_quota_retry_after
+            raise error(
+                429,
+                "quota_exceeded",
+                f"Export quota of {quota} exports for this period is exhausted.",
+                {"quota": quota, "used": st["created"]},
+                {"Retry-After": str(retry_after)} if retry_after is not None else None,
+            )
+        st["created"] += 1
         fail = req.fault == "job_fail"
         if background and not fail and config.sealmetrics_fail_jobs > 0:
             config.sealmetrics_fail_jobs -= 1
@@ -409,33 +527,18 @@ def _list(sbx: SandboxServer, req: Request) -> Response:
             _detail(["query", "include_expired"], "value could not be parsed to a boolean", "type_error.bool")
         )
     if errors:
-        raise ApiError(422, {"detail": errors})
+        raise invalid(errors)
     include_expired = inc_raw in ("true", "1", "yes")
     now = time.time()
     with sbx.lock:
-        jobs = [j for j in sbx.state["sealmetrics"]["jobs"].values() if j.params["site_id"] == site]
+        jobs = [j for j in sbx.state["sealmetrics"]["jobs"].values() if j.params["account_id"] == site]
     jobs.sort(key=lambda j: j.id, reverse=True)
     items = []
     for j in jobs:
         full = job_json(sbx, j, now)
         if full["status"] == "expired" and not include_expired:
             continue
-        items.append(
-            {
-                k: full[k]
-                for k in (
-                    "id",
-                    "job_id",
-                    "export_type",
-                    "format",
-                    "status",
-                    "actual_rows",
-                    "file_size_human",
-                    "download_url",
-                    "created_at",
-                )
-            }
-        )
+        items.append(full)
     page = items[values["offset"] : values["offset"] + values["limit"]]
     return json_response(200, {"exports": page, "total": len(items)})
 
@@ -445,24 +548,29 @@ def _stream(sbx: SandboxServer, req: Request) -> Response:
     config = copy.deepcopy(sbx.config)
     params, fmt, rows = validate_body(req, site, config)
     if rows >= BACKGROUND_THRESHOLD:
-        raise ApiError(
+        raise error(
             413,
-            {
-                "detail": f"Export too large for streaming ({rows:,} rows). "
-                "Use POST /exports to create a background job."
-            },
+            "payload_too_large",
+            f"Export too large for streaming ({rows:,} rows). Use POST /exports to create a background job.",
         )
-    return _file_response(config, params, fmt, sealmetrics_file_size(config, params, fmt))
+    media, layout = stream_layout(config, fmt)
+    ext = "ndjson" if layout == "ndjson" else fmt
+    name = f"{params['export_type']}_{params['date_from']}_{params['date_to']}.{ext}"
+    headers = {
+        "Content-Type": media,
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+    }
+    chunks = sealmetrics_file_chunks(config, params, layout)
+    return Response(200, headers=headers, chunks=chunks, length=sealmetrics_file_size(config, params, layout))
 
 
 def _download(sbx: SandboxServer, token: str) -> Response:
     with sbx.lock:
         job = sbx.state["sealmetrics"]["tokens"].get(token)
     if job is None:
-        raise ApiError(404, {"detail": "Download link not found"})
+        raise error(404, "not_found", "Download link not found")
     status, _ = job.phase(time.time(), float(sbx.config.sealmetrics_link_ttl))
-    if status == "expired":
-        raise ApiError(410, {"detail": "Download link expired"})
-    if status != "completed":
-        raise ApiError(404, {"detail": "Download link not found"})
+    if status != "completed":  # the spec documents no 410: an expired token is not found
+        raise error(404, "not_found", "Download link not found or expired")
     return _file_response(job.data_config, job.params, job.fmt, _job_size(job))

@@ -84,7 +84,9 @@ def error_body(api: str, status: int, message: str) -> Any:
         return {"error": reason, "message": message}
     if api == "peer5":
         return {"error": True, "message": message}
-    return {"detail": message}
+    from .sealmetrics import ERROR_CODES, envelope
+
+    return envelope(ERROR_CODES.get(status, "internal_error"), message)
 
 
 def route_api(path: str) -> str | None:
@@ -141,7 +143,7 @@ def _applicable_faults(api: str, req: Request) -> tuple[str, ...]:
     if api != "sealmetrics":
         return FaultInjector.GENERIC
     if req.method == "POST" and req.path == "/api/v1/exports":
-        return ("500", "502", "503", "429", "drop", "slow", "job_fail")
+        return ("500", "502", "503", "429", "drop", "slow", "job_fail", "create_then_drop")
     if req.method == "DELETE":
         return ("500", "502", "503", "429", "drop", "slow")
     if req.path.startswith("/api/v1/exports/download/") or req.path == "/api/v1/exports/stream":
@@ -288,13 +290,16 @@ class _Handler(BaseHTTPRequestHandler):
                     release = guard(sbx, req)
                 if fault == "slow":
                     time.sleep(float(config.faults.slow_seconds))
-                if fault == "drop":
+                if fault in ("drop", "create_then_drop"):
+                    if fault == "create_then_drop":
+                        module.handle(sbx, req)  # the server acted; its answer is lost
                     entry["status"] = 0
                     self.close_connection = True
                     return
                 if fault in ("500", "502", "503", "429"):
                     status = int(fault)
-                    headers = {"Retry-After": "1"} if status == 429 else {}
+                    retry_after = status == 429 or (status == 503 and api == "sealmetrics")
+                    headers = {"Retry-After": "1"} if retry_after else {}
                     msg = {
                         500: "Internal Server Error",
                         502: "Bad Gateway",

@@ -16,6 +16,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     SealmetricsHook,
     job_outcome,
     raise_for_outcome,
+    resolve_account_id,
 )
 from airflow_provider_analytics_export.operators.sealmetrics import default_deferrable
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
@@ -29,20 +30,23 @@ class SealmetricsExportSensor(BaseSensorOperator):
 
     :param task_id: the task id.
     :param job_id: the export's ``job_id`` (templated), e.g. the create task's return value.
-    :param site_id: the site (templated); default: the connection's ``site_id`` extra.
+    :param account_id: the account, i.e. the site slug (templated); default: the connection's
+        ``account_id`` extra.
+    :param site_id: deprecated name of ``account_id``.
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     :param deferrable: wait on the triggerer; default ``[operators] default_deferrable``.
     :param poke_interval: seconds between status calls.
     :param timeout: seconds to wait before failing.
     """
 
-    template_fields: Sequence[str] = ("job_id", "site_id", "sealmetrics_conn_id")
+    template_fields: Sequence[str] = ("job_id", "account_id", "sealmetrics_conn_id")
 
     def __init__(
         self,
         *,
         task_id: str,
         job_id: str,
+        account_id: str | None = None,
         site_id: str | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         deferrable: bool | None = None,
@@ -52,7 +56,7 @@ class SealmetricsExportSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(task_id=task_id, poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.job_id = job_id
-        self.site_id = site_id
+        self.account_id = resolve_account_id(account_id, site_id, f"{type(self).__name__} {task_id!r}")
         self.sealmetrics_conn_id = sealmetrics_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
@@ -62,7 +66,7 @@ class SealmetricsExportSensor(BaseSensorOperator):
         if not self.poke(context):
             self.defer(
                 trigger=SealmetricsExportTrigger(
-                    self.job_id, self.site_id, self.sealmetrics_conn_id, self.poke_interval
+                    self.job_id, self.account_id, self.sealmetrics_conn_id, self.poke_interval
                 ),
                 method_name="execute_complete",
                 timeout=dt.timedelta(seconds=self.timeout),
@@ -70,7 +74,7 @@ class SealmetricsExportSensor(BaseSensorOperator):
         return None
 
     def poke(self, context: Context) -> bool:
-        job = SealmetricsHook(self.sealmetrics_conn_id).get_export(self.job_id, self.site_id)
+        job = SealmetricsHook(self.sealmetrics_conn_id).get_export(self.job_id, self.account_id)
         status, message = job_outcome(job)
         self.log.info(
             "Sealmetrics export %s: status=%s progress=%s%%", self.job_id, status, job.get("progress_percent")

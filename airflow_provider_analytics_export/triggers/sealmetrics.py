@@ -26,7 +26,8 @@ class SealmetricsExportTrigger(BaseTrigger):
     ``failed``, ``expired`` or ``error`` (the API could not be polled after retries).
 
     :param job_id: the export's ``job_id``.
-    :param site_id: the site; default: the connection's ``site_id`` extra.
+    :param account_id: the account (site slug); default: the connection's ``account_id`` extra.
+    :param site_id: the old name of ``account_id``, still read from triggers serialized before it.
     :param sealmetrics_conn_id: the Airflow connection id.
     :param poll_interval: seconds between status calls.
     """
@@ -34,13 +35,14 @@ class SealmetricsExportTrigger(BaseTrigger):
     def __init__(
         self,
         job_id: str,
-        site_id: str | None = None,
+        account_id: str | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         poll_interval: float = 10.0,
+        site_id: str | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
-        self.site_id = site_id
+        self.account_id = account_id or site_id
         self.sealmetrics_conn_id = sealmetrics_conn_id
         self.poll_interval = float(poll_interval)
 
@@ -49,7 +51,7 @@ class SealmetricsExportTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "job_id": self.job_id,
-                "site_id": self.site_id,
+                "account_id": self.account_id,
                 "sealmetrics_conn_id": self.sealmetrics_conn_id,
                 "poll_interval": self.poll_interval,
             },
@@ -62,7 +64,7 @@ class SealmetricsExportTrigger(BaseTrigger):
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
-                    job = await hook.aget_export(session, self.job_id, self.site_id)
+                    job = await hook.aget_export(session, self.job_id, self.account_id)
                 except ApiError as exc:
                     yield self._event(ERROR, str(exc))
                     return

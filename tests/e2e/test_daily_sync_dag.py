@@ -59,7 +59,7 @@ def test_one_run_lands_every_api_for_its_day(
     assert len(list(csv.DictReader(io.StringIO(peer5)))) == 1
 
     params = {
-        "site_id": CREDENTIALS["sealmetrics"]["site_id"],
+        "account_id": CREDENTIALS["sealmetrics"]["account_id"],
         "export_type": "pages",
         "date_from": "2024-04-15",
         "date_to": "2024-04-15",

@@ -16,7 +16,7 @@ MAPPED_TYPES = ("sources", "pages", "microconversions", "time_series")
 
 def _expected(sandbox: SandboxServer, export_type: str) -> bytes:
     params = {
-        "site_id": CREDENTIALS["sealmetrics"]["site_id"],
+        "account_id": CREDENTIALS["sealmetrics"]["account_id"],
         "export_type": export_type,
         "date_from": INTERVAL_DAY,
         "date_to": INTERVAL_DAY,

@@ -62,7 +62,12 @@ def context(days: int = 1, store: StateStore | None = None) -> dict[str, Any]:
 
 
 def expected(sandbox: SandboxServer, export_type: str, last: str = "2025-01-10") -> bytes:
-    params = {"site_id": "demo-site", "export_type": export_type, "date_from": "2025-01-10", "date_to": last}
+    params = {
+        "account_id": "demo-site",
+        "export_type": export_type,
+        "date_from": "2025-01-10",
+        "date_to": last,
+    }
     return b"".join(sealmetrics_file_chunks(sandbox.config, {**params, "filters": {}}, "csv"))
 
 
@@ -198,14 +203,26 @@ def test_expired_link_gets_one_fresh_job_then_fails_clearly(sandbox_reset, tmp_p
 
 
 def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch, tmp_path):
-    conn = {"conn_type": "sealmetrics", "host": scripted.url, "password": "sm_k", "extra": {"site_id": "s"}}
+    conn = {
+        "conn_type": "sealmetrics",
+        "host": scripted.url,
+        "password": "sm_k",
+        "extra": {"account_id": "s"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_SEALMETRICS_SCRIPTED", json.dumps(conn))
     file = b"date,path\n2025-01-10,/a\n"
     job = {"job_id": "j1", "status": "completed", "format": "csv", "actual_rows": 1}
     job["download_url"] = f"{scripted.url}/api/v1/exports/download/tok"
     scripted.queue(
         Reply(200, {"estimated_rows": 9000, "will_use_background_job": False}),
-        Reply(413, {"detail": "Export too large for streaming (12,000 rows)."}),
+        Reply(
+            413,
+            {
+                "error": {"code": "payload_too_large", "message": "Export too large for streaming."},
+                "request_id": "r1",
+            },
+        ),
+        Reply(200, {"exports": [], "total": 0}),  # what exists before the create
         Reply(201, {"job": job, "message": "Export completed. Ready for download."}),
         Reply(200, job),  # wait
         Reply(200, job),  # fresh state before the download
@@ -215,6 +232,7 @@ def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch
     assert [r["path"].split("?")[0] for r in scripted.requests] == [
         "/api/v1/exports/estimate",
         "/api/v1/exports/stream",
+        "/api/v1/exports",
         "/api/v1/exports",
         "/api/v1/exports/j1",
         "/api/v1/exports/j1",

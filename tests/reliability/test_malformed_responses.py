@@ -36,7 +36,7 @@ SECRETS = [
     value
     for fields in CREDENTIALS.values()
     for key, value in fields.items()
-    if key not in ("project_id", "site_id")
+    if key not in ("project_id", "account_id")
 ]
 HTML = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 

@@ -35,7 +35,7 @@ ASSET_TRIGGERED = {"browsee_sessions_landed"}
 #: DAG runs in flight at once, each in its own copy of one migrated AIRFLOW_HOME.
 PARALLEL_RUNS = 4
 #: Not secrets: identifiers that legitimately appear in requests and logs.
-NOT_SECRET = {"project_id", "site_id"}
+NOT_SECRET = {"project_id", "account_id"}
 
 
 class RecordingProxy:

@@ -47,9 +47,9 @@ def test_peer5_auth(sbx: SandboxServer, http: requests.Session) -> None:
 
 
 def test_sealmetrics_auth(sbx: SandboxServer, http: requests.Session) -> None:
-    r = http.get(sbx.url + "/api/v1/exports", params={"site_id": "demo-site"}, headers={"X-API-Key": "no"})
+    r = http.get(sbx.url + "/api/v1/exports", params={"account_id": "demo-site"}, headers={"X-API-Key": "no"})
     assert r.status_code == 401
-    assert r.json() == {"detail": "Invalid API key"}
+    assert r.json()["error"] == {"code": "unauthorized", "message": "Invalid or missing API key"}
 
 
 def test_control_endpoints_and_log_have_no_secrets(sbx: SandboxServer, http: requests.Session) -> None:
@@ -68,7 +68,7 @@ def test_control_endpoints_and_log_have_no_secrets(sbx: SandboxServer, http: req
     dumped = json.dumps(log)
     for creds in CREDENTIALS.values():
         for key, value in creds.items():
-            if key not in ("project_id", "site_id"):
+            if key not in ("project_id", "account_id"):
                 assert value not in dumped
     assert http.post(sbx.url + "/_sandbox/reset").status_code == 200
     assert sbx.requests_log == []
@@ -98,7 +98,7 @@ def test_connection_env_shape() -> None:
         "password": "sbx-browsee-secret-9f3a",
     }
     assert json.loads(env["AIRFLOW_CONN_OPENPANEL_DEFAULT"])["extra"] == {"project_id": "proj-web"}
-    assert json.loads(env["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])["extra"] == {"site_id": "demo-site"}
+    assert json.loads(env["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])["extra"] == {"account_id": "demo-site"}
     assert json.loads(env["AIRFLOW_CONN_PEER5_DEFAULT"])["password"] == "sbx-peer5-token-31d8"
     assert json.loads(env["AIRFLOW_CONN_BRAZE_DEFAULT"])["password"] == "sbx-braze-rest-key-77c1"
 

@@ -66,17 +66,17 @@ def test_fault_kinds_on_the_wire(sbx: SandboxServer) -> None:
 def test_sealmetrics_job_fail_and_download_cut(sbx: SandboxServer) -> None:
     sbx.config.update({"faults": {"rate": 1.0, "kinds": ["job_fail"]}})
     job = requests.post(
-        sbx.url + "/api/v1/exports", params={"site_id": "demo-site"}, json=LARGE, headers=SEAL_HEADERS
+        sbx.url + "/api/v1/exports", params={"account_id": "demo-site"}, json=LARGE, headers=SEAL_HEADERS
     ).json()["job"]
     assert job["status"] == "pending"
     time.sleep(0.7)
     job = requests.get(
-        f"{sbx.url}/api/v1/exports/{job['job_id']}", params={"site_id": "demo-site"}, headers=SEAL_HEADERS
+        f"{sbx.url}/api/v1/exports/{job['job_id']}", params={"account_id": "demo-site"}, headers=SEAL_HEADERS
     ).json()
     assert job["status"] == "failed" and job["error_message"]
     sbx.config.update({"faults": {"rate": 0.0}})
     small = requests.post(
-        sbx.url + "/api/v1/exports", params={"site_id": "demo-site"}, json=SMALL, headers=SEAL_HEADERS
+        sbx.url + "/api/v1/exports", params={"account_id": "demo-site"}, json=SMALL, headers=SEAL_HEADERS
     ).json()["job"]
     sbx.config.update({"faults": {"rate": 1.0, "kinds": ["download_cut"]}})
     with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):

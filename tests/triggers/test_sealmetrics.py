@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import re
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
 from airflow_provider_analytics_export.sandbox.sealmetrics import FAIL_MESSAGE
@@ -45,9 +46,24 @@ def test_failed_job_event_carries_the_error_message(sandbox_reset):
 
 
 def test_unknown_job_is_an_error_event_with_the_api_message(sandbox_reset):
-    [event] = run(SealmetricsExportTrigger("no-such-job", poll_interval=0.1))
+    unknown = "00000000-0000-4000-8000-000000000000"
+    [event] = run(SealmetricsExportTrigger(unknown, poll_interval=0.1))
     assert event["status"] == "error"
-    assert "GET /api/v1/exports/no-such-job failed (HTTP 404): Export not found" in event["message"]
+    assert re.search(
+        rf"GET /api/v1/exports/{unknown} failed \(HTTP 404; code not_found; request_id [0-9a-f-]{{36}}\): "
+        "Export not found",
+        event["message"],
+    )
+
+
+def test_a_job_id_that_is_not_a_uuid_names_the_field(sandbox_reset):
+    [event] = run(SealmetricsExportTrigger("no-such-job", poll_interval=0.1))
+    assert "HTTP 422; code validation_error" in event["message"]
+    assert "Request validation failed: path.job_id: Input should be a valid UUID" in event["message"]
+
+
+def test_trigger_serialized_with_site_id_still_loads():
+    assert SealmetricsExportTrigger("job-1", site_id="shop-site").serialize()[1]["account_id"] == "shop-site"
 
 
 def test_serialize_round_trip_holds_primitives_only():
