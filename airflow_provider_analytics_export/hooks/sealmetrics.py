@@ -433,17 +433,24 @@ class SealmetricsHook(AnalyticsApiHook):
 
     def account_id(self, account_id: str | None = None) -> str:
         """The given account, else the connection's ``account_id`` (or deprecated ``site_id``) extra."""
-        if account_id:
-            return account_id
-        if not self.extras.get(ACCOUNT_EXTRA) and self.extras.get(DEPRECATED_ACCOUNT_EXTRA):
+        if account_id and account_id.strip():
+            return account_id.strip()
+        current = str(self.extras.get(ACCOUNT_EXTRA) or "").strip()
+        old = str(self.extras.get(DEPRECATED_ACCOUNT_EXTRA) or "").strip()
+        if not current and old:
             warnings.warn(
                 f"Connection {self.conn_id!r}: extra {DEPRECATED_ACCOUNT_EXTRA!r} is deprecated; "
                 f"rename it to {ACCOUNT_EXTRA!r} (the same site slug).",
                 AirflowProviderDeprecationWarning,
                 stacklevel=2,
             )
-            return str(self.extras[DEPRECATED_ACCOUNT_EXTRA]).strip()
-        return self.from_extra(None, ACCOUNT_EXTRA).strip()
+            return old
+        if not current:
+            raise ValueError(
+                f"No Sealmetrics account_id: pass account_id= or set {ACCOUNT_EXTRA!r} (the site slug) "
+                f"in connection {self.conn_id!r}."
+            )
+        return current
 
     @property
     def account_timezone(self) -> dt.tzinfo:
@@ -493,7 +500,8 @@ class SealmetricsHook(AnalyticsApiHook):
         ``POST /exports`` is not idempotent, so it is never resent blindly: when its answer is
         lost (dropped connection, timeout, 5xx after the server may have acted) the account's
         exports are listed and a job of exactly this body created since we sent it is adopted;
-        only when there is none is the create sent again. ``rate_limit_exceeded`` waits its
+        only when there is none (looked for again after the read timeout when no answer came at
+        all, since the server may still be acting) is the create sent again. ``rate_limit_exceeded`` waits its
         ``Retry-After``; a full concurrent-export cap (429 or 409 while exports are running)
         is waited out for up to ``cap_wait_seconds`` with a log line; an exhausted plan quota
         with nothing running fails at once.
@@ -523,6 +531,15 @@ class SealmetricsHook(AnalyticsApiHook):
                 )
                 time.sleep(wait)
                 adopted = self._find_created(body, account, sent_at, earlier)
+                if adopted is None and exc.status is None:
+                    # No answer at all: the server may still be acting on the create. Give it as
+                    # long again as we would have waited for the answer, then look once more.
+                    grace = self.timeout[1]
+                    self.log.info(
+                        "No such job yet; looking once more in %.0f s before creating again.", grace
+                    )
+                    time.sleep(grace)
+                    adopted = self._find_created(body, account, sent_at, earlier)
                 if adopted is not None:
                     self.log.info(
                         "Adopted export %s, created by the create whose answer was lost.", adopted["job_id"]
