@@ -31,6 +31,8 @@ from airflow.sdk import ObjectStoragePath
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}
 PARQUET_ROW_GROUP_ROWS = 50_000
+#: With declared columns, the column that keeps fields the declaration does not know (a JSON object).
+EXTRA_COLUMN = "_extra"
 #: The random part of a temp object's name: ``.<name>.<12 hex digits>.partial``.
 _TEMP_ID = re.compile(r"[0-9a-f]{12}")
 log = logging.getLogger(__name__)
@@ -235,7 +237,11 @@ class ExportWriter:
     :param destination: URL or ObjectStoragePath (``file://``, ``s3://``, ``memory://`` ...).
     :param output_format: ``jsonl``, ``csv`` or ``parquet`` (or ``raw`` for bytes); default from the suffix.
     :param conn_id: Airflow connection for the destination's storage (e.g. an ``aws`` connection).
-    :param columns: fixed columns for csv/parquet; default: the fields of the first page.
+    :param columns: the export's declared columns, in every format. A row missing one gets null;
+        fields the declaration does not know go, as an object, into a last ``_extra`` column
+        (null when there are none) and are logged once each, so nothing is dropped and an API
+        adding a field fails no export. Default: the fields of the first page, and a later
+        unknown field is an error in csv/parquet.
     """
 
     def __init__(
@@ -253,7 +259,9 @@ class ExportWriter:
         self.format = (
             output_format if output_format == "raw" else resolve_format(str(self.path), output_format)
         )
-        self.columns = columns
+        self.declared = tuple(columns) if columns else None
+        self.columns = [*self.declared, EXTRA_COLUMN] if self.declared else None
+        self._unknown_seen: set[str] = set()
         self.rows = 0
         self.tmp_path = self.path.parent / _temp_name(self.path.name, uuid.uuid4().hex[:12])
         self._file: IO[bytes] | None = None
@@ -274,10 +282,29 @@ class ExportWriter:
         if self._encoder is None:
             raise RuntimeError("write_rows() needs an open row writer (use `with ExportWriter(...)`).")
         page = rows if isinstance(rows, list) else list(rows)
+        if self.declared is not None:
+            page = [self._declared_row(row) for row in page]
         if page:
             self._encoder.write(page)
             self.rows += len(page)
         return len(page)
+
+    def _declared_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """``row`` as the declared columns (absent -> null) plus ``_extra`` for the fields they lack."""
+        assert self.declared is not None
+        out = {column: row.get(column) for column in self.declared}
+        extra = {key: value for key, value in row.items() if key not in out}
+        new = set(extra) - self._unknown_seen
+        if new:
+            self._unknown_seen |= new
+            log.warning(
+                "Fields %s are not among the declared columns of %s; kept in the %r column.",
+                sorted(new),
+                self.path,
+                EXTRA_COLUMN,
+            )
+        out[EXTRA_COLUMN] = extra or None
+        return out
 
     def write_bytes(self, chunk: bytes) -> None:
         """Append bytes the API already encoded."""
