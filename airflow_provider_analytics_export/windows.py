@@ -7,7 +7,7 @@ timetable tile time exactly, so no row is exported twice or missed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 UTC = dt.timezone.utc
@@ -114,3 +114,30 @@ def aligned_window(
 def is_aligned(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> bool:
     """True when both bounds fall on ``step`` bucket boundaries, so no bucket straddles the window."""
     return aligned_window(start, end, step) == (start, end)
+
+
+def check_whole_buckets(
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    floor: Callable[[dt.datetime], dt.datetime],
+    bucket: str,
+    parameter: str,
+) -> None:
+    """Refuse a window whose bounds cut a bucket: it would be written partial and never corrected.
+
+    A run ending inside a bucket writes it before it is complete, and the next run (which
+    starts inside it) must not write it again, so the partial value would stay for good.
+
+    :param start: window start; None (not known yet, e.g. templated at DAG parse) is not checked.
+    :param end: window end; None is not checked.
+    :param floor: the start of the bucket holding a moment.
+    :param bucket: the bucket in words, e.g. ``'1h'`` or ``'day'``.
+    :param parameter: the argument choosing the bucket, e.g. ``interval``.
+    """
+    for name, moment in (("start", start), ("end", end)):
+        if moment is not None and floor(moment) != moment:
+            raise ValueError(
+                f"{name}={moment.isoformat()} does not fall on a {parameter}={bucket!r} boundary, so a "
+                f"{bucket} bucket would straddle the window and be written partial: align the window "
+                f"(or schedule) to the {bucket}, or choose a finer {parameter}."
+            )

@@ -93,6 +93,14 @@ class AnalyticsExportOperator(BaseExportOperator):
             if value not in (None, "") and not is_templated(value):
                 to_datetime(value, name)
 
+    def static_window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(start, end) where known at DAG parse (given and not templated), else None, for early checks."""
+
+        def known(value: Any, name: str) -> dt.datetime | None:
+            return to_datetime(value, name) if value not in (None, "") and not is_templated(value) else None
+
+        return known(self.start, "start"), known(self.end, "end")
+
     def export_window(self, context: Context) -> tuple[dt.datetime, dt.datetime]:
         """[start, end): the arguments, else the run's data interval (an empty one is an error)."""
         return resolve_window(self.start, self.end, context)
