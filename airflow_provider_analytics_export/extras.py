@@ -94,11 +94,10 @@ class ExtraField:
         return int(value) if integer else value
 
     def _range(self) -> str:
-        if self.minimum is not None and self.maximum is not None:
-            return f"from {_plain(self.minimum)} to {_plain(self.maximum)}"
-        if self.minimum is not None:
-            return f">= {_plain(self.minimum)}"
-        return f"<= {_plain(self.maximum)}"
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            return f"from {_plain(low)} to {_plain(high)}"
+        return f">= {_plain(low)}" if low is not None else f"<= {_plain(high or 0)}"
 
     def _timezone(self, raw: Any, where: str) -> Any:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
