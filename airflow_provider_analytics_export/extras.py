@@ -152,7 +152,16 @@ TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
 #: Each connection type's own extras (shown above the transport fields in the form).
 CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
     "browsee": (),
-    "braze": (),
+    "braze": (
+        ExtraField(
+            "timezone",
+            "Workspace time zone",
+            "The company time zone of the Braze workspace (e.g. America/New_York): days are its "
+            "local days, and hourly times without an offset are read in it (default UTC).",
+            "timezone",
+            default="UTC",
+        ),
+    ),
     "openpanel": (
         ExtraField(
             "project_id",

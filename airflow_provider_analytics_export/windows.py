@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 UTC = dt.timezone.utc
 
@@ -141,3 +141,22 @@ def check_whole_buckets(
                 f"{bucket} bucket would straddle the window and be written partial: align the window "
                 f"(or schedule) to the {bucket}, or choose a finer {parameter}."
             )
+
+
+def calendar_bucket(
+    moment: dt.datetime, unit: Literal["day", "hour"], tz: dt.tzinfo
+) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in UTC of the day or hour of zone ``tz`` that holds ``moment``.
+
+    Days run from local midnight to local midnight (23 or 25 hours across a DST change);
+    hours are absolute hours starting on a local whole hour.
+    """
+    local = moment.astimezone(tz)
+    if unit == "hour":
+        first = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return first, first + dt.timedelta(hours=1)
+    day = local.date()
+    first, following = (
+        dt.datetime.combine(d, dt.time(), tz).astimezone(UTC) for d in (day, day + dt.timedelta(days=1))
+    )
+    return first, following

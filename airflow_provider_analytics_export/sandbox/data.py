@@ -414,7 +414,8 @@ def braze_window(
     app_id: str | None = None,
     segment_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The truth of a window: every bucket starting in [start, end), labelled as served."""
+    """The truth of a window: every bucket starting in [start, end), labelled as served, with
+    ``bucket_start``, the bucket's UTC start (``...Z``) that a client must recover from ``time``."""
     out = []
     bucket = braze_bucket(config, unit, start)
     if bucket[0] < start:
@@ -424,6 +425,7 @@ def braze_window(
             {
                 "time": braze_label(config, unit, bucket[0]),
                 "sessions": braze_sessions(config, unit, bucket[0], app_id, segment_id),
+                "bucket_start": bucket[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
         bucket = braze_bucket(config, unit, bucket[1])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from airflow_provider_analytics_export.sandbox import SandboxServer
 from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
-from airflow_provider_analytics_export.sandbox.data import braze_series
+from airflow_provider_analytics_export.sandbox.data import braze_window
 
 UTC = dt.timezone.utc
 
@@ -20,10 +20,17 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _expected(sandbox: SandboxServer, first: dt.date, days: int) -> list[dict[str, str]]:
-    last = dt.datetime.combine(first, dt.time(), UTC) + dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time(), UTC)
     return [
-        {"time": point["time"], "sessions": str(point["sessions"]), "app_id": "", "segment_id": ""}
-        for point in braze_series(sandbox.config, days, "day", last)
+        {
+            "time": point["time"],
+            "bucket_start": point["bucket_start"],
+            "sessions": str(point["sessions"]),
+            "app_id": "",
+            "segment_id": "",
+            "_extra": "",
+        }
+        for point in braze_window(sandbox.config, start, start + dt.timedelta(days=days), "day")
     ]
 
 
