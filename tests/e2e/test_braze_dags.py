@@ -6,8 +6,9 @@ import csv
 import datetime as dt
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
 from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
 from airflow_provider_analytics_export.sandbox.data import braze_window
 
@@ -62,3 +63,45 @@ def test_250_day_window_arrives_as_three_requests_and_each_day_once(
     braze_requests = [entry for entry in sandbox_reset.requests_log if entry["api"] == "braze"]
     assert len(braze_requests) == 3
     assert all(entry["status"] == 200 for entry in braze_requests)
+
+
+def test_new_york_workspace_days_across_dst_paced_by_the_pool_headers(
+    airflow_runner: AirflowRunner, sandbox_reset: SandboxServer, export_root: Path
+) -> None:
+    """Company time zone New York (a 23-hour day on 03-10), the zone set as the connection extra, and a
+    pool of one request per 3 s: the second request waits for X-RateLimit-Reset instead of a 429."""
+    sandbox_reset.config.update(
+        {"braze_timezone": "America/New_York", "braze_rate_limit": 1, "braze_rate_window": 3.0}
+    )
+    conn = json.loads(connection_env(sandbox_reset.url)["AIRFLOW_CONN_BRAZE_DEFAULT"])
+    conn["extra"] = {"timezone": "America/New_York"}
+    zone = ZoneInfo("America/New_York")
+    start, end = (dt.datetime(2024, m, d, tzinfo=zone) for m, d in ((1, 1), (5, 1)))  # 121 local days
+    conf = {"start": start.isoformat(), "end": end.isoformat()}
+    result = airflow_runner.cli(
+        "dags",
+        "test",
+        "braze_sessions_daily",
+        "2024-06-02",
+        "--conf",
+        json.dumps(conf),
+        env={"AIRFLOW_CONN_BRAZE_DEFAULT": json.dumps(conn)},
+        check=False,
+    )
+    assert "state=success" in result.stdout + result.stderr, (result.stdout + result.stderr)[-4000:]
+
+    rows = _rows(export_root / "braze" / "2024-06-01" / "sessions.csv")
+    truth = braze_window(sandbox_reset.config, start.astimezone(UTC), end.astimezone(UTC), "day")
+    assert rows == [
+        {**{k: str(v) for k, v in point.items()}, "app_id": "", "segment_id": "", "_extra": ""}
+        for point in truth
+    ]
+    assert len(rows) == 121
+    assert [row["bucket_start"] for row in rows[68:71]] == [
+        "2024-03-09T05:00:00Z",
+        "2024-03-10T05:00:00Z",
+        "2024-03-11T04:00:00Z",  # after the spring-forward day
+    ]
+    braze = [entry for entry in sandbox_reset.requests_log if entry["api"] == "braze"]
+    assert [entry["status"] for entry in braze] == [200, 200]
+    assert braze[1]["wall"] // 3 > braze[0]["wall"] // 3  # the second waited for the next window
