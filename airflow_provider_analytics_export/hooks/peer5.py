@@ -190,7 +190,13 @@ def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[s
     seen: set[tuple[Any, ...]] = set()
 
     def keep(row: Mapping[str, Any]) -> bool:
-        timestamp = int(row["timestamp"])
+        try:
+            timestamp = int(row["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            raise ExportIntegrityError(
+                f"Peer5 returned a row whose timestamp {row.get('timestamp')!r} is not epoch milliseconds; "
+                "refusing to place it in a bucket."
+            ) from None
         if timestamp == to_ms:
             return False
         key = tuple(row.get(name) for name in key_fields)

@@ -233,3 +233,15 @@ def test_a_429_with_only_the_reset_header_waits_until_the_reset(
     first, second = (request["time"] for request in scripted.requests)
     # Blind backoff after one attempt waits at most 0.5 s; the reset is 2-3 s away.
     assert second - first >= reset - sent - 0.3 and second - first > 1.5
+
+
+def test_a_bad_workspace_zone_fails_before_any_request_naming_the_extra(
+    sandbox_reset: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _connect(monkeypatch, sandbox_reset, "Mars/Olympus_Mons")
+    start = dt.datetime(2024, 3, 1, tzinfo=UTC)
+    with pytest.raises(
+        ValueError, match=r"Connection 'braze_zoned' \(Braze\): extra 'timezone'='Mars/Olympus_Mons'"
+    ):
+        next(BrazeHook("braze_zoned").iter_sessions_series(start, start + dt.timedelta(days=1)))
+    assert _braze_requests(sandbox_reset) == 0

@@ -237,14 +237,18 @@ def test_a_row_outside_the_requested_range_still_fails(scripted: Any, monkeypatc
         json.dumps({"conn_type": "peer5", "host": scripted.url, "password": "token"}),
     )
     late = _ms(NOW) + 3_600_000
-    if output == "json":
-        reply = Reply(200, {"error": False, "data": [{"timestamp": late, "http": 1}]})
-    else:
-        reply = Reply(200, f'"timestamp","http"\n{late},1\n'.encode(), {"Content-Type": "text/csv"})
-    scripted.queue(reply)
-    with pytest.raises(ExportIntegrityError, match=f"timestamp={late} for the requested range"):
-        hook = Peer5Hook("peer5_scripted", max_attempts=1)
-        list(hook.export(NOW - HOUR, NOW, "1h", ["http"], output=output))  # type: ignore[call-overload]
+    for stamp, message in (
+        (late, f"timestamp={late} for the requested range"),
+        ("soon", "'soon' is not epoch"),
+    ):
+        if output == "json":
+            reply = Reply(200, {"error": False, "data": [{"timestamp": stamp, "http": 1}]})
+        else:
+            reply = Reply(200, f'"timestamp","http"\n{stamp},1\n'.encode(), {"Content-Type": "text/csv"})
+        scripted.queue(reply)
+        with pytest.raises(ExportIntegrityError, match=message):
+            hook = Peer5Hook("peer5_scripted", max_attempts=1)
+            list(hook.export(NOW - HOUR, NOW, "1h", ["http"], output=output))  # type: ignore[call-overload]
 
 
 def test_per_minute_limit_is_backed_off_and_every_row_arrives(pinned: SandboxServer) -> None:
