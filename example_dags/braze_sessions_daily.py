@@ -2,6 +2,11 @@
 
 Trigger with config ``{"start": "2024-01-01", "end": "2024-09-07"}`` to re-export a longer
 window in one run; the operator splits it into requests of at most 100 days.
+
+Days are the workspace's local days: for a workspace outside UTC, set the connection extra
+``timezone`` (e.g. ``America/New_York``) and schedule in that zone,
+``CronDataIntervalTimetable("@daily", timezone="America/New_York")``, so each run covers
+whole days (a window cutting a day is refused).
 """
 
 from __future__ import annotations
