@@ -245,3 +245,27 @@ def test_a_bad_workspace_zone_fails_before_any_request_naming_the_extra(
     ):
         next(BrazeHook("braze_zoned").iter_sessions_series(start, start + dt.timedelta(days=1)))
     assert _braze_requests(sandbox_reset) == 0
+
+
+def test_a_pool_used_up_by_another_client_is_waited_out_not_backed_off(
+    sandbox_reset: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another client of the workspace spent the window: our first call gets the sandbox's 429 (reset
+    headers only) and the retry comes after X-RateLimit-Reset, with max_attempts=2 leaving no slack."""
+    import requests
+
+    sandbox_reset.config.update({"braze_rate_limit": 1, "braze_rate_window": 3.0})
+    headers = {"Authorization": f"Bearer {CREDENTIALS['braze']['api_key']}"}
+    time.sleep(3.0 - time.time() % 3.0)  # start of a window, so ours surely lands in the same one
+    other = requests.get(f"{sandbox_reset.url}/sessions/data_series", params={"length": 1}, headers=headers)
+    assert other.status_code == 200 and other.headers["X-RateLimit-Remaining"] == "0"
+    reset = int(other.headers["X-RateLimit-Reset"])
+    conn = {"conn_type": "braze", "host": sandbox_reset.url, "password": CREDENTIALS["braze"]["api_key"]}
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_OTHER", json.dumps(conn))
+
+    series = BrazeHook("braze_other", max_attempts=2).get_sessions_series(3, "day", "2024-03-01T12:00:00Z")
+
+    assert series == braze_series(sandbox_reset.config, 3, "day", dt.datetime(2024, 3, 1, 12, tzinfo=UTC))
+    calls = [entry for entry in sandbox_reset.requests_log if entry["api"] == "braze"]
+    assert [entry["status"] for entry in calls] == [200, 429, 200]
+    assert calls[2]["wall"] >= reset - 0.05
