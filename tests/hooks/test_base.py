@@ -18,6 +18,7 @@ from airflow_provider_analytics_export.exceptions import (
     RateLimitedError,
 )
 from airflow_provider_analytics_export.hooks.base import (
+    TRANSPORT_COUNTS,
     TransientApiError,
     api_error_message,
     parse_retry_after,
@@ -173,7 +174,46 @@ def test_test_connection_reports_the_apis_own_error(scripted, monkeypatch):
     conn = {"conn_type": "peer5", "host": scripted.url, "password": "wrong-token"}
     monkeypatch.setenv("AIRFLOW_CONN_PEER5_BAD", json.dumps(conn))
     scripted.queue(Reply(401, {"error": True, "message": "Invalid auth token"}))
-    assert Peer5Hook("peer5_bad").test_connection() == (False, "Invalid auth token")
+    # Which API, which call, which status, and the API's own words (not just the words).
+    assert Peer5Hook("peer5_bad").test_connection() == (
+        False,
+        "Peer5 POST /v1/export failed (HTTP 401): Invalid auth token",
+    )
+
+
+def plain_http_host(scripted: ScriptedServer) -> str:
+    return scripted.url.removeprefix("http://")
+
+
+@pytest.mark.parametrize("host_of", [plain_http_host, lambda s: s.url.replace("http://", "https://")])
+def test_tls_against_a_plain_http_server_fails_in_one_attempt_saying_so(scripted, monkeypatch, logs, host_of):
+    conn = {"conn_type": "peer5", "host": host_of(scripted), "password": "tok-12345"}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_NOSCHEME", json.dumps(conn))
+    hook = Peer5Hook("peer5_noscheme")
+    assert hook.base_url.startswith("https://127.0.0.1:")
+    before = TRANSPORT_COUNTS.snapshot()
+    started = time.monotonic()
+
+    ok, message = hook.test_connection()
+
+    assert time.monotonic() - started < 3  # six attempts with backoff took 11 s
+    assert TRANSPORT_COUNTS.snapshot() == (before[0] + 1, before[1])  # one attempt, no retry
+    assert not ok
+    assert message.startswith(
+        "Peer5 POST /v1/export failed (no response): TLS handshake with https://127.0.0.1:"
+    )
+    assert "WRONG_VERSION_NUMBER" in message and "set the connection's host to http://" in message
+    no_scheme = "the connection's host has no scheme, so https was used"
+    assert (no_scheme in message) == (host_of is plain_http_host)
+    assert "retry" not in logs()
+
+
+def test_requests_and_retries_are_counted_for_the_closing_log_line(peer5, scripted):
+    scripted.queue(Reply(503, {"message": "busy"}), Reply(500, {}), Reply(200, {"ok": 1}))
+    before = TRANSPORT_COUNTS.snapshot()
+    call(peer5)
+    assert TRANSPORT_COUNTS.snapshot() == (before[0] + 3, before[1] + 2)
+    assert len(scripted.requests) == 3
 
 
 def test_missing_host_is_a_clear_error(monkeypatch):
