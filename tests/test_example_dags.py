@@ -89,3 +89,21 @@ def test_braze_override_needs_no_logical_date_and_a_daily_run_without_one_says_w
     assert override == "s3://lake/braze/reexport/2024-01-01_2024-09-30/sessions.csv"
     with pytest.raises(ValueError, match="no data interval"):
         render_destination(dag, "export_sessions", {}, interval=False)
+
+
+def test_dags_test_of_a_chosen_date_exports_the_interval_just_before_it(dags):
+    """What the README promises: ``airflow dags test DAG_ID <day after>`` exports that day (daily DAGs)."""
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    chosen = pendulum.instance(DAY + dt.timedelta(days=1))  # Airflow's timetables take pendulum
+    clocked = {dag_id: dag for dag_id, dag in dags.items() if not dag.timetable.asset_condition}
+    assert set(dags) - set(clocked) == {"browsee_sessions_landed"}  # runs on asset events, not a date
+    for dag_id, dag in clocked.items():
+        interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=chosen)
+        # The last complete interval before the date: never empty, never a future one.
+        assert interval.start < interval.end <= chosen < interval.end + (interval.end - interval.start), (
+            dag_id
+        )
+        if interval.end - interval.start == dt.timedelta(days=1):
+            assert interval.start == DAY, dag_id
