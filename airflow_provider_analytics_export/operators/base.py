@@ -20,7 +20,7 @@ from airflow_provider_analytics_export.assets import (
 from airflow_provider_analytics_export.hooks.base import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import EMPTY_WINDOW_HELP, resolve_window, to_datetime
+from airflow_provider_analytics_export.windows import resolve_window, to_datetime
 from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
 
 if TYPE_CHECKING:
@@ -130,7 +130,8 @@ class BaseExportOperator(ExportLineageMixin, BaseOperator):
             missing = [name for name in INTERVAL_VARIABLES if f"'{name}'" in str(exc)]
             if not missing or context.get("data_interval_start") is not None:
                 raise
-            raise ValueError(f"{NO_INTERVAL_HELP} (Jinja: {exc}.) {EMPTY_WINDOW_HELP}") from exc
+            # from None: this message, not Jinja's traceback, is what the task log shows.
+            raise ValueError(f"{NO_INTERVAL_HELP} (Jinja: {exc}.)") from None
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:

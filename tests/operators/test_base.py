@@ -89,7 +89,8 @@ def test_run_without_data_interval_fails_with_a_clear_message_not_a_jinja_error(
     with pytest.raises(ValueError, match="no data interval: it was triggered without a logical date") as info:
         op.render_template_fields(no_interval_context(op))
     assert "'data_interval_start' is undefined" in str(info.value)  # the Jinja cause, for the record
-    assert "start=" in str(info.value) and "CronDataIntervalTimetable" in str(info.value)
+    assert "start=/end=" in str(info.value) and "airflow dags test DAG_ID" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no Jinja traceback first
 
 
 def test_other_undefined_template_variables_keep_jinjas_own_error():
