@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from airflow_provider_analytics_export.sandbox import SandboxServer
@@ -54,3 +55,10 @@ def test_daily_run_downloads_each_export_byte_for_byte(
     assert "[DAG TEST] Trigger completed" in output
     assert "SealmetricsExportTrigger" in output and "status=generating" in output
     assert "sm_sbx_api_key" not in output
+    # Every task that wrote a file ends with its closing line, the deferred one after resuming.
+    closing = rf"Export written: \S+/sealmetrics/{INTERVAL_DAY}/(\S+\.csv) rows=\d+ .*? requests=(\d+)"
+    written = re.findall(closing, output)
+    assert sorted(name for name, _ in written) == sorted(
+        ["step_by_step/microconversions.csv", *(f"{t}.csv" for t in MAPPED_TYPES)]
+    ), written
+    assert all(int(requests) >= 1 for _, requests in written)
