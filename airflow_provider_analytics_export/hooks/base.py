@@ -336,12 +336,7 @@ class AnalyticsApiHook(BaseHook):
             try:
                 response = send(method, url, **kwargs)
             except requests.exceptions.SSLError as exc:
-                reason = _permanent_tls_failure(exc)
-                if reason is None:
-                    raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
-                raise TlsHandshakeError(
-                    self.api_name, method, endpoint, None, self._tls_message(url, reason)
-                ) from None
+                raise self.tls_error(exc, method, endpoint, url) from None
             except _transport_errors() as exc:
                 raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
             self.observe_rate_headers(response.status_code, response.headers)
@@ -525,6 +520,8 @@ class AnalyticsApiHook(BaseHook):
                         text or (response.reason or ""),
                         response.headers,
                     )
+        except aiohttp.ClientSSLError as exc:
+            raise self.tls_error(exc, method, endpoint, f"{self.base_url}{endpoint}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
         if body is None:
@@ -577,6 +574,13 @@ class AnalyticsApiHook(BaseHook):
             "before_sleep": self._log_retry,
             "reraise": True,
         }
+
+    def tls_error(self, exc: BaseException, method: str, endpoint: str, url: str) -> ApiError:
+        """A failed TLS handshake: :class:`TlsHandshakeError` unless another attempt could succeed."""
+        reason = _permanent_tls_failure(exc)
+        if reason is None:
+            return TransientApiError(self.api_name, method, endpoint, None, _describe(exc))
+        return TlsHandshakeError(self.api_name, method, endpoint, None, self._tls_message(url, reason))
 
     def _tls_message(self, url: str, reason: str) -> str:
         """Why the handshake failed and what to change, without the URL's path or query."""
@@ -634,22 +638,21 @@ def _permanent_tls_failure(exc: BaseException) -> str | None:
 
     An EOF or reset during the handshake may be a dropped connection (worth another
     attempt); a wrong protocol version (plain HTTP answered) or a failed certificate
-    check will fail the same way every time.
+    check will fail the same way every time. requests, urllib3 and aiohttp wrap the
+    ``ssl`` error (in arguments, ``reason`` or the cause), so the innermost one decides.
     """
-    seen: set[int] = set()
+    chain: list[BaseException] = []
     cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {cause.verify_message}"
-        if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-            return None
-        if isinstance(cause, ssl.SSLError):
-            return f"SSL: {cause.reason or cause.strerror or type(cause).__name__}"
-        # requests and urllib3 wrap the ssl error in their own exceptions' arguments/reason.
+    while cause is not None and cause not in chain:
+        chain.append(cause)
         candidates = (*cause.args, getattr(cause, "reason", None), cause.__cause__, cause.__context__)
         cause = next((item for item in candidates if isinstance(item, BaseException)), None)
-    return None
+    innermost = next((item for item in reversed(chain) if isinstance(item, ssl.SSLError)), None)
+    if innermost is None or isinstance(innermost, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return None
+    if isinstance(innermost, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {getattr(innermost, 'verify_message', None) or innermost}"
+    return f"SSL: {getattr(innermost, 'reason', None) or type(innermost).__name__}"
 
 
 def _field(path: tuple[str | int, ...]) -> str:

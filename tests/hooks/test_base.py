@@ -19,6 +19,7 @@ from airflow_provider_analytics_export.exceptions import (
 )
 from airflow_provider_analytics_export.hooks.base import (
     TRANSPORT_COUNTS,
+    TlsHandshakeError,
     TransientApiError,
     api_error_message,
     parse_retry_after,
@@ -372,3 +373,49 @@ def test_a_429_pauses_the_other_callers_of_the_account_too(scripted, monkeypatch
     first_sent, *later = (request["time"] for request in scripted.requests)
     assert len(later) == 2
     assert all(sent - first_sent >= 1.9 for sent in later)
+
+
+def test_async_transport_reports_tls_against_plain_http_the_same_way(scripted, monkeypatch):
+    import asyncio
+
+    import aiohttp
+
+    conn = {"conn_type": "peer5", "host": plain_http_host(scripted), "password": "tok-12345"}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_ASYNC_NOSCHEME", json.dumps(conn))
+    hook = Peer5Hook("peer5_async_noscheme")
+    before = TRANSPORT_COUNTS.snapshot()
+
+    async def call_async() -> None:
+        async with aiohttp.ClientSession() as session:
+            await hook.arequest(session, "GET", "/v1/export")
+
+    with pytest.raises(TlsHandshakeError, match=r"SSL: WRONG_VERSION_NUMBER\): the connection's host has no"):
+        asyncio.run(call_async())
+    assert TRANSPORT_COUNTS.snapshot() == (before[0] + 1, before[1])
+
+
+def test_a_handshake_cut_short_is_retried_like_a_dropped_connection(monkeypatch):
+    """EOF during the handshake is not a TLS misconfiguration: another attempt may succeed."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up() -> None:
+        while len(accepted) < 2:
+            client, _ = listener.accept()
+            accepted.append(client)
+            client.recv(1)  # the ClientHello has begun; close mid-handshake
+            client.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    conn = {
+        "conn_type": "peer5",
+        "host": f"https://127.0.0.1:{listener.getsockname()[1]}",
+        "password": "t-12345",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_EOF", json.dumps(conn))
+    with pytest.raises(TransientApiError, match="connection failed or dropped"):
+        Peer5Hook("peer5_eof", max_attempts=2).request("GET", "/v1/export")
+    assert len(accepted) == 2
+    listener.close()
