@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 import requests
@@ -214,6 +215,32 @@ def test_ui_test_button_on_a_saved_connection_hits_the_port_0_quirk_and_the_cli_
 
     # The README's workaround: the CLI tests the stored connection as it is.
     result = api_server.runner.cli("connections", "test", "peer5_default")
+    assert "Connection success!" in result.stdout
+    assert [entry["status"] for entry in sandbox_reset.requests_log] == [200]
+
+
+@pytest.mark.parametrize("form", ["--conn-json, numbers as strings", "--conn-uri"])
+def test_connection_added_with_the_cli_passes_the_cli_test(
+    api_server: ApiServer, sandbox_reset: SandboxServer, form: str
+) -> None:
+    filled = json.loads(connection_env(sandbox_reset.url)["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])
+    extra = {**filled["extra"], "timeout": "30", "connect_timeout": " 5 ", "max_attempts": ""}
+    if form == "--conn-uri":
+        scheme_host, port = filled["host"].rsplit(":", 1)
+        value = (
+            f"sealmetrics://:{quote(filled['password'], safe='')}@{quote(scheme_host, safe='')}:{port}/"
+            f"?{urlencode(extra)}"
+        )
+    else:
+        value = json.dumps({**filled, "extra": extra})
+    runner = api_server.runner
+    runner.cli("connections", "delete", "sealmetrics_cli", check=False)
+    runner.cli("connections", "add", "sealmetrics_cli", form.split(",")[0], value)
+    listed = runner.cli("connections", "get", "sealmetrics_cli", "-o", "json").stdout.splitlines()
+    [stored] = json.loads(next(line for line in listed if line.startswith("[{")))
+    assert stored["extra_dejson"]["max_attempts"] == ""  # stored as given: the hook must cope
+
+    result = runner.cli("connections", "test", "sealmetrics_cli")
     assert "Connection success!" in result.stdout
     assert [entry["status"] for entry in sandbox_reset.requests_log] == [200]
 
