@@ -127,8 +127,8 @@ class BaseExportOperator(ExportLineageMixin, BaseOperator):
         try:
             return super().render_template(content, context, jinja_env, seen_oids)
         except jinja2.UndefinedError as exc:
-            missing = [name for name in INTERVAL_VARIABLES if f"'{name}'" in str(exc)]
-            if not missing or context.get("data_interval_start") is not None:
+            about_interval = any(f"'{name}'" in str(exc) for name in INTERVAL_VARIABLES)
+            if not about_interval or context.get("data_interval_start") is not None:
                 raise
             # from None: this message, not Jinja's traceback, is what the task log shows.
             raise ValueError(f"{NO_INTERVAL_HELP} (Jinja: {exc}.)") from None
