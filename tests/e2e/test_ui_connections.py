@@ -186,6 +186,29 @@ def test_connection_saved_by_the_ui_form_passes_test_connection(
 
 
 @pytest.mark.parametrize("conn_type", CONN_TYPES)
+def test_refused_credentials_name_the_api_call_status_and_the_apis_text(
+    api_server: ApiServer, sandbox_reset: SandboxServer, conn_type: str
+) -> None:
+    body = {**ui_form_payload(conn_type, sandbox_reset.url), "password": "wrong-secret-123"}
+    api_server.save(body)
+    result = api_server.test(body).json()
+    [refused] = sandbox_reset.requests_log
+    assert result["status"] is False
+    api_name = hook_class(conn_type).api_name
+    assert result["message"].startswith(f"{api_name} {refused['method']} {refused['path']} failed ")
+    assert f"(HTTP {refused['status']}): " in result["message"] and refused["status"] in (401, 403)
+    assert len(result["message"].split("): ", 1)[1]) > 3  # the API's own words follow
+
+
+def hook_class(conn_type: str) -> Any:
+    import importlib
+
+    [declared] = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == conn_type]
+    module, _, name = declared["hook-class-name"].rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+@pytest.mark.parametrize("conn_type", CONN_TYPES)
 def test_host_without_scheme_fails_the_test_in_one_attempt_saying_why(
     api_server: ApiServer, sandbox_reset: SandboxServer, conn_type: str
 ) -> None:
