@@ -46,8 +46,9 @@ demo: install
 bench: install
 	$(BIN)/python -m benchmarks.run
 
+# Serves on sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
 sandbox: install
-	$(BIN)/python -m airflow_provider_analytics_export.sandbox --port 8080
+	$(BIN)/python -m airflow_provider_analytics_export.sandbox
 
 clean:
 	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache

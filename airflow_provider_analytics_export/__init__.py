@@ -83,9 +83,10 @@ def get_provider_info() -> dict[str, Any]:
                 "braze",
                 "BrazeHook",
                 hidden=["login"],
-                relabeling={"host": "REST endpoint", "password": "REST API key"},
+                # Airflow 3.3's form has no "required" flag for standard fields: the label says it.
+                relabeling={"host": "REST endpoint (required)", "password": "REST API key"},
                 placeholders={
-                    "host": "https://rest.iad-01.braze.com",
+                    "host": "required: your instance's, e.g. https://rest.iad-01.braze.com",
                     "password": "REST API key with sessions.data_series permission",
                 },
             ),

@@ -12,6 +12,8 @@ import hashlib
 import json
 import random
 import re
+import ssl
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -62,6 +64,41 @@ def _transport_errors() -> tuple[type[Exception], ...]:
 
 class TransientApiError(ApiError):
     """5xx, a dropped connection, a timeout or a truncated/undecodable body: worth retrying."""
+
+
+class TlsHandshakeError(ApiError):
+    """The TLS handshake failed in a way another attempt cannot fix, so it is not retried.
+
+    Typically an ``https://`` URL (the default for a host without scheme) pointing at a
+    plain-HTTP server, or a certificate that does not verify.
+    """
+
+
+class TransportCounts:
+    """Requests sent and retries scheduled by every hook in this process.
+
+    Process-wide rather than per hook because an export may use several hooks and
+    worker threads (parallel page fetches); a task reads the difference over its run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+
+    def add(self, *, requests: int = 0, retries: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+
+    def snapshot(self) -> tuple[int, int]:
+        """(requests, retries) so far."""
+        with self._lock:
+            return self.requests, self.retries
+
+
+#: Every request (attempt) and retry made through :class:`AnalyticsApiHook` in this process.
+TRANSPORT_COUNTS = TransportCounts()
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -295,8 +332,11 @@ class AnalyticsApiHook(BaseHook):
         send = self.session.request if authenticated else requests.request
         kwargs.setdefault("timeout", self.timeout)
         with self.limit.slot():
+            TRANSPORT_COUNTS.add(requests=1)
             try:
                 response = send(method, url, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                raise self.tls_error(exc, method, endpoint, url) from None
             except _transport_errors() as exc:
                 raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
             self.observe_rate_headers(response.status_code, response.headers)
@@ -459,6 +499,7 @@ class AnalyticsApiHook(BaseHook):
         connect, read = self.timeout
         timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
         headers = {"Accept": "application/json", **self.auth_headers()}
+        TRANSPORT_COUNTS.add(requests=1)
         try:
             async with session.request(
                 method, f"{self.base_url}{endpoint}", headers=headers, timeout=timeout, **kwargs
@@ -479,6 +520,8 @@ class AnalyticsApiHook(BaseHook):
                         text or (response.reason or ""),
                         response.headers,
                     )
+        except aiohttp.ClientSSLError as exc:
+            raise self.tls_error(exc, method, endpoint, f"{self.base_url}{endpoint}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
         if body is None:
@@ -532,7 +575,27 @@ class AnalyticsApiHook(BaseHook):
             "reraise": True,
         }
 
+    def tls_error(self, exc: BaseException, method: str, endpoint: str, url: str) -> ApiError:
+        """A failed TLS handshake: :class:`TlsHandshakeError` unless another attempt could succeed."""
+        reason = _permanent_tls_failure(exc)
+        if reason is None:
+            return TransientApiError(self.api_name, method, endpoint, None, _describe(exc))
+        return TlsHandshakeError(self.api_name, method, endpoint, None, self._tls_message(url, reason))
+
+    def _tls_message(self, url: str, reason: str) -> str:
+        """Why the handshake failed and what to change, without the URL's path or query."""
+        parts = urlsplit(url)
+        where = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+        message = f"TLS handshake with {where} failed ({reason})"
+        if reason.startswith("certificate"):
+            return f"{message}: the server's certificate does not verify."
+        hint = "if the server speaks plain HTTP, set the connection's host to http://..."
+        if "://" not in (self.connection.host or ""):
+            return f"{message}: the connection's host has no scheme, so https was used; {hint}"
+        return f"{message}: the server does not speak TLS on that port; {hint}"
+
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        TRANSPORT_COUNTS.add(retries=1)
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         self.log.warning("%s; retry %d/%d in %.1f s", exc, state.attempt_number, self.max_attempts - 1, wait)
@@ -543,11 +606,15 @@ class AnalyticsApiHook(BaseHook):
         raise NotImplementedError
 
     def test_connection(self) -> tuple[bool, str]:
-        """Used by the Airflow UI's "Test" button: the API's own error text on failure."""
+        """Used by the Airflow UI's "Test" button.
+
+        On failure: API, method, endpoint, HTTP status and the API's own error text, so the
+        user knows which call failed and why without reading the api-server's logs.
+        """
         try:
             self.check_connection()
         except ApiError as exc:
-            return False, exc.api_message
+            return False, str(exc)
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, str(exc)
         return True, f"Connection to {self.api_name} at {self.base_url} works."
@@ -564,6 +631,28 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError):
         return f"connection failed or dropped ({type(exc).__name__})"
     return type(exc).__name__
+
+
+def _permanent_tls_failure(exc: BaseException) -> str | None:
+    """The OpenSSL reason of a handshake failure that retrying cannot fix, else None.
+
+    An EOF or reset during the handshake may be a dropped connection (worth another
+    attempt); a wrong protocol version (plain HTTP answered) or a failed certificate
+    check will fail the same way every time. requests, urllib3 and aiohttp wrap the
+    ``ssl`` error (in arguments, ``reason`` or the cause), so the innermost one decides.
+    """
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        candidates = (*cause.args, getattr(cause, "reason", None), cause.__cause__, cause.__context__)
+        cause = next((item for item in candidates if isinstance(item, BaseException)), None)
+    innermost = next((item for item in reversed(chain) if isinstance(item, ssl.SSLError)), None)
+    if innermost is None or isinstance(innermost, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return None
+    if isinstance(innermost, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {getattr(innermost, 'verify_message', None) or innermost}"
+    return f"SSL: {getattr(innermost, 'reason', None) or type(innermost).__name__}"
 
 
 def _field(path: tuple[str | int, ...]) -> str:

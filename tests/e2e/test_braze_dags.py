@@ -49,14 +49,16 @@ def test_250_day_window_arrives_as_three_requests_and_each_day_once(
 ) -> None:
     first, end = dt.date(2024, 1, 1), dt.date(2024, 1, 1) + dt.timedelta(days=250)
     conf = {"start": first.isoformat(), "end": end.isoformat()}
-    # The run's own interval is [end, end + 1 day): the conf window replaces it, the folder stays.
+    # The run's own interval is [end, end + 1 day): the conf window replaces it and is written
+    # to its own partition (it used to replace that day's file).
     logical_date = (end + dt.timedelta(days=1)).isoformat()
     result = airflow_runner.cli(
         "dags", "test", "braze_sessions_daily", logical_date, "--conf", json.dumps(conf), check=False
     )
     assert "state=success" in result.stdout + result.stderr, (result.stdout + result.stderr)[-4000:]
 
-    rows = _rows(export_root / "braze" / end.isoformat() / "sessions.csv")
+    rows = _rows(export_root / "braze" / "reexport" / f"{first}_{end}" / "sessions.csv")
+    assert not (export_root / "braze" / end.isoformat()).exists()
     assert len(rows) == 250
     assert len({row["time"] for row in rows}) == 250
     assert rows == _expected(sandbox_reset, first, 250)

@@ -29,8 +29,13 @@ METRICS = ["http", "p2p", "played", "rebuffered", "sessions"]
 def test_one_run_lands_every_api_for_its_day(
     airflow_run, sandbox_reset: SandboxServer, export_root: Path
 ) -> None:
-    config = sandbox_reset.config
     airflow_run("analytics_daily_sync", (DAY + dt.timedelta(days=1)).isoformat())
+    assert_every_api_landed(sandbox_reset, export_root)
+
+
+def assert_every_api_landed(sandbox: SandboxServer, export_root: Path) -> None:
+    """Each of the five files under ``export_root`` holds exactly the sandbox's rows for DAY."""
+    config = sandbox.config
     root = export_root / "daily-sync"
     start, end = int(DAY.timestamp()), int((DAY + dt.timedelta(days=1)).timestamp())
 

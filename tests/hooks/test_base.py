@@ -18,6 +18,8 @@ from airflow_provider_analytics_export.exceptions import (
     RateLimitedError,
 )
 from airflow_provider_analytics_export.hooks.base import (
+    TRANSPORT_COUNTS,
+    TlsHandshakeError,
     TransientApiError,
     api_error_message,
     parse_retry_after,
@@ -174,7 +176,46 @@ def test_test_connection_reports_the_apis_own_error(scripted, monkeypatch):
     conn = {"conn_type": "peer5", "host": scripted.url, "password": "wrong-token"}
     monkeypatch.setenv("AIRFLOW_CONN_PEER5_BAD", json.dumps(conn))
     scripted.queue(Reply(401, {"error": True, "message": "Invalid auth token"}))
-    assert Peer5Hook("peer5_bad").test_connection() == (False, "Invalid auth token")
+    # Which API, which call, which status, and the API's own words (not just the words).
+    assert Peer5Hook("peer5_bad").test_connection() == (
+        False,
+        "Peer5 POST /v1/export failed (HTTP 401): Invalid auth token",
+    )
+
+
+def plain_http_host(scripted: ScriptedServer) -> str:
+    return scripted.url.removeprefix("http://")
+
+
+@pytest.mark.parametrize("host_of", [plain_http_host, lambda s: s.url.replace("http://", "https://")])
+def test_tls_against_a_plain_http_server_fails_in_one_attempt_saying_so(scripted, monkeypatch, logs, host_of):
+    conn = {"conn_type": "peer5", "host": host_of(scripted), "password": "tok-12345"}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_NOSCHEME", json.dumps(conn))
+    hook = Peer5Hook("peer5_noscheme")
+    assert hook.base_url.startswith("https://127.0.0.1:")
+    before = TRANSPORT_COUNTS.snapshot()
+    started = time.monotonic()
+
+    ok, message = hook.test_connection()
+
+    assert time.monotonic() - started < 3  # six attempts with backoff took 11 s
+    assert TRANSPORT_COUNTS.snapshot() == (before[0] + 1, before[1])  # one attempt, no retry
+    assert not ok
+    assert message.startswith(
+        "Peer5 POST /v1/export failed (no response): TLS handshake with https://127.0.0.1:"
+    )
+    assert "WRONG_VERSION_NUMBER" in message and "set the connection's host to http://" in message
+    no_scheme = "the connection's host has no scheme, so https was used"
+    assert (no_scheme in message) == (host_of is plain_http_host)
+    assert "retry" not in logs()
+
+
+def test_requests_and_retries_are_counted_for_the_closing_log_line(peer5, scripted):
+    scripted.queue(Reply(503, {"message": "busy"}), Reply(500, {}), Reply(200, {"ok": 1}))
+    before = TRANSPORT_COUNTS.snapshot()
+    call(peer5)
+    assert TRANSPORT_COUNTS.snapshot() == (before[0] + 3, before[1] + 2)
+    assert len(scripted.requests) == 3
 
 
 def test_missing_host_is_a_clear_error(monkeypatch):
@@ -332,3 +373,49 @@ def test_a_429_pauses_the_other_callers_of_the_account_too(scripted, monkeypatch
     first_sent, *later = (request["time"] for request in scripted.requests)
     assert len(later) == 2
     assert all(sent - first_sent >= 1.9 for sent in later)
+
+
+def test_async_transport_reports_tls_against_plain_http_the_same_way(scripted, monkeypatch):
+    import asyncio
+
+    import aiohttp
+
+    conn = {"conn_type": "peer5", "host": plain_http_host(scripted), "password": "tok-12345"}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_ASYNC_NOSCHEME", json.dumps(conn))
+    hook = Peer5Hook("peer5_async_noscheme")
+    before = TRANSPORT_COUNTS.snapshot()
+
+    async def call_async() -> None:
+        async with aiohttp.ClientSession() as session:
+            await hook.arequest(session, "GET", "/v1/export")
+
+    with pytest.raises(TlsHandshakeError, match=r"SSL: WRONG_VERSION_NUMBER\): the connection's host has no"):
+        asyncio.run(call_async())
+    assert TRANSPORT_COUNTS.snapshot() == (before[0] + 1, before[1])
+
+
+def test_a_handshake_cut_short_is_retried_like_a_dropped_connection(monkeypatch):
+    """EOF during the handshake is not a TLS misconfiguration: another attempt may succeed."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up() -> None:
+        while len(accepted) < 2:
+            client, _ = listener.accept()
+            accepted.append(client)
+            client.recv(1)  # the ClientHello has begun; close mid-handshake
+            client.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    conn = {
+        "conn_type": "peer5",
+        "host": f"https://127.0.0.1:{listener.getsockname()[1]}",
+        "password": "t-12345",
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_EOF", json.dumps(conn))
+    with pytest.raises(TransientApiError, match="connection failed or dropped"):
+        Peer5Hook("peer5_eof", max_attempts=2).request("GET", "/v1/export")
+    assert len(accepted) == 2
+    listener.close()
