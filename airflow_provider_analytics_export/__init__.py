@@ -20,25 +20,6 @@ _INTEGRATIONS = {
     "sealmetrics": ("Sealmetrics", "https://sealmetrics.com/docs/api/exports"),
 }
 
-# Extras every connection understands (see hooks/base.py).
-_TRANSPORT_FIELDS: dict[str, Any] = {
-    "timeout": {
-        "label": "Read timeout (s)",
-        "description": "Seconds to wait for a response before retrying (default 60).",
-        "schema": {"type": ["number", "null"], "minimum": 1},
-    },
-    "connect_timeout": {
-        "label": "Connect timeout (s)",
-        "description": "Seconds to wait for the TCP/TLS connection (default 10).",
-        "schema": {"type": ["number", "null"], "minimum": 1},
-    },
-    "max_attempts": {
-        "label": "Max attempts",
-        "description": "Attempts per request on 429/5xx/network errors before failing (default 6).",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20},
-    },
-}
-
 
 def _connection_type(
     api: str,
@@ -46,8 +27,10 @@ def _connection_type(
     hidden: list[str],
     relabeling: dict[str, str],
     placeholders: dict[str, str],
-    extra_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One connection type's form: relabelled standard fields plus its declared extras."""
+    from airflow_provider_analytics_export.extras import extra_fields
+
     return {
         "connection-type": api,
         "hook-class-name": f"{_PKG}.hooks.{api}.{hook_class}",
@@ -57,7 +40,7 @@ def _connection_type(
             "relabeling": relabeling,
             "placeholders": placeholders,
         },
-        "conn-fields": {**(extra_fields or {}), **_TRANSPORT_FIELDS},
+        "conn-fields": {name: field.form_field() for name, field in extra_fields(api).items()},
     }
 
 
@@ -100,9 +83,10 @@ def get_provider_info() -> dict[str, Any]:
                 "braze",
                 "BrazeHook",
                 hidden=["login"],
-                relabeling={"host": "REST endpoint", "password": "REST API key"},
+                # Airflow 3.3's form has no "required" flag for standard fields: the label says it.
+                relabeling={"host": "REST endpoint (required)", "password": "REST API key"},
                 placeholders={
-                    "host": "https://rest.iad-01.braze.com",
+                    "host": "required: your instance's, e.g. https://rest.iad-01.braze.com",
                     "password": "REST API key with sessions.data_series permission",
                 },
             ),
@@ -115,13 +99,6 @@ def get_provider_info() -> dict[str, Any]:
                     "host": "https://api.openpanel.dev",
                     "login": "client id of a read or root client",
                     "password": "client secret",
-                },
-                extra_fields={
-                    "project_id": {
-                        "label": "Default project ID",
-                        "description": "Used when an operator or hook call gives no project_id.",
-                        "schema": {"type": ["string", "null"]},
-                    }
                 },
             ),
             _connection_type(
@@ -137,23 +114,6 @@ def get_provider_info() -> dict[str, Any]:
                 hidden=["login"],
                 relabeling={"host": "API base URL", "password": "API key"},
                 placeholders={"host": "https://my.sealmetrics.com", "password": "sm_..."},
-                extra_fields={
-                    "account_id": {
-                        "label": "Default account ID (site slug)",
-                        "description": "Used when an operator or hook call gives no account_id.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "account_timezone": {
-                        "label": "Account time zone",
-                        "description": "IANA zone whose local days date_from/date_to mean (default UTC).",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "site_id": {
-                        "label": "Site ID (deprecated)",
-                        "description": "Old name of account_id, read only when account_id is empty.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
             ),
         ],
     }

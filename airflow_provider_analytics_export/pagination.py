@@ -13,6 +13,7 @@ import datetime as dt
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from threading import get_ident
 from typing import Any, TypeVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
@@ -36,11 +37,16 @@ class PageLedger:
     :param id_field: the rows' stable id (``sessionId`` / ``id``), used to drop overlaps.
     :param log: logger for progress lines and overlap warnings.
     :param label: what is exported, for progress lines (``"Browsee sessions"``).
+    :param key: a row's identity when it is more than ``row[id_field]`` (e.g. a content key
+        for rows that may lack the id); None means "cannot tell" and is never de-duplicated.
     """
 
-    def __init__(self, api: str, id_field: str, log: Any, label: str) -> None:
+    def __init__(
+        self, api: str, id_field: str, log: Any, label: str, key: Callable[[Row], Any] | None = None
+    ) -> None:
         self.api = api
         self.id_field = id_field
+        self.key: Callable[[Row], Any] = key or (lambda row: row.get(id_field))
         self.log = log
         self.total: int | None = None
         self.pages = 0
@@ -63,7 +69,7 @@ class PageLedger:
                 f"{self.api} returned an empty page {page} after {self.rows:,} of {total:,} rows: "
                 "the server stopped early; the export is incomplete."
             )
-        ids = tuple(row.get(self.id_field) for row in rows)
+        ids = tuple(self.key(row) for row in rows)
         if any(key is not None for key in ids) and ids == self._previous_ids:
             raise ExportIntegrityError(
                 f"{self.api} page {page} repeats the previous page ({len(rows)} identical rows): "
@@ -154,7 +160,10 @@ def fetch_in_order(
     cancelled.
     """
     window = ahead or 2 * max_workers
-    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="page-fetch")
+    workers: set[int] = set()
+    pool = ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="page-fetch", initializer=lambda: workers.add(get_ident())
+    )
     pending: deque[Future[T]] = deque()
     try:
         for number in numbers:
@@ -164,4 +173,6 @@ def fetch_in_order(
         while pending:
             yield pending.popleft().result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # The generator may be finalised by one of the pool's own threads (e.g. garbage-collected
+        # there); a thread cannot wait for itself, so only other threads wait for the fetches.
+        pool.shutdown(wait=get_ident() not in workers, cancel_futures=True)

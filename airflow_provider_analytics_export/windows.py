@@ -7,8 +7,8 @@ timetable tile time exactly, so no row is exported twice or missed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
 
 UTC = dt.timezone.utc
 
@@ -114,3 +114,49 @@ def aligned_window(
 def is_aligned(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> bool:
     """True when both bounds fall on ``step`` bucket boundaries, so no bucket straddles the window."""
     return aligned_window(start, end, step) == (start, end)
+
+
+def check_whole_buckets(
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    floor: Callable[[dt.datetime], dt.datetime],
+    bucket: str,
+    parameter: str,
+) -> None:
+    """Refuse a window whose bounds cut a bucket: it would be written partial and never corrected.
+
+    A run ending inside a bucket writes it before it is complete, and the next run (which
+    starts inside it) must not write it again, so the partial value would stay for good.
+
+    :param start: window start; None (not known yet, e.g. templated at DAG parse) is not checked.
+    :param end: window end; None is not checked.
+    :param floor: the start of the bucket holding a moment.
+    :param bucket: the bucket in words, e.g. ``'1h'`` or ``'day'``.
+    :param parameter: the argument choosing the bucket, e.g. ``interval``.
+    """
+    for name, moment in (("start", start), ("end", end)):
+        if moment is not None and floor(moment) != moment:
+            raise ValueError(
+                f"{name}={moment.isoformat()} does not fall on a {parameter}={bucket!r} boundary, so a "
+                f"{bucket} bucket would straddle the window and be written partial: align the window "
+                f"(or schedule) to the {bucket}, or choose a finer {parameter}."
+            )
+
+
+def calendar_bucket(
+    moment: dt.datetime, unit: Literal["day", "hour"], tz: dt.tzinfo
+) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in UTC of the day or hour of zone ``tz`` that holds ``moment``.
+
+    Days run from local midnight to local midnight (23 or 25 hours across a DST change);
+    hours are absolute hours starting on a local whole hour.
+    """
+    local = moment.astimezone(tz)
+    if unit == "hour":
+        first = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return first, first + dt.timedelta(hours=1)
+    day = local.date()
+    first, following = (
+        dt.datetime.combine(d, dt.time(), tz).astimezone(UTC) for d in (day, day + dt.timedelta(days=1))
+    )
+    return first, following

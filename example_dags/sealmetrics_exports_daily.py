@@ -7,6 +7,10 @@ Two ways to do the same thing:
 * ``export``: the one-task operator mapped over several export types. Small exports are
   streamed; large ones become a background job that is waited for on the triggerer and then
   downloaded. A retry reconnects to the job the task already created.
+
+The two ways write to different files (``step_by_step/microconversions.csv`` and
+``microconversions.csv``), so their two jobs never replace each other's file. Run one chosen
+day with ``airflow dags test sealmetrics_exports_daily 2024-04-16`` (it exports 2024-04-15).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ with DAG(
     download = SealmetricsDownloadExportOperator(
         task_id="download_microconversions",
         job_id=create.output,
-        destination=f"{DAY_DIR}/microconversions.csv",
+        destination=f"{DAY_DIR}/step_by_step/microconversions.csv",
     )
     create >> wait >> download
 

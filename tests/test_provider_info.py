@@ -60,7 +60,10 @@ def test_connection_forms_relabel_and_hide_fields(providers_manager):
         "password": "Secret key",
     }
     assert "login" in behaviours["braze"]["hidden_fields"]
-    assert behaviours["braze"]["placeholders"]["host"] == "https://rest.iad-01.braze.com"
+    # Braze has no public default host: the form must say the REST endpoint is required.
+    assert behaviours["braze"]["relabeling"]["host"] == "REST endpoint (required)"
+    assert behaviours["braze"]["placeholders"]["host"].startswith("required: ")
+    assert "https://rest.iad-01.braze.com" in behaviours["braze"]["placeholders"]["host"]
     assert behaviours["openpanel"]["relabeling"]["login"] == "Client ID"
     assert behaviours["sealmetrics"]["relabeling"]["password"] == "API key"
     for conn_type in CONN_TYPES:

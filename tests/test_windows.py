@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from airflow_provider_analytics_export.windows import (
+    calendar_bucket,
     ceil_to,
+    check_whole_buckets,
     covering_dates,
     floor_to,
     resolve_window,
@@ -68,3 +72,56 @@ def test_pendulum_input_becomes_a_plain_utc_datetime_that_aligns():
     start = to_datetime(pendulum.datetime(2024, 4, 15, 13, 7, tz="Europe/Madrid"))
     assert type(start) is dt.datetime and start == dt.datetime(2024, 4, 15, 11, 7, tzinfo=UTC)
     assert floor_to(start, dt.timedelta(hours=1)) == dt.datetime(2024, 4, 15, 11, tzinfo=UTC)
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("moment", "unit", "zone", "bucket"),
+    [
+        # 2024-03-10 in New York has 23 hours, 2024-11-03 has 25.
+        (dt.datetime(2024, 3, 10, 12, tzinfo=UTC), "day", NEW_YORK, ("2024-03-10T05:00", "2024-03-11T04:00")),
+        (dt.datetime(2024, 11, 3, 12, tzinfo=UTC), "day", NEW_YORK, ("2024-11-03T04:00", "2024-11-04T05:00")),
+        (
+            dt.datetime(2024, 11, 3, 3, 59, tzinfo=UTC),
+            "day",
+            NEW_YORK,
+            ("2024-11-02T04:00", "2024-11-03T04:00"),
+        ),
+        # The repeated 01:00 hour of the fall-back day is two distinct hour buckets.
+        (
+            dt.datetime(2024, 11, 3, 5, 30, tzinfo=UTC),
+            "hour",
+            NEW_YORK,
+            ("2024-11-03T05:00", "2024-11-03T06:00"),
+        ),
+        (
+            dt.datetime(2024, 11, 3, 6, 30, tzinfo=UTC),
+            "hour",
+            NEW_YORK,
+            ("2024-11-03T06:00", "2024-11-03T07:00"),
+        ),
+        # Half-hour offsets: local hours start at :30 UTC.
+        (
+            dt.datetime(2024, 3, 1, 10, 10, tzinfo=UTC),
+            "hour",
+            ZoneInfo("Asia/Kolkata"),
+            ("2024-03-01T09:30", "2024-03-01T10:30"),
+        ),
+        (dt.datetime(2024, 3, 1, 23, 59, tzinfo=UTC), "day", UTC, ("2024-03-01T00:00", "2024-03-02T00:00")),
+    ],
+)
+def test_calendar_bucket_follows_the_zone_across_dst(moment, unit, zone, bucket):
+    expected = tuple(dt.datetime.fromisoformat(edge).replace(tzinfo=UTC) for edge in bucket)
+    assert calendar_bucket(moment, unit, zone) == expected
+
+
+def test_check_whole_buckets_names_the_bound_and_accepts_edges_and_unknowns():
+    hour = partial(floor_to, step=dt.timedelta(hours=1))
+    check_whole_buckets(D, D + dt.timedelta(hours=3), hour, "1h", "interval")
+    check_whole_buckets(None, D + dt.timedelta(minutes=5), lambda m: m, "1h", "interval")
+    with pytest.raises(ValueError, match=r"^end=2024-04-15T03:05:00\+00:00 does not fall on a interval='1h'"):
+        check_whole_buckets(D, D + dt.timedelta(hours=3, minutes=5), hour, "1h", "interval")
+    with pytest.raises(ValueError, match=r"^start=2024-04-15T00:30:00\+00:00 .* choose a finer unit\.$"):
+        check_whole_buckets(D + dt.timedelta(minutes=30), None, hour, "hour", "unit")

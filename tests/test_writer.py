@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+import os
+import time
 
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
+from airflow_provider_analytics_export.writer import ExportWriter, encode_value, resolve_format
 
 ROWS = [
     {"id": "a", "n": 1, "props": {"path": "/x", "tags": ["b", "a"]}, "missing": None},
@@ -95,11 +98,43 @@ def test_commit_removes_temps_a_killed_run_left_and_nothing_else(destination_dir
     ]
     for leftover in killed + others:
         ObjectStoragePath(f"{base}/{leftover}", conn_id=conn_id).write_bytes(b'{"id": "half"')
-    with ExportWriter(f"{base}/{name}", output_format="jsonl", conn_id=conn_id) as writer:
+    # Age 0: every matching temp counts as stale (the leftovers were just created here).
+    with ExportWriter(f"{base}/{name}", "jsonl", conn_id, stale_temp_age=dt.timedelta(0)) as writer:
         writer.write_rows(ROWS)
     path = ObjectStoragePath(f"{base}/{name}", conn_id=conn_id)
     assert read_rows(path, "jsonl") == ROWS
     assert siblings(path) == sorted([name, *others])
+
+
+def test_a_concurrent_run_of_the_same_destination_keeps_its_temp_and_commits(destination_dir):
+    """Two runs of one destination at once (a zombie and its retry): neither breaks the other."""
+    base, conn_id = destination_dir
+    url = f"{base}/day.jsonl"
+    with ExportWriter(url, conn_id=conn_id) as slow:
+        slow.write_rows(ROWS[:1])
+        with ExportWriter(url, conn_id=conn_id) as fast:
+            fast.write_rows(ROWS)
+        assert read_rows(ObjectStoragePath(url, conn_id=conn_id), "jsonl") == ROWS
+        slow.write_rows(ROWS[1:])
+    assert read_rows(ObjectStoragePath(url, conn_id=conn_id), "jsonl") == ROWS
+    assert siblings(ObjectStoragePath(url, conn_id=conn_id)) == ["day.jsonl"]
+
+
+def test_an_old_leftover_is_removed_with_the_default_age(tmp_path):
+    leftover = tmp_path / ".day.jsonl.0123456789ab.partial"
+    leftover.write_bytes(b'{"id": "half"')
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    fresh = tmp_path / ".day.jsonl.fedcba987654.partial"
+    fresh.write_bytes(b'{"id": "writing"')
+    with ExportWriter((tmp_path / "day.jsonl").as_uri()) as writer:
+        writer.write_rows(ROWS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, "day.jsonl"]
+
+
+def test_write_bytes_outside_the_context_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match=r"write_bytes\(\) needs an open writer"):
+        ExportWriter((tmp_path / "f.csv").as_uri(), "raw").write_bytes(b"x")
 
 
 def test_failure_on_a_first_export_leaves_no_file(tmp_path):
@@ -130,7 +165,8 @@ def test_empty_export_still_writes_a_readable_file(tmp_path):
     url = (tmp_path / "rows.parquet").as_uri()
     with ExportWriter(url, columns=["id", "n"]) as writer:
         pass
-    assert pq.read_table(tmp_path / "rows.parquet").column_names == ["id", "n"]
+    # Declared columns, then _extra (see test_declared_columns_...): the schema is known without rows.
+    assert pq.read_table(tmp_path / "rows.parquet").column_names == ["id", "n", "_extra"]
     assert writer.summary()["rows"] == 0
 
 
@@ -165,10 +201,43 @@ def test_csv_with_explicit_columns_has_one_header_even_when_empty(tmp_path):
         with ExportWriter(url, columns=["a", "b"]) as writer:
             writer.write_rows(rows)
             writer.write_rows(rows)
-    assert (tmp_path / "rows0.csv").read_text() == "a,b\n"
-    assert (tmp_path / "rows1.csv").read_text() == "a,b\n2,1\n2,1\n"
+    assert (tmp_path / "rows0.csv").read_text() == "a,b,_extra\n"
+    assert (tmp_path / "rows1.csv").read_text() == "a,b,_extra\n2,1,\n2,1,\n"
 
 
 def test_summary_uri_has_no_connection_id(s3_destination):
     writer = ExportWriter("s3://exports/uri/rows.jsonl", conn_id=s3_destination)
     assert writer.uri == "s3://exports/uri/rows.jsonl"
+
+
+SPARSE_PAGES = [
+    [{"id": "a", "n": 1}, {"id": "b"}],  # n absent (not null) in the second row
+    [{"n": 3, "id": "c", "new": {"k": 1}}, {"id": "d", "n": None}],  # a field nobody declared
+]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_declared_columns_take_sparse_rows_and_keep_unknown_fields_in_extra(tmp_path, fmt, caplog):
+    url = (tmp_path / f"rows.{fmt}").as_uri()
+    with ExportWriter(url, columns=["id", "n", "absent"]) as writer:
+        for page in SPARSE_PAGES:
+            writer.write_rows(page)
+        writer.write_rows([{"id": "e", "new": 2}])
+    rows = read_rows(ObjectStoragePath(url), fmt)
+    expected = [
+        {"id": "a", "n": 1, "absent": None, "_extra": None},
+        {"id": "b", "n": None, "absent": None, "_extra": None},
+        {"id": "c", "n": 3, "absent": None, "_extra": {"new": {"k": 1}}},
+        {"id": "d", "n": None, "absent": None, "_extra": None},
+        {"id": "e", "n": None, "absent": None, "_extra": {"new": 2}},
+    ]
+    if fmt == "csv":
+        expected = [
+            {k: "" if v is None else str(encode_value(v)) for k, v in row.items()} for row in expected
+        ]
+    elif fmt == "parquet":
+        expected = [{k: encode_value(v) for k, v in row.items()} for row in expected]
+    assert rows == expected
+    assert [list(row) for row in rows] == [["id", "n", "absent", "_extra"]] * 5
+    warnings = [r.getMessage() for r in caplog.records if "not among the declared columns" in r.getMessage()]
+    assert len(warnings) == 1 and "['new']" in warnings[0]

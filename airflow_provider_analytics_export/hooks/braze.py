@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.windows import aligned_window, in_window, split_window, to_datetime
+from airflow_provider_analytics_export.limits import RateLimitHeaders
+from airflow_provider_analytics_export.windows import UTC, calendar_bucket, check_whole_buckets, to_datetime
 
 if TYPE_CHECKING:
     import requests
@@ -42,7 +44,8 @@ class BrazeHook(AnalyticsApiHook):
 
     Connection: host = the instance REST endpoint (required, e.g.
     ``https://rest.iad-01.braze.com``), password = REST API key with the
-    ``sessions.data_series`` permission.
+    ``sessions.data_series`` permission, extra ``timezone`` = the workspace's company time
+    zone (default UTC), which days and offset-less hourly times follow.
 
     :param braze_conn_id: the Airflow connection id (``braze_default``).
     """
@@ -53,6 +56,8 @@ class BrazeHook(AnalyticsApiHook):
     hook_name = "Braze"
     api_name = "Braze"
     default_host = None
+    #: Every answer reports the shared 250,000/hour pool; a 429 carries no Retry-After, only the reset.
+    rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
     def __init__(self, braze_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=braze_conn_id, **kwargs)
@@ -96,6 +101,33 @@ class BrazeHook(AnalyticsApiHook):
             response, "GET", DATA_SERIES_ENDPOINT, "time", lambda body: body.get("message") == "success"
         )
 
+    @cached_property
+    def timezone(self) -> dt.tzinfo:
+        """The workspace's company time zone (connection extra ``timezone``, default UTC)."""
+        tz: dt.tzinfo = self.extra("timezone")
+        return tz
+
+    def bucket(self, moment: dt.datetime, unit: str) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) of the ``unit`` bucket holding ``moment``, in the workspace time zone."""
+        validate_unit(unit)
+        return calendar_bucket(moment, "day" if unit == "day" else "hour", self.timezone)
+
+    def bucket_start(self, time: Any) -> dt.datetime:
+        """The UTC start of the bucket a point's ``time`` names.
+
+        A date (``day``) is local midnight, a time without an offset is local time, both in
+        the workspace time zone; a time with ``Z`` or an offset is that instant.
+        """
+        try:
+            parsed = dt.datetime.fromisoformat(str(time).strip())
+        except ValueError:
+            raise ExportIntegrityError(
+                f"Braze returned point time={time!r}, which is not an ISO-8601 date or time."
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=self.timezone)
+        return parsed.astimezone(UTC)
+
     def iter_sessions_series(
         self,
         start: dt.datetime,
@@ -106,45 +138,50 @@ class BrazeHook(AnalyticsApiHook):
     ) -> Iterator[list[dict[str, Any]]]:
         """Points whose bucket starts in [start, end), one list per request, oldest first.
 
-        The window is widened to whole buckets and split into consecutive requests of at
-        most 100 units, each asking for exactly its own buckets, so every bucket is fetched
-        once; points outside [start, end) (a partial first bucket) are dropped.
+        Buckets are the days or hours of the workspace time zone, and [start, end) must
+        cover whole buckets: a bucket cut by the window would be written before it is
+        complete and never corrected. The window is split into consecutive requests of at
+        most 100 buckets, each asking for exactly its own, so every bucket is fetched once.
+        Each point gets ``bucket_start`` (ISO-8601 UTC) from its ``time``, however Braze
+        wrote it; a point that is not one of the buckets asked for, or comes twice, fails.
 
-        :param start: window start (inclusive).
-        :param end: window end (exclusive).
+        :param start: window start (inclusive), on a bucket boundary.
+        :param end: window end (exclusive), on a bucket boundary.
         :param unit: ``day`` or ``hour``.
         :param app_id: limit to one app (API identifier).
         :param segment_id: limit to one analytics-enabled segment.
         """
-        step = validate_unit(unit)
+        validate_unit(unit)
         start, end = to_datetime(start, "start"), to_datetime(end, "end")
-        lower, upper = aligned_window(start, end, step)
-        for chunk_start, chunk_end in split_window(lower, upper, step * MAX_LENGTH):
+        check_whole_buckets(start, end, lambda moment: self.bucket(moment, unit)[0], unit, "unit")
+        starts, moment = [], start
+        while moment < end:
+            starts.append(moment)
+            moment = self.bucket(moment, unit)[1]
+        for first in range(0, len(starts), MAX_LENGTH):
+            chunk = starts[first : first + MAX_LENGTH]
             # Any moment inside the last bucket selects it; its last second also suits an API
             # that reads ``ending_at`` as "up to and including this moment".
+            last_end = self.bucket(chunk[-1], unit)[1]
             points = self.get_sessions_series(
-                (chunk_end - chunk_start) // step,
-                unit,
-                ending_at=chunk_end - dt.timedelta(seconds=1),
-                app_id=app_id,
-                segment_id=segment_id,
+                len(chunk), unit, last_end - dt.timedelta(seconds=1), app_id, segment_id
             )
-            checked = self._checked(points, chunk_start, chunk_end)
-            yield [point for point in checked if in_window(to_datetime(point["time"], "time"), start, end)]
+            yield self._checked(points, chunk)
 
-    def _checked(
-        self, points: list[dict[str, Any]], chunk_start: dt.datetime, chunk_end: dt.datetime
-    ) -> list[dict[str, Any]]:
+    def _checked(self, points: list[dict[str, Any]], asked: list[dt.datetime]) -> list[dict[str, Any]]:
         """Refuse points outside the requested buckets or repeated: they would double rows across requests."""
-        seen: set[str] = set()
+        wanted, seen = set(asked), set()
+        out = []
         for point in points:
-            moment = to_datetime(point["time"], "time")
-            if not in_window(moment, chunk_start, chunk_end) or point["time"] in seen:
+            moment = self.bucket_start(point["time"])
+            if moment not in wanted or moment in seen:
                 raise ExportIntegrityError(
-                    f"Braze returned point time={point['time']!r} for the buckets "
-                    f"[{chunk_start.isoformat()}, {chunk_end.isoformat()}) it was asked for"
-                    + (" twice" if point["time"] in seen else "")
-                    + "; refusing to write a doubled or shifted series."
+                    f"Braze returned point time={point['time']!r} (bucket {moment.isoformat()}) for the "
+                    f"{len(asked)} {self.timezone} buckets from {asked[0].isoformat()} it was asked for"
+                    + (" twice" if moment in seen else "")
+                    + "; refusing to write a doubled or shifted series (is the connection's "
+                    "timezone extra the workspace's company time zone?)."
                 )
-            seen.add(point["time"])
-        return points
+            seen.add(moment)
+            out.append({**point, "bucket_start": moment.isoformat().replace("+00:00", "Z")})
+        return out

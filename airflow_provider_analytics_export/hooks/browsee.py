@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.pagination import PageLedger
 from airflow_provider_analytics_export.validation import check_choices, check_int_range
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
 
 SESSIONS_ENDPOINT = "/api/v1/export/sessions"
 MAX_PAGE_SIZE = 100
-#: The documented ``options.select`` fields; ``sessionId`` is always returned.
+#: The documented ``options.select`` fields.
 SELECT_FIELDS: tuple[str, ...] = (
     "userId",
     "duration",
@@ -47,7 +50,9 @@ SELECT_FIELDS: tuple[str, ...] = (
     "domain",
     "referrer",
 )
+#: Not among the documented fields: used to de-duplicate when present, never relied on.
 ID_FIELD = "sessionId"
+TIMESTAMP_FIELD = "timestamp"
 
 
 def validate_session_args(fields: Iterable[str] | str | None, page_size: int) -> list[str] | None:
@@ -56,9 +61,16 @@ def validate_session_args(fields: Iterable[str] | str | None, page_size: int) ->
     return check_choices("fields", fields, SELECT_FIELDS)
 
 
-def unix_seconds(moment: dt.datetime | dt.date | str | int | float, name: str) -> int:
-    """Browsee's whole-second timestamps. Both ends round down, so consecutive windows still tile."""
-    return math.floor(to_datetime(moment, name).timestamp())
+def session_key(session: dict[str, Any]) -> Any:
+    """A session's identity across pages: its ``sessionId`` if sent, else a digest of its content.
+
+    Two distinct sessions with equal content (same millisecond, same fields) would count
+    once, so the total check then fails the export rather than losing one silently.
+    """
+    if session.get(ID_FIELD) is not None:
+        return session[ID_FIELD]
+    content = json.dumps(session, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(content.encode(), digest_size=16).digest()
 
 
 class BrowseeHook(AnalyticsApiHook):
@@ -109,25 +121,38 @@ class BrowseeHook(AnalyticsApiHook):
         fields: Iterable[str] | str | None = None,
         page_size: int = MAX_PAGE_SIZE,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield the sessions of [start, end) page by page, checked by a :class:`PageLedger`.
+        """Yield the sessions that started in [start, end) page by page, checked by a :class:`PageLedger`.
+
+        Whether Browsee's ``end`` is inclusive is not documented, so the request asks for
+        whole seconds covering the window either way (``start`` rounded down, ``end`` up)
+        and always selects ``timestamp``; sessions are then kept by their own timestamp
+        (ms) in [start, end), so one starting exactly at ``end`` lands in the next window
+        only. Overlapping pages are de-duplicated by :func:`session_key`. The loop stops
+        once the offset reaches the reported total.
 
         Raises :class:`ExportIntegrityError` when the rows do not add up to ``exports.total``
-        (checked after the last page, so consume the generator to the end).
+        (checked after the last page, so consume the generator to the end), or when a
+        session has no timestamp or one outside what was asked for.
         """
         select = validate_session_args(fields, page_size)
-        query: dict[str, Any] = {"start": unix_seconds(start, "start"), "end": unix_seconds(end, "end")}
+        start, end = to_datetime(start, "start"), to_datetime(end, "end")
+        asked = math.floor(start.timestamp()), math.ceil(end.timestamp())
+        query: dict[str, Any] = {"start": asked[0], "end": asked[1]}
         if segment_id:
             query["segmentId"] = segment_id
         if select is not None:
-            query["options"] = {"select": select}
-        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions")
+            query["options"] = {"select": list(dict.fromkeys([*select, TIMESTAMP_FIELD]))}
+        keep = _window_filter(
+            start, end, asked, strip_timestamp=select is not None and TIMESTAMP_FIELD not in select
+        )
+        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions", key=session_key)
         offset, page = 0, 0
-        while not ledger.complete:
+        while not ledger.complete and (ledger.total is None or offset < ledger.total):
             page += 1
             total, data = self._sessions_page({**query, "from": offset, "limit": page_size})
             rows = ledger.accept(page, data, total, total_pages=math.ceil(total / page_size))
             offset += len(data)
-            yield rows
+            yield keep(rows)
         ledger.finish()
 
     def iter_sessions(
@@ -155,3 +180,36 @@ class BrowseeHook(AnalyticsApiHook):
     def check_connection(self) -> None:
         now = int(time.time())
         self.post_sessions({"start": now - 3600, "end": now, "from": 0, "limit": 1})
+
+
+def _window_filter(
+    start: dt.datetime, end: dt.datetime, asked: tuple[int, int], strip_timestamp: bool
+) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Keep the sessions of a page that started in [start, end) (ms), by their own timestamp.
+
+    A session outside the seconds asked for (under either reading of ``end``) means the
+    API did not filter as asked, so it fails instead of being dropped quietly.
+    """
+    start_ms, end_ms = start.timestamp() * 1000, end.timestamp() * 1000
+    lowest, beyond = asked[0] * 1000, (asked[1] + 1) * 1000
+
+    def keep(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = []
+        for row in rows:
+            moment = row.get(TIMESTAMP_FIELD)
+            if (
+                isinstance(moment, bool)
+                or not isinstance(moment, (int, float))
+                or not lowest <= moment < beyond
+            ):
+                raise ExportIntegrityError(
+                    f"Browsee returned a session with timestamp={moment!r} for start={asked[0]}, "
+                    f"end={asked[1]} (Unix seconds); refusing to place it in a window."
+                )
+            if start_ms <= moment < end_ms:
+                kept.append(
+                    {k: v for k, v in row.items() if k != TIMESTAMP_FIELD} if strip_timestamp else row
+                )
+        return kept
+
+    return keep

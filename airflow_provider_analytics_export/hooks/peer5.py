@@ -8,20 +8,20 @@ coarser intervals that would work).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.windows import (
     UTC,
-    aligned_window,
+    check_whole_buckets,
     floor_to,
-    in_window,
-    is_aligned,
     split_window,
     to_datetime,
 )
@@ -144,16 +144,23 @@ def _serves(interval: str, start: dt.datetime, clock_now: dt.datetime) -> bool:
     return max_age is None or floor_to(start, INTERVALS[interval]) >= clock_now - max_age
 
 
+def check_window(start: dt.datetime | None, end: dt.datetime | None, interval: str) -> None:
+    """Refuse bounds off ``interval`` (a partial bucket); the API also needs them rounded to it."""
+    step = validate_interval(interval)
+    check_whole_buckets(start, end, partial(floor_to, step=step), interval, "interval")
+
+
 def plan_chunks(
     start: dt.datetime, end: dt.datetime, interval: str, clock_now: dt.datetime
 ) -> list[tuple[dt.datetime, dt.datetime]]:
-    """Aligned [from, to) requests that cover the enclosing aligned window within the API's limits.
+    """Aligned [from, to) requests that cover [start, end) within the API's limits.
 
-    Raises when the window reaches further back than ``interval`` is served, naming the limit
-    and the coarser intervals that would work (the range limit is met by splitting instead).
+    Raises when a bound cuts a bucket, or when the window reaches further back than
+    ``interval`` is served, naming the limit and the coarser intervals that would work
+    (the range limit is met by splitting instead).
     """
-    step = validate_interval(interval)
-    lower, upper = aligned_window(start, end, step)
+    check_window(start, end, interval)
+    step = INTERVALS[interval]
     limit = LIMITS[interval]
     if not _serves(interval, start, clock_now):
         working = [
@@ -162,13 +169,48 @@ def plan_chunks(
         max_age = limit.max_age or dt.timedelta(0)
         raise ValueError(
             f"Peer5 serves interval={interval!r} only within the last {max_age.days} days, but "
-            f"start={lower.isoformat()} is before {(clock_now - max_age).isoformat()}; "
+            f"start={start.isoformat()} is before {(clock_now - max_age).isoformat()}; "
             f"use a coarser interval: {', '.join(working)}."
         )
     span = step * MAX_BUCKETS_PER_REQUEST
     if limit.max_range is not None:
         span = min(span, limit.max_range)
-    return list(split_window(lower, upper, span))
+    return list(split_window(start, end, span))
+
+
+def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[str]) -> Callable[[Any], bool]:
+    """Whether a row of ``chunk`` (a dict, or a CSV record as a dict) is written.
+
+    ``to`` ends the range, but whether the bucket starting at ``to`` comes back is not
+    documented: it is dropped here (the next chunk or run asks for it as its ``from``).
+    Any other row outside the chunk, or a (bucket, dimension values) key seen twice, would
+    double or shift rows, so it fails the export.
+    """
+    from_ms, to_ms = _ms(chunk[0]), _ms(chunk[1])
+    seen: set[tuple[Any, ...]] = set()
+
+    def keep(row: Mapping[str, Any]) -> bool:
+        try:
+            timestamp = int(row["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            raise ExportIntegrityError(
+                f"Peer5 returned a row whose timestamp {row.get('timestamp')!r} is not epoch milliseconds; "
+                "refusing to place it in a bucket."
+            ) from None
+        if timestamp == to_ms:
+            return False
+        key = tuple(row.get(name) for name in key_fields)
+        if not from_ms <= timestamp < to_ms or key in seen:
+            raise ExportIntegrityError(
+                f"Peer5 returned timestamp={timestamp} "
+                + ("twice for the same dimension values " if key in seen else "")
+                + f"for the requested range [{chunk[0].isoformat()}, {chunk[1].isoformat()}); "
+                "refusing to write shifted or doubled rows."
+            )
+        seen.add(key)
+        return True
+
+    return keep
 
 
 class Peer5Hook(AnalyticsApiHook):
@@ -234,14 +276,15 @@ class Peer5Hook(AnalyticsApiHook):
     ) -> Iterator[list[dict[str, Any]]] | Iterator[bytes]:
         """Export [start, end) one request (chunk) at a time, validated before any request.
 
-        Bounds are sent as epoch milliseconds rounded to ``interval``: an unaligned window is
-        widened to the enclosing aligned window and rows whose bucket starts outside
-        [start, end) are dropped, so consecutive windows never share a bucket. Long windows
-        at fine intervals are split into chunks the API accepts.
+        Bounds must fall on ``interval`` boundaries (a bucket cut by the window would be
+        written partial and never corrected) and are sent as epoch milliseconds. Long windows
+        at fine intervals are split into chunks the API accepts. A bucket is written when it
+        starts in [start, end): whether or not Peer5 also returns the bucket starting at
+        ``to``, each bucket lands once, within a file and across consecutive runs.
 
         ``output="json"`` yields one list of row dicts per chunk. ``output="csv"`` yields the
-        API's own CSV bytes (one header, then each chunk's rows) without parsing them; since
-        dropping rows would need a parse, it requires a window aligned to ``interval``.
+        API's own CSV bytes (one header, then each chunk's records, byte for byte); records
+        are parsed only to drop the bucket at ``to`` and to check the rest.
 
         :param start: window start (inclusive).
         :param end: window end (exclusive).
@@ -253,11 +296,6 @@ class Peer5Hook(AnalyticsApiHook):
         """
         validate_query(interval, metrics, filters, dimensions, output)
         start, end = to_datetime(start, "start"), to_datetime(end, "end")
-        if output == "csv" and not is_aligned(start, end, INTERVALS[interval]):
-            raise ValueError(
-                f"output='csv' passes Peer5's bytes through unfiltered, so start={start.isoformat()} and "
-                f"end={end.isoformat()} must be aligned to interval={interval!r}; use output='json'."
-            )
         chunks = plan_chunks(start, end, interval, now())
         body = {
             "interval": interval,
@@ -265,9 +303,10 @@ class Peer5Hook(AnalyticsApiHook):
             **({"filters": {key: _as_list(v) for key, v in filters.items()}} if filters else {}),
             **({"dimensions": list(dimensions)} if dimensions else {}),
         }
+        key_fields = ["timestamp", *(dimensions or [])]
         if output == "csv":
-            return self._csv_chunks(chunks, body)
-        return self._json_chunks(chunks, body, start, end)
+            return self._csv_chunks(chunks, body, key_fields)
+        return self._json_chunks(chunks, body, key_fields)
 
     def _post(
         self, chunk: tuple[dt.datetime, dt.datetime], body: dict[str, Any], fmt: str, parse: Any
@@ -276,33 +315,16 @@ class Peer5Hook(AnalyticsApiHook):
         return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=request_body, parse=parse)
 
     def _json_chunks(
-        self,
-        chunks: list[tuple[dt.datetime, dt.datetime]],
-        body: dict[str, Any],
-        start: dt.datetime,
-        end: dt.datetime,
+        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any], key_fields: list[str]
     ) -> Iterator[list[dict[str, Any]]]:
-        start_ms, end_ms = _ms(start), _ms(end)
         for chunk in chunks:
             rows = self._post(chunk, body, "json", self._parse_json)
-            self._check_buckets(rows, chunk)
-            yield [row for row in rows if start_ms <= row["timestamp"] < end_ms]
+            yield list(filter(bucket_keeper(chunk, key_fields), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
         return self.series_rows(
             response, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
         )
-
-    def _check_buckets(self, rows: list[dict[str, Any]], chunk: tuple[dt.datetime, dt.datetime]) -> None:
-        """A row outside the requested chunk would be written again by the neighbouring chunk."""
-        for row in rows:
-            moment = dt.datetime.fromtimestamp(row["timestamp"] / 1000, UTC)
-            if not in_window(moment, *chunk):
-                raise ExportIntegrityError(
-                    f"Peer5 returned timestamp={row['timestamp']} outside the requested range "
-                    f"[{chunk[0].isoformat()}, {chunk[1].isoformat()}); refusing to write shifted or "
-                    "doubled rows."
-                )
 
     def _parse_csv(self, response: requests.Response) -> bytes:
         """The CSV as sent, once it is one: a 200 with an HTML page or a JSON error is refused."""
@@ -317,22 +339,37 @@ class Peer5Hook(AnalyticsApiHook):
         return b"".join(chunks)
 
     def _csv_chunks(
-        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any]
+        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any], key_fields: list[str]
     ) -> Iterator[bytes]:
-        """Each chunk's CSV as sent; the header line of every chunk after the first is dropped."""
+        """Each chunk's CSV records as sent; the header line of every chunk after the first is dropped."""
         header: bytes | None = None
         for chunk in chunks:
             content: bytes = self._post(chunk, body, "csv", self._parse_csv)
-            if not content.endswith(b"\n"):
-                content += b"\n"
-            first_line, _, rows = content.partition(b"\n")
-            if header is None:
-                header = first_line
-                yield content
-            elif first_line != header:
+            first_line, records = _csv_records(content)
+            if header is not None and first_line != header:
                 raise ExportIntegrityError(
                     f"Peer5 CSV header changed between chunks ({header!r} then {first_line!r}); "
                     "the columns would not line up."
                 )
-            elif rows:
-                yield rows
+            columns = next(csv.reader([first_line.decode("utf-8-sig")]))
+            keep = bucket_keeper(chunk, key_fields)
+            kept = b"".join(raw for raw, values in records if keep(dict(zip(columns, values, strict=False))))
+            if header is None:
+                header = first_line
+                yield first_line + kept
+            elif kept:
+                yield kept
+
+
+def _csv_records(content: bytes) -> tuple[bytes, list[tuple[bytes, list[str]]]]:
+    """(header line, [(record bytes as sent, parsed values)]); a quoted field may span lines."""
+    if not content.endswith(b"\n"):
+        content += b"\n"
+    lines = content.splitlines(keepends=True)
+    reader = csv.reader(line.decode("utf-8-sig") for line in lines)
+    next(reader)
+    records, consumed = [], 1
+    for values in reader:
+        records.append((b"".join(lines[consumed : reader.line_num]), values))
+        consumed = reader.line_num
+    return lines[0], records

@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk import ObjectStoragePath
@@ -38,6 +37,7 @@ from airflow_provider_analytics_export.hooks.base import (
     backoff_seconds,
     parse_retry_after,
 )
+from airflow_provider_analytics_export.limits import RateLimitHeaders
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.validation import check_choice
 from airflow_provider_analytics_export.writer import ExportWriter
@@ -102,7 +102,7 @@ FILE_KINDS: dict[tuple[str, str], tuple[str, re.Pattern[bytes], str]] = {
 }
 DOCUMENTED_TYPE = {"csv": "text/csv", "json": "application/json"}
 #: Connection extras: the account (site slug), its deprecated old name, and the account's time zone.
-ACCOUNT_EXTRA, DEPRECATED_ACCOUNT_EXTRA, TIMEZONE_EXTRA = "account_id", "site_id", "account_timezone"
+ACCOUNT_EXTRA, DEPRECATED_ACCOUNT_EXTRA, TIMEZONE_EXTRA = "account_id", "site_id", "timezone"
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -149,18 +149,6 @@ def local_days(start: dt.datetime, end: dt.datetime, zone: dt.tzinfo) -> tuple[d
                 f"{TIMEZONE_EXTRA!r} to the account's time zone."
             )
     return local_start.date(), local_end.date() - dt.timedelta(days=1)
-
-
-def as_zone(value: Any, conn_id: str) -> dt.tzinfo:
-    """The account's time zone from the connection extra (IANA name; empty or null: UTC)."""
-    name = str(value).strip() if value is not None else ""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"Connection {conn_id!r} extra {TIMEZONE_EXTRA}={value!r} is not an IANA time zone "
-            "such as 'UTC' or 'Europe/Madrid'."
-        ) from None
 
 
 def validate_export_request(
@@ -412,7 +400,7 @@ class SealmetricsHook(AnalyticsApiHook):
 
     Connection: password = API key (``sm_...``); extra ``account_id`` = the default account
     (the site slug; ``site_id`` is accepted as its deprecated old name); extra
-    ``account_timezone`` = the account's time zone, in which ``date_from``/``date_to`` are
+    ``timezone`` = the account's time zone, in which ``date_from``/``date_to`` are
     local days (default UTC).
 
     :param sealmetrics_conn_id: the Airflow connection id (``sealmetrics_default``).
@@ -424,6 +412,8 @@ class SealmetricsHook(AnalyticsApiHook):
     hook_name = "Sealmetrics"
     api_name = "Sealmetrics"
     default_host = "https://my.sealmetrics.com"
+    #: X-RateLimit-* come on every response; the reset is a Unix timestamp.
+    rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
     def __init__(self, sealmetrics_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=sealmetrics_conn_id, **kwargs)
@@ -435,8 +425,7 @@ class SealmetricsHook(AnalyticsApiHook):
         """The given account, else the connection's ``account_id`` (or deprecated ``site_id``) extra."""
         if account_id and account_id.strip():
             return account_id.strip()
-        current = str(self.extras.get(ACCOUNT_EXTRA) or "").strip()
-        old = str(self.extras.get(DEPRECATED_ACCOUNT_EXTRA) or "").strip()
+        current, old = self.extra(ACCOUNT_EXTRA), self.extra(DEPRECATED_ACCOUNT_EXTRA)
         if not current and old:
             warnings.warn(
                 f"Connection {self.conn_id!r}: extra {DEPRECATED_ACCOUNT_EXTRA!r} is deprecated; "
@@ -455,28 +444,32 @@ class SealmetricsHook(AnalyticsApiHook):
     @property
     def account_timezone(self) -> dt.tzinfo:
         """The zone whose local days ``date_from``/``date_to`` mean (connection extra, default UTC)."""
-        return as_zone(self.extras.get(TIMEZONE_EXTRA), self.conn_id)
+        return cast("dt.tzinfo", self.extra(TIMEZONE_EXTRA))
 
     def check_connection(self) -> None:
         self.request("GET", EXPORTS_ENDPOINT, params={"account_id": self.account_id(), "limit": 1})
 
     def api_error(
-        self, method: str, endpoint: str, status: int, body: Any, text: str, retry_after_header: str | None
+        self, method: str, endpoint: str, status: int, body: Any, text: str, headers: Mapping[str, str]
     ) -> ApiError:
         """The shared mapping, with the envelope's message, ``code`` and ``request_id`` kept."""
         envelope = error_envelope(body)
         if envelope is None:
-            return super().api_error(method, endpoint, status, body, text, retry_after_header)
+            return super().api_error(method, endpoint, status, body, text, headers)
         message, code, request_id = envelope
+        request_id = request_id or headers.get("X-Request-ID")
         if status == 429 and code == "quota_exceeded":
             # A plan quota, not the per-minute limit: the transport must not retry it blindly.
             error: ApiError = QuotaExceededError(
-                self.api_name, method, endpoint, status, message, parse_retry_after(retry_after_header)
+                self.api_name,
+                method,
+                endpoint,
+                status,
+                message,
+                parse_retry_after(headers.get("Retry-After")),
             )
         else:
-            error = super().api_error(
-                method, endpoint, status, {"message": message}, text, retry_after_header
-            )
+            error = super().api_error(method, endpoint, status, {"message": message}, text, headers)
         return type(error)(
             error.api,
             error.method,

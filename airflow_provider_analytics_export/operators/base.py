@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
+import jinja2
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.assets import (
+    PostExecuteHook,
     default_outlets,
     default_partial_outlets,
     wire_export_outlets,
 )
+from airflow_provider_analytics_export.hooks.base import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window, to_datetime
@@ -20,6 +25,60 @@ from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, reso
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
+#: Template variables that exist only when the run has a logical date (and so a data interval).
+INTERVAL_VARIABLES = (
+    "data_interval_start",
+    "data_interval_end",
+    "logical_date",
+    "ds",
+    "ds_nodash",
+    "ts",
+    "ts_nodash",
+    "ts_nodash_with_tz",
+    "prev_data_interval_start_success",
+    "prev_data_interval_end_success",
+)
+NO_INTERVAL_HELP = (
+    "This run has no data interval: it was triggered without a logical date (REST API or the UI's "
+    "Trigger dialog with none), so templates cannot use data_interval_start, data_interval_end, ds "
+    "or logical_date. Trigger it with a logical date (e.g. `airflow dags test DAG_ID 2024-04-15`, or "
+    "a logical date in the Trigger dialog), or pass start=/end= and a destination that does not use them."
+)
+
+
+def display_uri(uri: str) -> str:
+    """``uri`` without user info or query string: safe to log even if someone put secrets there."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def closing_line(result: Mapping[str, Any], seconds: float, requests: int, retries: int) -> str:
+    """The line that ends an export's log: what was written where, for which window, at what cost."""
+    if result.get("window_start"):
+        window = f"[{result['window_start']}, {result.get('window_end')})"
+    elif result.get("date_from"):
+        window = f"{result['date_from']}..{result.get('date_to')} (dates, inclusive)"
+    else:
+        window = "n/a"
+    return (
+        f"Export written: {display_uri(str(result['uri']))} rows={result.get('rows')} "
+        f"bytes={result.get('bytes')} format={result.get('format')} window={window} "
+        f"wall_time={seconds:.1f}s requests={requests} retries={retries}"
+    )
+
+
+def _with_closing_line(post_execute: PostExecuteHook) -> PostExecuteHook:
+    """A ``post_execute`` hook (the only one Airflow hands the result to) that logs :func:`closing_line`."""
+
+    def hook(context: Context, result: Any) -> None:
+        task = context["task"]
+        if isinstance(result, Mapping) and result.get("uri") and isinstance(task, BaseExportOperator):
+            task.log_closing_line(result)
+        post_execute(context, result)
+
+    return hook
 
 
 class BaseExportOperator(ExportLineageMixin, BaseOperator):
@@ -34,16 +93,53 @@ class BaseExportOperator(ExportLineageMixin, BaseOperator):
 
     def __init__(self, **kwargs: Any) -> None:
         outlets_defaulted = wire_export_outlets(kwargs)
+        kwargs["post_execute"] = _with_closing_line(kwargs["post_execute"])
         super().__init__(**kwargs)
         if outlets_defaulted:
             self.outlets = default_outlets(self)
+        self._started: tuple[float, int, int] | None = None
+
+    def pre_execute(self, context: Any) -> None:
+        """Note the time and the transport counters, for the closing log line."""
+        self._started = (time.monotonic(), *TRANSPORT_COUNTS.snapshot())
+        super().pre_execute(context)
+
+    def log_closing_line(self, result: Mapping[str, Any]) -> None:
+        """Log :func:`closing_line` for this attempt (a resumed deferral counts from its resumption)."""
+        started, requests, retries = self._started or (time.monotonic(), *TRANSPORT_COUNTS.snapshot())
+        now_requests, now_retries = TRANSPORT_COUNTS.snapshot()
+        seconds = time.monotonic() - started
+        self.log.info(closing_line(result, seconds, now_requests - requests, now_retries - retries))
+
+    def render_template(
+        self,
+        content: Any,
+        context: Context,
+        jinja_env: jinja2.Environment | None = None,
+        seen_oids: set[int] | None = None,
+    ) -> Any:
+        """Render like Airflow, but a run without data interval fails with :data:`NO_INTERVAL_HELP`.
+
+        Without a logical date Airflow leaves ``data_interval_start`` and friends out of the
+        context, and the first template using one would fail with a bare Jinja
+        ``'data_interval_start' is undefined``.
+        """
+        try:
+            return super().render_template(content, context, jinja_env, seen_oids)
+        except jinja2.UndefinedError as exc:
+            about_interval = any(f"'{name}'" in str(exc) for name in INTERVAL_VARIABLES)
+            if not about_interval or context.get("data_interval_start") is not None:
+                raise
+            # from None: this message, not Jinja's traceback, is what the task log shows.
+            raise ValueError(f"{NO_INTERVAL_HELP} (Jinja: {exc}.)") from None
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
         """Like ``BaseOperator.partial``, with the default export asset declared for the mapped task."""
-        if "outlets" not in kwargs and "task_id" in kwargs:
-            kwargs["outlets"] = default_partial_outlets(kwargs)
-        return super().partial(**kwargs)
+        partial = super().partial(**kwargs)
+        if "outlets" not in kwargs:
+            default_partial_outlets(partial)
+        return partial
 
 
 class AnalyticsExportOperator(BaseExportOperator):
@@ -92,6 +188,14 @@ class AnalyticsExportOperator(BaseExportOperator):
             value = getattr(self, name)
             if value not in (None, "") and not is_templated(value):
                 to_datetime(value, name)
+
+    def static_window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        """(start, end) where known at DAG parse (given and not templated), else None, for early checks."""
+
+        def known(value: Any, name: str) -> dt.datetime | None:
+            return to_datetime(value, name) if value not in (None, "") and not is_templated(value) else None
+
+        return known(self.start, "start"), known(self.end, "end")
 
     def export_window(self, context: Context) -> tuple[dt.datetime, dt.datetime]:
         """[start, end): the arguments, else the run's data interval (an empty one is an error)."""

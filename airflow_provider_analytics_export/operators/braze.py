@@ -14,13 +14,21 @@ from airflow_provider_analytics_export.operators.base import AnalyticsExportOper
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.windows import window_fields
 
+#: The declared columns: ``time`` as Braze wrote it, the bucket's UTC start, the count, the filters.
+COLUMNS = ("time", "bucket_start", "sessions", "app_id", "segment_id")
+
 
 class BrazeSessionsExportOperator(AnalyticsExportOperator):
-    """Write one row ``{time, sessions, app_id, segment_id}`` per day or hour of [start, end).
+    """Write one row ``{time, bucket_start, sessions, app_id, segment_id}`` per day or hour of [start, end).
 
-    Windows longer than 100 units are fetched as consecutive requests of at most 100
-    units (see :meth:`BrazeHook.iter_sessions_series`); a bucket is written when its
-    start lies in [start, end), so consecutive runs never write a bucket twice.
+    Buckets are the days or hours of the workspace time zone (connection extra
+    ``timezone``, default UTC); ``bucket_start`` is each bucket's start in UTC, however
+    Braze wrote ``time`` (a date, ``Z``, an offset or no offset). The window must cover
+    whole buckets, checked before any request (not at DAG parse: the bucket edges depend
+    on the connection's time zone): ``unit="day"`` on an hourly schedule would write a
+    partial day that no later run corrects. Windows longer than 100 units are fetched as
+    consecutive requests of at most 100 units (see :meth:`BrazeHook.iter_sessions_series`),
+    so consecutive runs never write a bucket twice.
 
     :param task_id: the task id.
     :param destination: where to write (templated), e.g. ``s3://bucket/braze/{{ ds }}/sessions.csv``.
@@ -78,17 +86,11 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
         progress = ExportProgress(self.log, "Braze sessions")
         requests = 0
-        with self.open_writer() as writer:
+        with self.open_writer(COLUMNS) as writer:
             for points in hook.iter_sessions_series(start, end, self.unit, self.app_id, self.segment_id):
                 requests += 1
                 written = writer.write_rows(
-                    {
-                        "time": point["time"],
-                        "sessions": point["sessions"],
-                        "app_id": self.app_id,
-                        "segment_id": self.segment_id,
-                    }
-                    for point in points
+                    {**point, "app_id": self.app_id, "segment_id": self.segment_id} for point in points
                 )
                 progress.update(written)
         progress.finish()

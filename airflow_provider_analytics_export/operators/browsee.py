@@ -9,6 +9,8 @@ from typing import Any
 from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.browsee import (
+    ID_FIELD,
+    SELECT_FIELDS,
     SESSIONS_ENDPOINT,
     BrowseeHook,
     validate_session_args,
@@ -77,6 +79,8 @@ class BrowseeSessionsExportOperator(AnalyticsExportOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         window = self.export_window(context)
+        select = validate_session_args(self.fields, self.page_size)
         hook = BrowseeHook(browsee_conn_id=self.browsee_conn_id)
-        pages = hook.iter_session_pages(*window, self.segment_id or None, self.fields, self.page_size)
-        return export_pages(self.open_writer(), pages, window)
+        pages = hook.iter_session_pages(*window, self.segment_id or None, select, self.page_size)
+        columns = (ID_FIELD, *(select or SELECT_FIELDS))
+        return export_pages(self.open_writer(columns), pages, window)

@@ -10,31 +10,32 @@ from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.peer5 import (
     EXPORT_ENDPOINT,
-    INTERVALS,
     Peer5Hook,
+    check_window,
     validate_query,
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import is_aligned, window_fields
+from airflow_provider_analytics_export.windows import window_fields
 from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
 
 
 class Peer5ExportOperator(AnalyticsExportOperator):
     """Write Peer5 metrics per bucket of [start, end): ``timestamp`` (epoch ms), dimensions, metrics.
 
-    The window is sent rounded to ``interval``: an unaligned window is widened to the
-    enclosing aligned window and rows whose bucket starts outside [start, end) are
-    dropped. Windows longer than the interval's documented query range are split into
-    consecutive chunks; a window older than the interval's recency limit fails before any
-    request, naming the coarser intervals that would work.
+    The window must cover whole buckets of ``interval`` (checked at DAG parse when
+    ``start``/``end`` are static, else before any request): a bucket coarser than the run,
+    e.g. ``1d`` on an hourly schedule, would be written partial by the first run and never
+    corrected by the later ones. Windows longer than the interval's documented query range
+    are split into consecutive chunks; a window older than the interval's recency limit
+    fails before any request, naming the coarser intervals that would work.
 
-    A ``csv`` destination with a window aligned to ``interval`` receives Peer5's own CSV
-    bytes as they arrive (one header kept, nothing parsed or re-encoded). An unaligned
-    window needs rows dropped, and dropping CSV lines safely needs a CSV parse, so it is
-    fetched as JSON and encoded by the writer instead: the same columns and values, with
-    the writer's quoting.
+    A ``csv`` destination receives Peer5's own CSV bytes as they arrive (one header kept,
+    each record byte for byte); records are parsed only to drop the bucket starting at the
+    chunk's ``to``, which Peer5 may or may not include. ``jsonl``/``parquet`` rows have the
+    declared columns ``timestamp``, the dimensions and the metrics; a metric a row lacks is
+    null (see :class:`~airflow_provider_analytics_export.writer.ExportWriter`).
 
     :param task_id: the task id.
     :param destination: where to write (templated), e.g. ``s3://bucket/peer5/{{ ds }}/{{ ts_nodash }}.csv``.
@@ -90,6 +91,7 @@ class Peer5ExportOperator(AnalyticsExportOperator):
         self.dimensions = dimensions
         if not is_templated(filters) and not is_templated(dimensions):
             self.validate_query()
+        check_window(*self.static_window(), interval)
 
     def validate_query(self) -> None:
         """Reject unknown metrics, filter/dimension keys and too many dimensions (again after rendering)."""
@@ -98,10 +100,12 @@ class Peer5ExportOperator(AnalyticsExportOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.validate_query()
         start, end = self.export_window(context)
+        check_window(start, end, self.interval)
         fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
-        passthrough = fmt == "csv" and is_aligned(start, end, INTERVALS[self.interval])
+        passthrough = fmt == "csv"
         hook = Peer5Hook(peer5_conn_id=self.peer5_conn_id)
-        with self.open_writer() as writer:
+        columns = ["timestamp", *(self.dimensions or []), *self.metrics]
+        with self.open_writer(None if passthrough else columns) as writer:
             if passthrough:
                 chunks = self._write_csv(hook, writer, start, end)
             else:

@@ -86,7 +86,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         ``account_id`` extra.
     :param site_id: deprecated name of ``account_id``.
     :param date_from: first local day, inclusive (templated); default: the data interval's first
-        day in the account's time zone (connection extra ``account_timezone``).
+        day in the account's time zone (connection extra ``timezone``).
     :param date_to: last local day, inclusive (templated); default: the data interval's last day
         there. A data interval that is not whole local days fails before any request.
     :param filters: documented filter keys to string values (templated).
@@ -205,7 +205,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
     expired gets one fresh job; ``on_kill`` cancels the job. A retry whose try left no job id
     behind (the worker died between create and store) adopts the job of exactly this export
     that the run created, instead of creating a second one. [start, end) must be whole
-    local days in the account's time zone (connection extra ``account_timezone``, default
+    local days in the account's time zone (connection extra ``timezone``, default
     UTC); anything else fails before any request.
 
     :param task_id: the task id.

@@ -12,13 +12,17 @@ from .config import APIS, FaultConfig, SandboxConfig
 from .credentials import connection_env
 from .server import SandboxServer
 
+#: Not 8080: that is the default port of Airflow's own api-server, often running next to the sandbox.
+DEFAULT_PORT = 8765
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also read by tests: its default port must not clash with Airflow's)."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_analytics_export.sandbox",
         description="Local fake of the Browsee/Braze/OpenPanel/Peer5/Sealmetrics APIs",
     )
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--latency-ms", type=int, default=0, help="added latency for every API")
@@ -27,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--fault-seed", type=int, default=1)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     config = SandboxConfig(
         seed=args.seed,

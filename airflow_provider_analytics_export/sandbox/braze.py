@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,41 @@ _OFFSET_RE = re.compile(r"([+-])(\d{1,2}):?(\d{2})$")
 
 
 def new_state() -> dict[str, Any]:
-    return {}
+    return {"window": None, "used": 0}
+
+
+def _pool(sbx: SandboxServer) -> tuple[int, int, int]:
+    """(limit, used, reset epoch seconds) of the current fixed window of the shared request pool."""
+    window = float(sbx.config.braze_rate_window)
+    index = math.floor(time.time() / window)
+    state = sbx.state["braze"]
+    if state["window"] != index:
+        state["window"], state["used"] = index, 0
+    return int(sbx.config.braze_rate_limit or 0), state["used"], math.ceil((index + 1) * window)
+
+
+def guard(sbx: SandboxServer, req: Request) -> None:
+    """Braze's shared hourly pool: over it, 429 with X-RateLimit-* headers and no Retry-After."""
+    if sbx.config.braze_rate_limit is None:
+        return
+    with sbx.lock:
+        limit, used, _ = _pool(sbx)
+        sbx.state["braze"]["used"] = used + 1
+    if used >= limit:
+        raise ApiError(429, {"message": "API rate limit exceeded", "errors": []})
+
+
+def extra_headers(sbx: SandboxServer, req: Request) -> dict[str, str]:
+    """X-RateLimit-Limit/-Remaining/-Reset (UTC epoch seconds) on every answer, as Braze documents."""
+    if sbx.config.braze_rate_limit is None:
+        return {}
+    with sbx.lock:
+        limit, used, reset = _pool(sbx)
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, limit - used)),
+        "X-RateLimit-Reset": str(reset),
+    }
 
 
 def parse_ending_at(raw: str) -> datetime:

@@ -6,8 +6,10 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 APIS: tuple[str, ...] = ("browsee", "braze", "openpanel", "peer5", "sealmetrics")
+BRAZE_TIME_FORMATS: tuple[str, ...] = ("z", "offset", "naive")
 
 #: Fault kinds understood by the injector; the last three only apply to Sealmetrics
 #: (``create_then_drop``: POST /exports creates the job, then the connection drops unanswered).
@@ -97,6 +99,28 @@ class SandboxConfig:
     sealmetrics_stream_json_type: str = "application/json"
     faults: FaultConfig = field(default_factory=FaultConfig)
     now: float | None = None
+    # -- open readings: each switch serves one plausible reading of what a doc page leaves open,
+    # so tests can run every export under each. Defaults are the sandbox's behaviour before them.
+    #: Browsee: ``end`` also admits sessions starting within its second (inclusive reading).
+    browsee_end_inclusive: bool = False
+    #: Browsee: sessions carry the undocumented ``sessionId``.
+    browsee_session_id: bool = True
+    #: Browsee: optional fields without a value are absent instead of null (name/email/tags/utm_*).
+    browsee_sparse: bool = False
+    #: Braze: hourly ``time`` as UTC with ``Z``, with the company's offset, or naive local time.
+    braze_time_format: str = "z"
+    #: Braze: the company time zone days (and hours) follow.
+    braze_timezone: str = "UTC"
+    #: Braze: requests per ``braze_rate_window`` seconds of the shared pool (None: no pool, no headers).
+    braze_rate_limit: int | None = None
+    braze_rate_window: float = 3600.0
+    #: Peer5: the bucket starting at ``to`` is served too (inclusive reading).
+    peer5_to_inclusive: bool = False
+    #: Peer5: some rows lack a metric (absent, not null or 0).
+    peer5_sparse: bool = False
+    #: Peer5: requests per ``peer5_rate_window`` seconds; over it every request gets a 429.
+    peer5_rate_limit: int | None = None
+    peer5_rate_window: float = 60.0
 
     def clock(self) -> float:
         """Wall-clock seconds as the APIs see it (``now`` lets tests pin recency limits)."""
@@ -132,6 +156,10 @@ class SandboxConfig:
                     raise ValueError(f"latency_ms keys must be among {list(APIS)}")
                 setattr(self, key, merged)
             else:
+                if key == "braze_time_format" and value not in BRAZE_TIME_FORMATS:
+                    raise ValueError(f"braze_time_format must be one of {list(BRAZE_TIME_FORMATS)}")
+                if key == "braze_timezone":
+                    ZoneInfo(value)  # an unknown zone fails here, not inside a request
                 setattr(self, key, value)
 
     def to_dict(self) -> dict[str, Any]:

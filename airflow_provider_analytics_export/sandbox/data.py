@@ -16,9 +16,10 @@ import math
 import random
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .config import SandboxConfig
 
@@ -275,11 +276,14 @@ def _browsee_windows(
         yield day, _browsee_day_indices(config, day, start_s * 1000, end_s * 1000, segment_id)
 
 
-def _select(session: dict[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:
-    if fields is None:
-        return session
-    wanted = set(fields)
-    return {k: v for k, v in session.items() if k == "sessionId" or k in wanted}
+def _select(config: SandboxConfig, session: dict[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:
+    """The session as served: selected fields, ``sessionId`` unless switched off, sparse if switched on."""
+    wanted = set(BROWSEE_FIELDS if fields is None else fields)
+    if config.browsee_session_id:
+        wanted.add("sessionId")
+    return {
+        k: v for k, v in session.items() if k in wanted and not (config.browsee_sparse and v in (None, []))
+    }
 
 
 def browsee_sessions(
@@ -289,11 +293,15 @@ def browsee_sessions(
     segment_id: str | None = None,
     fields: Iterable[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """All sessions with start_s <= timestamp/1000 < end_s, oldest first (KeyError: unknown segment)."""
+    """All sessions with start_s <= timestamp/1000 < end_s, oldest first (KeyError: unknown segment).
+
+    The truth of the half-open window, shaped as served (``browsee_session_id``/``browsee_sparse``)
+    but never widened by ``browsee_end_inclusive``.
+    """
     fields = list(fields) if fields is not None else None
     for day, idx in _browsee_windows(config, start_s, end_s, segment_id):
         for i in idx:
-            yield _select(browsee_session(config, day, i), fields)
+            yield _select(config, browsee_session(config, day, i), fields)
 
 
 def browsee_page(
@@ -305,15 +313,19 @@ def browsee_page(
     offset: int,
     limit: int,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """(total, sessions[offset:offset+limit]) computed without generating skipped sessions."""
+    """(total, sessions[offset:offset+limit]) computed without generating skipped sessions.
+
+    With ``browsee_end_inclusive`` the sessions starting within the second ``end_s`` are served too.
+    """
     fields = list(fields) if fields is not None else None
     total = 0
     out: list[dict[str, Any]] = []
-    for day, idx in _browsee_windows(config, start_s, end_s, segment_id):
+    served_end = end_s + 1 if config.browsee_end_inclusive else end_s
+    for day, idx in _browsee_windows(config, start_s, served_end, segment_id):
         lo = max(0, offset - total)
         take = limit - len(out)
         if take > 0 and lo < len(idx):
-            out.extend(_select(browsee_session(config, day, i), fields) for i in idx[lo : lo + take])
+            out.extend(_select(config, browsee_session(config, day, i), fields) for i in idx[lo : lo + take])
         total += len(idx)
     return total, out
 
@@ -336,21 +348,41 @@ def _braze_hour(seed: int, hour_start: datetime, app_id: str | None, segment_id:
     return int(_DIURNAL[hour_start.hour] * scale * weekend * (0.8 + (r % 400) / 1000))
 
 
+def braze_bucket(config: SandboxConfig, unit: str, moment: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of the bucket holding ``moment``: hours and days of the company time zone."""
+    tz = ZoneInfo(config.braze_timezone)
+    local = moment.astimezone(tz)
+    if unit == "hour":
+        first = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return first, first + timedelta(hours=1)  # absolute hours: a DST change has no 2-hour bucket
+    if unit == "day":
+        day = local.date()
+        first = datetime.combine(day, time(), tz)
+        return first.astimezone(UTC), datetime.combine(day + timedelta(days=1), time(), tz).astimezone(UTC)
+    raise ValueError(f"unknown unit {unit!r}")
+
+
 def braze_sessions(
     config: SandboxConfig, unit: str, bucket_start: datetime, app_id: str | None, segment_id: str | None
 ) -> int:
-    """Sessions in one bucket; a day is exactly the sum of its 24 hours so both units agree."""
+    """Sessions in one bucket; a day is exactly the sum of its hours so both units agree."""
     if bucket_start.tzinfo is None:
         bucket_start = bucket_start.replace(tzinfo=UTC)
-    bucket_start = bucket_start.astimezone(UTC)
-    if unit == "hour":
-        return _braze_hour(
-            config.seed, bucket_start.replace(minute=0, second=0, microsecond=0), app_id, segment_id
-        )
+    first, end = braze_bucket(config, unit, bucket_start)
+    hours = int((end - first) // timedelta(hours=1))
+    return sum(_braze_hour(config.seed, first + timedelta(hours=h), app_id, segment_id) for h in range(hours))
+
+
+def braze_label(config: SandboxConfig, unit: str, bucket_start: datetime) -> str:
+    """``time`` as served: a company-zone date for days; for hours per ``braze_time_format``."""
+    local = bucket_start.astimezone(ZoneInfo(config.braze_timezone))
     if unit == "day":
-        day0 = bucket_start.replace(hour=0, minute=0, second=0, microsecond=0)
-        return sum(_braze_hour(config.seed, day0 + timedelta(hours=h), app_id, segment_id) for h in range(24))
-    raise ValueError(f"unknown unit {unit!r}")
+        return local.date().isoformat()
+    if config.braze_time_format == "offset":
+        return local.isoformat(timespec="seconds")
+    if config.braze_time_format == "naive":
+        return local.replace(tzinfo=None).isoformat(timespec="seconds")
+    return bucket_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def braze_series(
@@ -361,19 +393,42 @@ def braze_series(
     app_id: str | None = None,
     segment_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``length`` buckets ending with the one containing ``ending_at`` (UTC), oldest first."""
-    end = ending_at.astimezone(UTC)
-    if unit == "day":
-        last = end.replace(hour=0, minute=0, second=0, microsecond=0)
-        step = timedelta(days=1)
-    else:
-        last = end.replace(minute=0, second=0, microsecond=0)
-        step = timedelta(hours=1)
+    """The ``length`` buckets ending with the one containing ``ending_at``, oldest first."""
+    starts = [braze_bucket(config, unit, ending_at)[0]]
+    while len(starts) < length:
+        starts.append(braze_bucket(config, unit, starts[-1] - timedelta(microseconds=1))[0])
+    return [
+        {
+            "time": braze_label(config, unit, b),
+            "sessions": braze_sessions(config, unit, b, app_id, segment_id),
+        }
+        for b in reversed(starts)
+    ]
+
+
+def braze_window(
+    config: SandboxConfig,
+    start: datetime,
+    end: datetime,
+    unit: str,
+    app_id: str | None = None,
+    segment_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The truth of a window: every bucket starting in [start, end), labelled as served, with
+    ``bucket_start``, the bucket's UTC start (``...Z``) that a client must recover from ``time``."""
     out = []
-    for k in range(length - 1, -1, -1):
-        b = last - k * step
-        label = b.strftime("%Y-%m-%d") if unit == "day" else b.strftime("%Y-%m-%dT%H:00:00Z")
-        out.append({"time": label, "sessions": braze_sessions(config, unit, b, app_id, segment_id)})
+    bucket = braze_bucket(config, unit, start)
+    if bucket[0] < start:
+        bucket = braze_bucket(config, unit, bucket[1])
+    while bucket[0] < end:
+        out.append(
+            {
+                "time": braze_label(config, unit, bucket[0]),
+                "sessions": braze_sessions(config, unit, bucket[0], app_id, segment_id),
+                "bucket_start": bucket[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
+        bucket = braze_bucket(config, unit, bucket[1])
     return out
 
 
@@ -832,6 +887,8 @@ def peer5_rows(
             part = share / max(1, 2 ** len(dims))
             for m in metrics:
                 r = _h("peer5", config.seed, t, interval, m, combo, fkey)
+                if config.peer5_sparse and r % 5 == 0:
+                    continue  # sparse: no value for this metric in this row, not even null
                 noise = 0.6 + (r % 800) / 1000
                 if m == "http":
                     row[m] = int(2_000_000 * minutes * part * noise)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from .credentials import CREDENTIALS
@@ -34,7 +35,23 @@ def _bad(message: str) -> ApiError:
 
 
 def new_state() -> dict[str, Any]:
-    return {}
+    return {"sent": []}
+
+
+def guard(sbx: SandboxServer, req: Request) -> None:
+    """The per-minute limit (number not documented): over it, this and every later request get a 429
+    while the limit stays crossed, since rejected requests count too. No Retry-After is sent."""
+    limit = sbx.config.peer5_rate_limit
+    if limit is None:
+        return
+    now = time.time()
+    with sbx.lock:
+        sent: list[float] = sbx.state["peer5"]["sent"]
+        sent[:] = [moment for moment in sent if now - moment < sbx.config.peer5_rate_window]
+        sent.append(now)
+        crossed = len(sent) > limit
+    if crossed:
+        raise ApiError(429, {"error": True, "message": "Too many requests, please slow down"})
 
 
 def _timestamp(body: dict[str, Any], name: str) -> int:
@@ -119,8 +136,10 @@ def handle(sbx: SandboxServer, req: Request) -> Response:
     except ValueError:
         raise _bad("Request body must be valid JSON") from None
     q = validate(body, int(sbx.config.clock() * 1000))
+    # Inclusive reading of `to`: the bucket starting at `to` comes back as well.
+    served_to = q["to"] + PEER5_INTERVALS_MS[q["interval"]] if sbx.config.peer5_to_inclusive else q["to"]
     rows = peer5_rows(
-        sbx.config, q["from"], q["to"], q["interval"], q["metrics"], q["filters"], q["dimensions"]
+        sbx.config, q["from"], served_to, q["interval"], q["metrics"], q["filters"], q["dimensions"]
     )
     if fmt == "json":
         return json_response(200, {"error": False, "data": rows})

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from airflow_provider_analytics_export.sandbox import SandboxServer
 from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS
 from airflow_provider_analytics_export.sandbox.data import (
-    braze_series,
+    braze_window,
     browsee_sessions,
     openpanel_events,
     peer5_csv,
@@ -29,8 +29,13 @@ METRICS = ["http", "p2p", "played", "rebuffered", "sessions"]
 def test_one_run_lands_every_api_for_its_day(
     airflow_run, sandbox_reset: SandboxServer, export_root: Path
 ) -> None:
-    config = sandbox_reset.config
     airflow_run("analytics_daily_sync", (DAY + dt.timedelta(days=1)).isoformat())
+    assert_every_api_landed(sandbox_reset, export_root)
+
+
+def assert_every_api_landed(sandbox: SandboxServer, export_root: Path) -> None:
+    """Each of the five files under ``export_root`` holds exactly the sandbox's rows for DAY."""
+    config = sandbox.config
     root = export_root / "daily-sync"
     start, end = int(DAY.timestamp()), int((DAY + dt.timedelta(days=1)).timestamp())
 
@@ -48,10 +53,8 @@ def test_one_run_lands_every_api_for_its_day(
         json.loads(line)
         for line in (root / "braze" / "2024-04-15" / "sessions.jsonl").read_text().splitlines()
     ]
-    point = braze_series(config, 1, "day", DAY + dt.timedelta(hours=12))[0]
-    assert braze == [
-        {"time": point["time"], "sessions": point["sessions"], "app_id": None, "segment_id": None}
-    ]
+    (point,) = braze_window(config, DAY, DAY + dt.timedelta(days=1), "day")
+    assert braze == [{**point, "app_id": None, "segment_id": None, "_extra": None}]
 
     rows = peer5_rows(config, start * 1000, end * 1000, "1d", METRICS)
     peer5 = (root / "peer5" / "2024-04-15" / "traffic.csv").read_text()

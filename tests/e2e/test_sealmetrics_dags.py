@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from airflow_provider_analytics_export.sandbox import SandboxServer
@@ -35,8 +36,10 @@ def test_daily_run_downloads_each_export_byte_for_byte(
     day_dir = export_root / "sealmetrics" / INTERVAL_DAY
     for export_type in MAPPED_TYPES:
         assert (day_dir / f"{export_type}.csv").read_bytes() == _expected(sandbox_reset, export_type)
-    assert (day_dir / "microconversions.csv").read_bytes() == _expected(sandbox_reset, "microconversions")
-    assert not [path for path in day_dir.iterdir() if path.name.endswith(".partial")]
+    # The create/wait/download chain has its own file: two jobs never write one file.
+    chain_file = day_dir / "step_by_step" / "microconversions.csv"
+    assert chain_file.read_bytes() == _expected(sandbox_reset, "microconversions")
+    assert not [path for path in day_dir.rglob("*") if path.name.endswith(".partial")]
 
     calls = [(entry["method"], entry["path"]) for entry in sandbox_reset.requests_log]
     # microconversions (12,000 rows/day) needs a background job, twice: chain + mapped task.
@@ -52,3 +55,10 @@ def test_daily_run_downloads_each_export_byte_for_byte(
     assert "[DAG TEST] Trigger completed" in output
     assert "SealmetricsExportTrigger" in output and "status=generating" in output
     assert "sm_sbx_api_key" not in output
+    # Every task that wrote a file ends with its closing line, the deferred one after resuming.
+    closing = rf"Export written: \S+/sealmetrics/{INTERVAL_DAY}/(\S+\.csv) rows=\d+ .*? requests=(\d+)"
+    written = re.findall(closing, output)
+    assert sorted(name for name, _ in written) == sorted(
+        ["step_by_step/microconversions.csv", *(f"{t}.csv" for t in MAPPED_TYPES)]
+    ), written
+    assert all(int(requests) >= 1 for _, requests in written)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import re
 import threading
 from itertools import pairwise
 
@@ -104,8 +106,15 @@ def scripted_hook(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> 
     return BrowseeHook("browsee_scripted", max_attempts=1)
 
 
-def page(total: int, *ids: str) -> Reply:
-    data = [{"sessionId": i, "duration": 1} for i in ids]
+DAY_MS = int(DAY[0].timestamp() * 1000)
+
+
+def page(total: int, *ids: str, with_id: bool = True) -> Reply:
+    """A page of sessions named by ``ids`` (each starts in DAY at its own second)."""
+    data = [
+        {**({"sessionId": i} if with_id else {}), "timestamp": DAY_MS + ord(i) * 1000, "duration": 1}
+        for i in ids
+    ]
     return Reply(200, {"status": "success", "exports": {"total": total, "to": 0, "data": data}})
 
 
@@ -133,3 +142,84 @@ def test_pagination_that_does_not_add_up_fails_loudly(scripted_hook, scripted, r
     scripted.queue(*replies)
     with pytest.raises(ExportIntegrityError, match=message):
         list(scripted_hook.iter_sessions(*DAY, page_size=3))
+
+
+def test_overlapping_pages_without_session_ids_are_deduplicated_by_content(scripted_hook, scripted):
+    scripted.queue(page(5, "a", "b", "c", with_id=False), page(5, "c", "d", "e", with_id=False))
+    rows = list(scripted_hook.iter_sessions(*DAY, page_size=3))
+    assert [row["timestamp"] for row in rows] == [DAY_MS + ord(i) * 1000 for i in "abcde"]
+    assert not any("sessionId" in row for row in rows)
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["ids", "no-ids"])
+def test_a_repeated_page_is_caught_with_or_without_session_ids(scripted_hook, scripted, with_id):
+    scripted.queue(page(6, "a", "b", "c", with_id=with_id), page(6, "a", "b", "c", with_id=with_id))
+    with pytest.raises(ExportIntegrityError, match="page 2 repeats the previous page"):
+        list(scripted_hook.iter_sessions(*DAY, page_size=3))
+
+
+def test_the_page_loop_ends_at_the_reported_total(scripted_hook, scripted):
+    """Pages that only shuffle rows already seen: stop at offset == total and fail, not loop on."""
+    scripted.queue(*[page(4, "a", "b"), page(4, "b", "a")] * 10)
+    with pytest.raises(ExportIntegrityError, match="reported 4 rows but 2 distinct rows arrived"):
+        list(scripted_hook.iter_sessions(*DAY, page_size=2))
+    assert len(scripted.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("session", "message"),
+    [
+        ({"sessionId": "x", "duration": 1}, "timestamp=None"),
+        ({"sessionId": "x", "timestamp": DAY_MS - 1}, f"timestamp={DAY_MS - 1} for start="),
+        ({"sessionId": "x", "timestamp": DAY_MS + 86_401_000}, "refusing to place it in a window"),
+    ],
+)
+def test_a_session_that_cannot_be_placed_in_the_window_fails(scripted_hook, scripted, session, message):
+    scripted.queue(Reply(200, {"status": "success", "exports": {"total": 1, "to": 1, "data": [session]}}))
+    with pytest.raises(ExportIntegrityError, match=re.escape(message)):
+        list(scripted_hook.iter_sessions(*DAY))
+
+
+def test_timestamp_is_always_asked_for_and_only_returned_when_selected(sandbox_reset):
+    rows = list(BrowseeHook().iter_sessions(*DAY, fields=["device"]))
+    assert rows == [
+        {k: v for k, v in row.items() if k != "timestamp"}
+        for row in expected(sandbox_reset, *DAY, fields=["device", "timestamp"])
+    ]
+
+
+# -- every reading of what the page leaves open ----------------------------------------------
+
+READINGS = [  # every combination of the three switches
+    pytest.param(
+        {"browsee_end_inclusive": inclusive, "browsee_session_id": ids, "browsee_sparse": sparse},
+        id=f"{'inclusive' if inclusive else 'exclusive'}-{'ids' if ids else 'no-ids'}"
+        + ("-sparse" if sparse else ""),
+    )
+    for inclusive, ids, sparse in itertools.product((False, True), repeat=3)
+]
+FAULTS = {"rate": 0.25, "seed": 11, "kinds": ["500", "503", "429", "drop", "truncate"]}
+
+
+@pytest.mark.parametrize("faults", [False, True], ids=["clean", "faults"])
+@pytest.mark.parametrize("reading", READINGS)
+def test_consecutive_windows_cut_at_session_starts_hold_each_session_once(sandbox_reset, reading, faults):
+    """Windows ending on the second (and on the millisecond) a session starts: it lands in the next one."""
+    sandbox_reset.config.update({**reading, **({"faults": FAULTS} if faults else {})})
+    day = expected(sandbox_reset, *DAY)
+    on_second = dt.datetime.fromtimestamp(day[150]["timestamp"] // 1000, UTC)
+    on_millisecond = dt.datetime.fromtimestamp(day[300]["timestamp"] / 1000, UTC)
+    bounds = [DAY[0], on_second, on_millisecond, DAY[1]]
+    hook = BrowseeHook()
+
+    runs = [list(hook.iter_sessions(a, b, page_size=40)) for a, b in pairwise(bounds)]
+
+    assert [row for run in runs for row in run] == day
+    assert runs[1][0]["timestamp"] // 1000 == day[150]["timestamp"] // 1000
+    assert runs[2][0] == day[300]
+    for run, (a, b) in zip(runs, pairwise(bounds), strict=True):
+        assert all(a.timestamp() * 1000 <= row["timestamp"] < b.timestamp() * 1000 for row in run)
+    if reading["browsee_sparse"]:
+        assert any("email" not in row for row in day)
+    if faults:
+        assert {entry["fault"] for entry in api_calls(sandbox_reset)} > {None}

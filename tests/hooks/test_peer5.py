@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
 from airflow_provider_analytics_export.sandbox import SandboxServer
 from airflow_provider_analytics_export.sandbox.data import peer5_csv, peer5_rows
+from tests.scripted_server import Reply
 
 UTC = dt.timezone.utc
 HOUR = dt.timedelta(hours=1)
@@ -72,20 +74,30 @@ def test_csv_bytes_pass_through_with_one_header(pinned: SandboxServer) -> None:
     assert _requests(pinned) == 3  # 6 h + 6 h + 1 h
 
 
-def test_unaligned_window_is_widened_and_trimmed(pinned: SandboxServer) -> None:
-    start = NOW - 2 * HOUR + dt.timedelta(minutes=7)
-    end = NOW - dt.timedelta(minutes=20)
-
-    rows = [row for page in Peer5Hook().export(start, end, "30m", ["p2p"]) for row in page]
-
-    # start 10:07, end 11:40: the request is widened to [10:00, 12:00) and the 10:00 bucket dropped.
-    expected = [
-        dt.datetime(2024, 6, 15, 10, 30),
-        dt.datetime(2024, 6, 15, 11),
-        dt.datetime(2024, 6, 15, 11, 30),
-    ]
-    assert [row["timestamp"] for row in rows] == [_ms(moment.replace(tzinfo=UTC)) for moment in expected]
-    assert _requests(pinned) == 1
+@pytest.mark.parametrize(
+    ("start", "end", "interval", "message"),
+    [
+        # Was widened to [10:00, 12:00) and trimmed, which wrote the 11:30 bucket before it was complete.
+        (
+            NOW - 2 * HOUR + dt.timedelta(minutes=7),
+            NOW - dt.timedelta(minutes=20),
+            "30m",
+            "start=2024-06-15T10:07:00+00:00 does not fall on a interval='30m' boundary, so a 30m bucket "
+            "would straddle the window and be written partial: align the window (or schedule) to the 30m, "
+            "or choose a finer interval.",
+        ),
+        # A day bucket on an hourly run: the first run of the day would write a partial day.
+        (NOW - HOUR, NOW, "1d", "start=2024-06-15T11:00:00+00:00 does not fall on a interval='1d' boundary"),
+        (NOW - 2 * HOUR, NOW - dt.timedelta(seconds=30), "1m", "end=2024-06-15T11:59:30+00:00 does not fall"),
+    ],
+)
+def test_a_window_cutting_a_bucket_is_refused_before_any_request(
+    pinned: SandboxServer, start: dt.datetime, end: dt.datetime, interval: str, message: str
+) -> None:
+    for output in ("json", "csv"):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Peer5Hook().export(start, end, interval, ["p2p"], output=output)  # type: ignore[call-overload]
+    assert _requests(pinned) == 0
 
 
 def test_10_days_of_10m_is_split_into_7_day_chunks(pinned: SandboxServer) -> None:
@@ -115,7 +127,8 @@ def test_windows_the_api_never_serves_fail_before_any_request(
     pinned: SandboxServer, interval: str, age: dt.timedelta, message: str
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        Peer5Hook().export(NOW - age, NOW - age + HOUR, interval, ["http"])
+        # One whole bucket (at least an hour): only the recency limit is wrong with this window.
+        Peer5Hook().export(NOW - age, NOW - age + max(HOUR, peer5.INTERVALS[interval]), interval, ["http"])
     assert _requests(pinned) == 0
 
 
@@ -166,8 +179,86 @@ def test_invalid_queries_are_rejected_before_any_request(
     assert _requests(pinned) == 0
 
 
-def test_csv_needs_an_aligned_window(pinned: SandboxServer) -> None:
-    with pytest.raises(
-        ValueError, match=r"output='csv' passes Peer5's bytes through unfiltered.*use output='json'"
+# -- every reading of what the page leaves open ----------------------------------------------
+
+
+READINGS = [
+    pytest.param({}, id="to-exclusive"),
+    pytest.param({"peer5_to_inclusive": True}, id="to-inclusive"),
+    pytest.param({"peer5_to_inclusive": True, "peer5_sparse": True}, id="to-inclusive-sparse"),
+    pytest.param({"peer5_sparse": True}, id="to-exclusive-sparse"),
+]
+FAULTS = {"rate": 0.3, "seed": 3, "kinds": ["500", "503", "429", "drop", "truncate"]}
+
+
+def _csv_of(sandbox: SandboxServer, start: dt.datetime, end: dt.datetime, dims: list[str]) -> str:
+    rows = peer5_rows(sandbox.config, _ms(start), _ms(end), "5m", ["http", "p2p"], None, dims)
+    return peer5_csv(rows, ["timestamp", *dims, "http", "p2p"])
+
+
+@pytest.mark.parametrize("faults", [False, True], ids=["clean", "faults"])
+@pytest.mark.parametrize("reading", READINGS)
+def test_each_bucket_once_in_json_and_csv_within_a_file_and_across_runs(
+    pinned: SandboxServer, reading: dict[str, Any], faults: bool
+) -> None:
+    """13 hours at 5m (three chunks) as two consecutive runs: every bucket once, nothing else."""
+    pinned.config.update({**reading, **({"faults": FAULTS} if faults else {})})
+    dims = ["browser.name"]
+    start, middle, end = NOW - 13 * HOUR, NOW - 6 * HOUR, NOW
+    hook = Peer5Hook()
+
+    json_rows = [
+        row
+        for a, b in ((start, middle), (middle, end))
+        for page in hook.export(a, b, "5m", ["http", "p2p"], dimensions=dims)
+        for row in page
+    ]
+    csv_runs = [
+        b"".join(hook.export(a, b, "5m", ["http", "p2p"], dimensions=dims, output="csv")).decode()
+        for a, b in ((start, middle), (middle, end))
+    ]
+
+    truth = peer5_rows(pinned.config, _ms(start), _ms(end), "5m", ["http", "p2p"], None, dims)
+    assert json_rows == truth
+    assert len({(row["timestamp"], row["browser.name"]) for row in json_rows}) == 13 * 12 * 4
+    assert csv_runs == [_csv_of(pinned, start, middle, dims), _csv_of(pinned, middle, end, dims)]
+    if faults:
+        assert {entry["fault"] for entry in pinned.requests_log} > {None}
+
+
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_a_row_outside_the_requested_range_still_fails(scripted: Any, monkeypatch: Any, output: str) -> None:
+    """Only the bucket at `to` is the open question; a bucket after it means the API shifted the range."""
+    import json
+
+    monkeypatch.setattr(peer5, "now", lambda: NOW)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PEER5_SCRIPTED",
+        json.dumps({"conn_type": "peer5", "host": scripted.url, "password": "token"}),
+    )
+    late = _ms(NOW) + 3_600_000
+    for stamp, message in (
+        (late, f"timestamp={late} for the requested range"),
+        ("soon", "'soon' is not epoch"),
     ):
-        Peer5Hook().export(NOW - HOUR + dt.timedelta(seconds=30), NOW, "1m", ["http"], output="csv")
+        if output == "json":
+            reply = Reply(200, {"error": False, "data": [{"timestamp": stamp, "http": 1}]})
+        else:
+            reply = Reply(200, f'"timestamp","http"\n{stamp},1\n'.encode(), {"Content-Type": "text/csv"})
+        scripted.queue(reply)
+        with pytest.raises(ExportIntegrityError, match=message):
+            hook = Peer5Hook("peer5_scripted", max_attempts=1)
+            list(hook.export(NOW - HOUR, NOW, "1h", ["http"], output=output))  # type: ignore[call-overload]
+
+
+def test_per_minute_limit_is_backed_off_and_every_row_arrives(pinned: SandboxServer) -> None:
+    """Over the limit every request gets a 429 (no Retry-After) until the window clears: back off."""
+    pinned.config.update({"peer5_rate_limit": 2, "peer5_rate_window": 1.0})
+    start = NOW - 2 * dt.timedelta(days=1)
+    end = start + 30 * HOUR  # five 6-hour chunks at 1m
+
+    rows = [row for page in Peer5Hook().export(start, end, "1m", ["http"]) for row in page]
+
+    assert rows == peer5_rows(pinned.config, _ms(start), _ms(end), "1m", ["http"])
+    statuses = [entry["status"] for entry in pinned.requests_log if entry["api"] == "peer5"]
+    assert statuses.count(200) == 5 and 429 in statuses

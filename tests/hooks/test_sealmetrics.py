@@ -330,14 +330,23 @@ def test_fastapi_validation_shape_also_names_the_field(scripted_hook, scripted):
         scripted_hook.estimate_export(export_body("pages", DAY, DAY))
 
 
-def test_rate_limit_exceeded_waits_retry_after_then_succeeds(hook, sandbox_reset):
+def test_rate_limit_headers_pace_the_client_before_any_429(hook, sandbox_reset):
     sandbox_reset.config.update({"sealmetrics_rate_limit": 2, "sealmetrics_rate_window": 2.0})
     started = time.monotonic()
     for _ in range(3):
         hook.estimate_export(export_body("pages", DAY, DAY))
-    statuses = [e["status"] for e in sandbox_reset.requests_log]
-    assert statuses.count(429) >= 1 and statuses[-1] == 200
-    assert time.monotonic() - started >= 1.0
+    assert [e["status"] for e in sandbox_reset.requests_log] == [200, 200, 200]
+    assert time.monotonic() - started >= 1.0  # waited for the window's X-RateLimit-Reset
+
+
+def test_rate_limit_exceeded_waits_retry_after_then_succeeds(scripted_hook, scripted):
+    """Another client used the window up: the 429's Retry-After is waited, then the call is repeated."""
+    hook = SealmetricsHook(scripted_hook.conn_id, max_attempts=2)
+    envelope = {"error": {"code": "rate_limit_exceeded", "message": "Too many requests."}, "request_id": "r"}
+    scripted.queue(Reply(429, envelope, {"Retry-After": "1"}), Reply(200, {"estimated_rows": 1}))
+    started = time.monotonic()
+    assert hook.estimate_export(export_body("pages", DAY, DAY)) == {"estimated_rows": 1}
+    assert time.monotonic() - started >= 1.0 and len(scripted.requests) == 2
 
 
 def test_quota_exceeded_fails_at_once_naming_the_quota(hook, sandbox_reset):
@@ -373,6 +382,8 @@ def test_concurrent_export_cap_is_waited_out_under_every_reading(
             "sealmetrics_job_delay": 1.5,
             "sealmetrics_cap_response": cap_response,
             "sealmetrics_cap_retry_after": retry_after,
+            # A 429 without Retry-After is waited until X-RateLimit-Reset: keep that window short.
+            "sealmetrics_rate_window": 2.0,
         }
     )
     first = hook.create_export(export_body("microconversions", DAY, DAY))

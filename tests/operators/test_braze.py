@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import braze_series
+from airflow_provider_analytics_export.sandbox.data import braze_window
+from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc
 
@@ -44,12 +47,70 @@ def test_exports_hours_with_app_and_segment_in_every_row(
 
     with (tmp_path / "sessions.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    expected = braze_series(
-        sandbox_reset.config, 150, "hour", start + dt.timedelta(hours=149), "app-1", "seg-2"
+    expected = braze_window(
+        sandbox_reset.config, start, start + dt.timedelta(hours=150), "hour", "app-1", "seg-2"
     )
     assert rows == [
-        {"time": p["time"], "sessions": str(p["sessions"]), "app_id": "app-1", "segment_id": "seg-2"}
+        {
+            "time": p["time"],
+            "bucket_start": p["bucket_start"],
+            "sessions": str(p["sessions"]),
+            "app_id": "app-1",
+            "segment_id": "seg-2",
+            "_extra": "",
+        }
         for p in expected
     ]
     assert summary["rows"] == 150
     assert summary["requests"] == 2
+
+
+def test_a_day_unit_on_an_hourly_run_is_refused_before_any_request(
+    sandbox_reset: SandboxServer, tmp_path: Path
+) -> None:
+    operator = BrazeSessionsExportOperator(task_id="t", destination=(tmp_path / "s.jsonl").as_uri())
+    start = dt.datetime(2024, 2, 1, 5, tzinfo=UTC)
+    with pytest.raises(ValueError, match=r"start=2024-02-01T05:00:00\+00:00 does not fall on a unit='day'"):
+        operator.execute({"data_interval_start": start, "data_interval_end": start + dt.timedelta(hours=1)})
+    assert not sandbox_reset.requests_log
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_a_point_with_fields_nobody_declared_keeps_them_in_extra(
+    scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A sparse point (no ``sessions``) is null; an unknown field is kept, not dropped or fatal."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRAZE_SCRIPTED",
+        json.dumps({"conn_type": "braze", "host": scripted.url, "password": "key"}),
+    )
+    data = [{"time": "2024-02-01", "sessions": 3, "uniques": 2}, {"time": "2024-02-02"}]
+    scripted.queue(Reply(200, {"message": "success", "data": data}))
+    operator = BrazeSessionsExportOperator(
+        task_id="t",
+        braze_conn_id="braze_scripted",
+        destination=(tmp_path / "s.parquet").as_uri(),
+        start="2024-02-01",
+        end="2024-02-03",
+    )
+
+    operator.execute({})
+
+    assert pq.read_table(tmp_path / "s.parquet").to_pylist() == [
+        {
+            "time": "2024-02-01",
+            "bucket_start": "2024-02-01T00:00:00Z",
+            "sessions": 3,
+            "app_id": None,
+            "segment_id": None,
+            "_extra": '{"uniques":2}',
+        },
+        {
+            "time": "2024-02-02",
+            "bucket_start": "2024-02-02T00:00:00Z",
+            "sessions": None,
+            "app_id": None,
+            "segment_id": None,
+            "_extra": None,
+        },
+    ]

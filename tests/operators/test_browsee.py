@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.hooks.browsee import SELECT_FIELDS
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from airflow_provider_analytics_export.sandbox.data import browsee_sessions
 from airflow_provider_analytics_export.writer import encode_value
@@ -21,8 +22,15 @@ START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzin
 CONTEXT = {"data_interval_start": START, "data_interval_end": END}
 
 
+def declared(rows: list[dict], fields: list[str] | None = None) -> list[dict]:
+    """Rows as the operator writes them: its declared columns (absent -> null), then ``_extra``."""
+    columns = ["sessionId", *(fields or SELECT_FIELDS)]
+    return [{**{column: row.get(column) for column in columns}, "_extra": None} for row in rows]
+
+
 def expected(sandbox, **kwargs) -> list[dict]:
-    return list(browsee_sessions(sandbox.config, int(START.timestamp()), int(END.timestamp()), **kwargs))
+    rows = browsee_sessions(sandbox.config, int(START.timestamp()), int(END.timestamp()), **kwargs)
+    return declared(list(rows), kwargs.get("fields"))
 
 
 def as_strings(rows: list[dict]) -> list[dict]:
@@ -67,7 +75,7 @@ def test_memory_destination_and_explicit_window(sandbox_reset, memory_fs):
             sandbox_reset.config, int(START.timestamp()) + 6 * 3600, int(START.timestamp()) + 7 * 3600
         )
     )
-    assert rows == want and result["rows"] == len(want) > 0
+    assert rows == declared(want) and result["rows"] == len(want) > 0
 
 
 @pytest.mark.parametrize(
@@ -109,7 +117,7 @@ def test_empty_data_interval_fails_with_a_fix(sandbox_reset, tmp_path):
 def test_a_short_export_leaves_no_file(scripted, monkeypatch, tmp_path):
     conn = {"conn_type": "browsee", "host": scripted.url, "login": "k", "password": "s"}
     monkeypatch.setenv("AIRFLOW_CONN_BROWSEE_SHORT", json.dumps(conn))
-    data = [{"sessionId": "a"}, {"sessionId": "b"}]
+    data = [{"sessionId": i, "timestamp": int(START.timestamp() * 1000) + n} for n, i in enumerate("ab")]
     scripted.queue(
         Reply(200, {"status": "success", "exports": {"total": 4, "to": 2, "data": data}}),
         Reply(200, {"status": "success", "exports": {"total": 4, "to": 2, "data": []}}),
@@ -120,3 +128,25 @@ def test_a_short_export_leaves_no_file(scripted, monkeypatch, tmp_path):
     with pytest.raises(ExportIntegrityError, match="empty page 2 after 2 of 4 rows"):
         op.execute(CONTEXT)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_sparse_sessions_without_ids_and_an_inclusive_end_give_exact_files(sandbox_reset, tmp_path, fmt):
+    """Optional fields absent (not null) on some pages, no sessionId, end inclusive: every format exact."""
+    sandbox_reset.config.update(
+        {"browsee_sparse": True, "browsee_session_id": False, "browsee_end_inclusive": True}
+    )
+    raw = list(browsee_sessions(sandbox_reset.config, int(START.timestamp()), int(END.timestamp())))
+    assert any("name" not in row for row in raw[:100]) and any("name" in row for row in raw[100:])
+    destination = (tmp_path / f"s.{fmt}").as_uri()
+    BrowseeSessionsExportOperator(task_id="sparse", destination=destination, page_size=50).execute(CONTEXT)
+
+    want = declared(raw)
+    if fmt == "jsonl":
+        assert [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()] == want
+    elif fmt == "csv":
+        with (tmp_path / "s.csv").open(newline="") as handle:
+            assert list(csv.DictReader(handle)) == as_strings(want)
+    else:
+        table = pq.read_table(tmp_path / "s.parquet")
+        assert table.to_pylist() == [{key: encode_value(value) for key, value in row.items()} for row in want]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.hooks import peer5
@@ -85,27 +85,57 @@ def test_aligned_csv_streams_peer5_bytes(pinned: SandboxServer, tmp_path: Path) 
     assert summary["chunks"] == 2
 
 
-def test_unaligned_csv_is_parsed_and_trimmed(pinned: SandboxServer, tmp_path: Path) -> None:
+def test_a_static_window_cutting_a_bucket_fails_at_dag_parse() -> None:
+    """Was fetched as JSON and trimmed; now refused, since the last hour would be written partial."""
     start, end = NOW - 2 * HOUR + dt.timedelta(minutes=1), NOW - dt.timedelta(minutes=59)
+    with pytest.raises(ValueError, match=re.escape("start=2024-06-15T10:01:00+00:00 does not fall on a ")):
+        Peer5ExportOperator(
+            task_id="t",
+            destination="file:///tmp/h.csv",
+            metrics=["sessions"],
+            start=start.isoformat(),
+            end=end,
+        )
+
+
+def test_a_day_interval_on_an_hourly_run_is_refused_before_any_request(
+    pinned: SandboxServer, tmp_path: Path
+) -> None:
+    operator = Peer5ExportOperator(
+        task_id="t", destination=(tmp_path / "d.csv").as_uri(), metrics=["http"], interval="1d"
+    )
+    with pytest.raises(ValueError, match=r"interval='1d' boundary, so a 1d bucket would straddle the window"):
+        operator.execute({"data_interval_start": NOW - HOUR, "data_interval_end": NOW})
+    assert not pinned.requests_log
+    assert not (tmp_path / "d.csv").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_sparse_rows_with_the_bucket_at_to_give_exact_files(
+    pinned: SandboxServer, tmp_path: Path, fmt: str
+) -> None:
+    pinned.config.update({"peer5_sparse": True, "peer5_to_inclusive": True})
+    dims = ["country.code"]
     operator = Peer5ExportOperator(
         task_id="t",
-        destination=(tmp_path / "h.csv").as_uri(),
-        metrics=["sessions"],
-        dimensions=["browser.name"],
-        start=start.isoformat(),
-        end=end.isoformat(),
+        destination=(tmp_path / f"s.{fmt}").as_uri(),
+        metrics=["http", "rebuffered"],
+        interval="5m",
+        dimensions=dims,
     )
 
-    summary = operator.execute({})
+    summary = operator.execute({"data_interval_start": NOW - 7 * HOUR, "data_interval_end": NOW})
 
-    with (tmp_path / "h.csv").open(newline="") as handle:
-        written = list(csv.DictReader(handle))
-    expected = peer5_rows(
-        pinned.config, _ms(NOW - HOUR), _ms(NOW), "1h", ["sessions"], None, ["browser.name"]
-    )
-    assert written == [{key: str(value) for key, value in row.items()} for row in expected]
-    assert summary["passthrough"] is False
-    assert summary["rows"] == 4
+    truth = peer5_rows(pinned.config, _ms(NOW - 7 * HOUR), _ms(NOW), "5m", ["http", "rebuffered"], None, dims)
+    assert any(len(row) < 4 for row in truth)  # some rows lack a metric
+    columns = ["timestamp", "country.code", "http", "rebuffered"]
+    if fmt == "csv":  # Peer5's own bytes, the bucket at each chunk's `to` dropped
+        assert (tmp_path / "s.csv").read_text() == peer5_csv(truth, columns)
+    else:
+        written = pq.read_table(tmp_path / "s.parquet").to_pylist()
+        assert written == [{**{c: row.get(c) for c in columns}, "_extra": None} for row in truth]
+    assert summary["rows"] == len(truth) == 7 * 12 * 5
+    assert summary["chunks"] == 2
 
 
 def test_jsonl_with_two_dimensions_has_one_row_per_timestamp_and_values(
@@ -125,7 +155,8 @@ def test_jsonl_with_two_dimensions_has_one_row_per_timestamp_and_values(
 
     rows = [json.loads(line) for line in (tmp_path / "d.jsonl").open()]
     filters = {"os.name": ["iOS", "Android"]}
-    assert rows == peer5_rows(pinned.config, _ms(NOW - 2 * HOUR), _ms(NOW), "30m", ["played"], filters, dims)
+    truth = peer5_rows(pinned.config, _ms(NOW - 2 * HOUR), _ms(NOW), "30m", ["played"], filters, dims)
+    assert rows == [{**row, "_extra": None} for row in truth]  # declared columns, then _extra
     assert len({(r["timestamp"], r["os.name"], r["session.page"]) for r in rows}) == len(rows) == 4 * 2 * 3
 
 

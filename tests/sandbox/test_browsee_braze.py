@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import requests
 
 from airflow_provider_analytics_export.sandbox import SandboxServer
@@ -129,3 +131,81 @@ def test_braze_bucket_alignment(sbx: SandboxServer, http: requests.Session) -> N
     assert r["data"][1]["sessions"] == sum(hours)
     z = http.get(url, params={"length": 1, "ending_at": "2018-06-29T00:00:00Z"}, headers=BRAZE_HEADERS).json()
     assert z["data"] == r["data"][1:]
+
+
+# -- open readings behind switches -------------------------------------------------------------
+
+
+def test_browsee_end_inclusive_serves_the_sessions_of_the_end_second(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    url = sbx.url + "/api/v1/export/sessions"
+    day = list(browsee_sessions(sbx.config, DAY0, DAY0 + 86_400))
+    end = day[10]["timestamp"] // 1000  # a window ending in the second session 10 starts
+    body = {**BROWSEE_AUTH, "start": DAY0, "end": end, "limit": 100}
+    exclusive = http.post(url, json=body).json()["exports"]
+    sbx.config.update({"browsee_end_inclusive": True})
+    inclusive = http.post(url, json=body).json()["exports"]
+    assert exclusive["data"] == day[:10]
+    assert inclusive["data"][: exclusive["total"]] == day[:10]
+    assert day[10] in inclusive["data"]
+    assert inclusive["total"] == len(inclusive["data"]) > exclusive["total"]
+
+
+def test_browsee_without_session_id_and_sparse_fields(sbx: SandboxServer, http: requests.Session) -> None:
+    url = sbx.url + "/api/v1/export/sessions"
+    body = {**BROWSEE_AUTH, "start": DAY0, "end": DAY0 + 86_400, "limit": 100}
+    full = http.post(url, json=body).json()["exports"]["data"]
+    sbx.config.update({"browsee_session_id": False, "browsee_sparse": True})
+    sparse = http.post(url, json=body).json()["exports"]["data"]
+    assert not any("sessionId" in row for row in sparse)
+    anonymous = [row for row in sparse if "userId" not in row]
+    assert anonymous and not any({"name", "email", "tags"} & set(row) for row in anonymous)
+    assert any("utm_source" not in row for row in sparse) and any("utm_source" in row for row in sparse)
+    assert sparse == [
+        {k: v for k, v in row.items() if k != "sessionId" and v not in (None, [])} for row in full
+    ]
+    assert sparse == list(browsee_sessions(sbx.config, DAY0, DAY0 + 86_400))[:100]
+
+
+@pytest.mark.parametrize(
+    ("time_format", "zone", "labels"),
+    [
+        ("z", "UTC", ["2024-03-10T01:00:00Z", "2024-03-10T02:00:00Z"]),
+        ("offset", "America/New_York", ["2024-03-09T20:00:00-05:00", "2024-03-09T21:00:00-05:00"]),
+        ("naive", "Asia/Tokyo", ["2024-03-10T10:00:00", "2024-03-10T11:00:00"]),
+    ],
+)
+def test_braze_hour_time_formats(
+    sbx: SandboxServer, http: requests.Session, time_format: str, zone: str, labels: list[str]
+) -> None:
+    sbx.config.update({"braze_time_format": time_format, "braze_timezone": zone})
+    params = {"length": 2, "unit": "hour", "ending_at": "2024-03-10T02:30:00Z"}
+    data = http.get(sbx.url + "/sessions/data_series", params=params, headers=BRAZE_HEADERS).json()["data"]
+    assert [p["time"] for p in data] == labels
+    first = datetime(2024, 3, 10, 1, tzinfo=timezone.utc)
+    assert [p["sessions"] for p in data] == [
+        braze_sessions(sbx.config, "hour", first + timedelta(hours=k), None, None) for k in range(2)
+    ]
+
+
+def test_braze_days_follow_the_company_time_zone(sbx: SandboxServer, http: requests.Session) -> None:
+    sbx.config.update({"braze_timezone": "America/New_York"})
+    # 2024-03-10 is the DST start in New York: a 23-hour day from 05:00Z to 04:00Z the next day.
+    params = {"length": 1, "unit": "day", "ending_at": "2024-03-11T03:59:59Z"}
+    data = http.get(sbx.url + "/sessions/data_series", params=params, headers=BRAZE_HEADERS).json()["data"]
+    first = datetime(2024, 3, 10, 5, tzinfo=timezone.utc)
+    hours = [braze_sessions(sbx.config, "hour", first + timedelta(hours=h), None, None) for h in range(23)]
+    assert data == [{"time": "2024-03-10", "sessions": sum(hours)}]
+
+
+def test_braze_pool_answers_429_with_reset_headers_only(sbx: SandboxServer, http: requests.Session) -> None:
+    sbx.config.update({"braze_rate_limit": 2, "braze_rate_window": 3600.0})
+    url = sbx.url + "/sessions/data_series"
+    answers = [http.get(url, params={"length": 1}, headers=BRAZE_HEADERS) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["1", "0", "0"]
+    reset = int(answers[2].headers["X-RateLimit-Reset"])
+    assert reset % 3600 == 0 and 0 < reset - time.time() <= 3600
+    assert "Retry-After" not in answers[2].headers
+    assert answers[2].json()["message"] == "API rate limit exceeded"

@@ -218,3 +218,46 @@ def test_peer5_dimensions_filters_and_csv(sbx: SandboxServer, http: requests.Ses
         f"{first['http']},{first['sessions']}"
     )
     assert text.text == peer5_csv(rows, ["timestamp", "browser.name", "country.code", "http", "sessions"])
+
+
+def test_peer5_to_inclusive_serves_the_bucket_starting_at_to(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    now = 1_700_000_000_000 // HOUR * HOUR
+    sbx.config.now = now / 1000
+    body = {"from": now - 2 * HOUR, "to": now - HOUR, "interval": "30m", "metrics": ["http"]}
+    exclusive = _peer5(http, sbx, body).json()["data"]
+    sbx.config.update({"peer5_to_inclusive": True})
+    inclusive = _peer5(http, sbx, body).json()["data"]
+    assert [row["timestamp"] for row in exclusive] == [now - 2 * HOUR, now - 2 * HOUR + HOUR // 2]
+    assert inclusive == [*exclusive, *peer5_rows(sbx.config, now - HOUR, now - HOUR // 2, "30m", ["http"])]
+    csv_text = _peer5(http, sbx, body, fmt="csv").text
+    assert csv_text.splitlines()[-1].startswith(f"{now - HOUR},")
+
+
+def test_peer5_sparse_rows_omit_metrics(sbx: SandboxServer, http: requests.Session) -> None:
+    now = 1_700_000_000_000 // HOUR * HOUR
+    sbx.config.now = now / 1000
+    sbx.config.update({"peer5_sparse": True})
+    body = {"from": now - 2 * HOUR, "to": now, "interval": "1m", "metrics": ["http", "p2p"]}
+    rows = _peer5(http, sbx, body).json()["data"]
+    assert len(rows) == 120
+    assert any(set(row) != {"timestamp", "http", "p2p"} for row in rows)
+    assert rows == peer5_rows(sbx.config, now - 2 * HOUR, now, "1m", ["http", "p2p"])
+    lines = _peer5(http, sbx, body, fmt="csv").text.splitlines()
+    assert any(line.endswith(",") or ",," in line for line in lines[1:])
+
+
+def test_peer5_per_minute_limit_rejects_every_request_while_crossed(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    now = 1_700_000_000_000 // HOUR * HOUR
+    sbx.config.now = now / 1000
+    sbx.config.update({"peer5_rate_limit": 2, "peer5_rate_window": 0.5})
+    body = {"from": now - HOUR, "to": now, "interval": "1h", "metrics": ["http"]}
+    statuses = [_peer5(http, sbx, body).status_code for _ in range(4)]
+    assert statuses == [200, 200, 429, 429]
+    rejected = _peer5(http, sbx, body)
+    assert "Retry-After" not in rejected.headers and rejected.json()["error"] is True
+    time.sleep(0.6)
+    assert _peer5(http, sbx, body).status_code == 200
