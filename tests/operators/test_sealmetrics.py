@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -240,3 +241,103 @@ def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch
     ]
     assert result["method"] == "job" and result["rows"] == 1
     assert (tmp_path / "pages.csv").read_bytes() == file
+
+
+# -- account_id, local days, retries --------------------------------------------------------
+def tz_conn(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer, zone: str) -> str:
+    conn = {
+        "conn_type": "sealmetrics",
+        "host": sandbox.url,
+        "password": "sm_sbx_api_key_c4d2",
+        "extra": {"account_id": "demo-site", "timezone": zone},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SEALMETRICS_ZONED", json.dumps(conn))
+    return "sealmetrics_zoned"
+
+
+def test_site_id_argument_is_a_deprecated_alias(sandbox_reset, tmp_path):
+    with pytest.warns(DeprecationWarning, match="site_id is deprecated, use account_id"):
+        op = one_task(tmp_path, "sources", site_id="demo-site")
+    assert op.account_id == "demo-site"
+    op.execute(context())
+    assert all("account_id=demo-site" in e["query"] for e in sandbox_reset.requests_log)
+    with (
+        pytest.raises(ValueError, match="account_id='a' and site_id='b' differ"),
+        pytest.warns(DeprecationWarning),
+    ):
+        SealmetricsCreateExportOperator(task_id="c", export_type="pages", account_id="a", site_id="b")
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end", "message"),
+    [
+        ("UTC", "2025-01-10T00:00:00+00:00", "2025-01-10T01:00:00+00:00", "end=2025-01-10T01:00:00+00:00"),
+        ("Europe/Madrid", "2025-01-10T00:00:00+00:00", "2025-01-11T00:00:00+00:00", "start=2025-01-10T01:00"),
+        ("UTC", "2025-01-09T23:00:00+00:00", "2025-01-10T23:00:00+00:00", "start=2025-01-09T23:00"),
+    ],
+    ids=["hourly", "utc-day-in-madrid-account", "madrid-day-in-utc-account"],
+)
+def test_window_that_is_not_whole_local_days_fails_before_any_request(
+    sandbox_reset, monkeypatch, tmp_path, zone, start, end, message
+):
+    conn_id = tz_conn(monkeypatch, sandbox_reset, zone)
+    op = one_task(tmp_path, "sources", start=start, end=end, sealmetrics_conn_id=conn_id)
+    with pytest.raises(
+        ValueError, match=re.escape(f"whole days in the account's time zone {zone}: window {message}")
+    ):
+        op.execute(context())
+    create = SealmetricsCreateExportOperator(task_id="c", export_type="pages", sealmetrics_conn_id=conn_id)
+    ctx = {**context(), "data_interval_start": dt.datetime.fromisoformat(start)}
+    ctx["data_interval_end"] = dt.datetime.fromisoformat(end)
+    with pytest.raises(ValueError, match="is not midnight there"):
+        create.execute(ctx)
+    assert sandbox_reset.requests_log == []
+
+
+def test_daily_runs_in_the_account_zone_tile_local_days(sandbox_reset, monkeypatch, tmp_path):
+    """Madrid midnights (23:00 UTC, 22:00 UTC in summer; 23-hour DST day included) map to one day each."""
+    from zoneinfo import ZoneInfo
+
+    madrid = ZoneInfo("Europe/Madrid")
+    conn_id = tz_conn(monkeypatch, sandbox_reset, "Europe/Madrid")
+    days = [dt.date(2025, 3, 29) + dt.timedelta(days=n) for n in range(3)]  # DST starts 30 March
+    for index, day in enumerate(days):
+        start = dt.datetime.combine(day, dt.time(), madrid)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), madrid)
+        op = SealmetricsExportOperator(
+            task_id=f"e{index}",
+            export_type="sources",
+            destination=(tmp_path / f"{day}.csv").as_uri(),
+            sealmetrics_conn_id=conn_id,
+            deferrable=False,
+        )
+        result = op.execute({**context(), "data_interval_start": start, "data_interval_end": end})
+        assert (result["date_from"], result["date_to"]) == (day.isoformat(), day.isoformat())
+        params = {"account_id": "demo-site", "export_type": "sources", "filters": {}}
+        params.update(date_from=day.isoformat(), date_to=day.isoformat())
+        assert (tmp_path / f"{day}.csv").read_bytes() == b"".join(
+            sealmetrics_file_chunks(sandbox_reset.config, params, "csv")
+        )
+
+
+class RetryTaskInstance(TaskInstance):
+    try_number = 2
+
+
+def test_retry_without_a_stored_job_id_adopts_the_earlier_tries_job(sandbox_reset, tmp_path):
+    """The worker died between the create and storing its id: the retry finds the job, not a second one."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.3})
+    run_start = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
+    earlier = SealmetricsHook().create_export(
+        {
+            "export_type": "microconversions",
+            "format": "csv",
+            "date_from": "2025-01-10",
+            "date_to": "2025-01-10",
+        }
+    )
+    ctx = {**context(), "ti": RetryTaskInstance(), "dag_run": type("Run", (), {"start_date": run_start})()}
+    result = one_task(tmp_path).execute(ctx)
+    assert result["job_id"] == earlier["job_id"]
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
