@@ -489,3 +489,53 @@ def test_the_seeded_runs_did_lose_creates():
     if len(LOST_CREATES) < 20:
         pytest.skip("needs test_zero_duplicate_jobs_under_lost_creates (all seeds) first")
     assert sum(LOST_CREATES.values()) >= 10, LOST_CREATES
+
+
+# -- stream content types and JSON validation -----------------------------------------------
+@pytest.mark.parametrize(
+    ("media", "layout"), [("application/json", "json"), ("application/x-ndjson", "ndjson")]
+)
+def test_json_streams_of_either_documented_type_are_stored_and_counted(
+    hook, sandbox_reset, tmp_path: Path, media, layout
+):
+    sandbox_reset.config.update({"sealmetrics_stream_json_type": media})
+    body = export_body("sources", DAY, "2025-01-12", "json")
+    summary = hook.stream_export(body, tmp_path.as_uri() + "/s.json")
+    assert (tmp_path / "s.json").read_bytes() == expected_file(sandbox_reset, body, layout)
+    assert summary["rows"] == 120 and summary["format"] == layout
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(200, b'[{"a":1},{"a":', {"Content-Type": "application/json"}), "JSON array is incomplete"),
+        (Reply(200, b'[{"a":1},2]', {"Content-Type": "application/json"}), "record 2 of the JSON array"),
+        (
+            Reply(200, b'{"a":1}\n{"a":\n', {"Content-Type": "application/x-ndjson"}),
+            "ndjson line 2 is not JSON",
+        ),
+        (
+            Reply(200, b"a,b\n1,2\n", {"Content-Type": "text/csv; charset=iso-8859-1"}),
+            "charset is 'iso-8859-1'",
+        ),
+    ],
+)
+def test_malformed_stream_files_are_refused_unwritten(
+    scripted_hook, scripted, tmp_path: Path, reply, message
+):
+    scripted.queue(reply)
+    fmt = "csv" if b"a,b" in reply.body else "json"
+    with pytest.raises(AnalyticsExportError, match=message):
+        scripted_hook.stream_export(export_body("pages", DAY, DAY, fmt), tmp_path.as_uri() + "/f")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_validation_holds_one_record_at_a_time():
+    """A 1.5 MB array fed in 64 KB chunks: the parser keeps no more than the records of one chunk."""
+    doc = json.dumps([{"n": i, "pad": "x" * 100} for i in range(12_000)]).encode()
+    counter = RecordCounter("json")
+    for i in range(0, len(doc), 65536):
+        counter.feed(doc[i : i + 65536])
+        assert len(counter._items) == 0
+    counter.finish()
+    assert counter.rows == 12_000
