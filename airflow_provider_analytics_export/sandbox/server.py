@@ -321,6 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
             extra = getattr(sbx.modules[api], "extra_headers", None)
             if extra is not None:
                 resp.headers.update(extra(sbx, req))
+            for observe in sbx.observers:
+                observe(api, req, resp)
             entry["status"] = resp.status
             cut = fault == "truncate" or (fault == "download_cut" and resp.status == 200)
             if resp.chunks is None:
@@ -359,6 +361,9 @@ class SandboxServer:
         self.faults = FaultInjector()
         self.lock = threading.RLock()
         self.requests_log: list[dict[str, Any]] = []
+        #: Called with (api, request, response) for every answered API request, e.g. by the
+        #: contract tests that validate both against a vendor's OpenAPI spec.
+        self.observers: list[Callable[[str, Request, Response], None]] = []
         self.state: dict[str, Any] = {}
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.sandbox = self

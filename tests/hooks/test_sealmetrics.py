@@ -539,3 +539,14 @@ def test_json_validation_holds_one_record_at_a_time():
         assert len(counter._items) == 0
     counter.finish()
     assert counter.rows == 12_000
+
+
+def test_a_5xx_is_backed_off_not_held_until_the_rate_limit_reset(scripted_hook, scripted):
+    """X-RateLimit-Reset comes on every answer; only a 429 without Retry-After waits for it."""
+    hook = SealmetricsHook(scripted_hook.conn_id, max_attempts=2)
+    envelope = {"error": {"code": "internal_error", "message": "An internal error occurred"}}
+    window = {"X-RateLimit-Remaining": "200", "X-RateLimit-Reset": str(int(time.time()) + 60)}
+    scripted.queue(Reply(500, envelope, window), Reply(200, {"estimated_rows": 1}, window))
+    started = time.monotonic()
+    assert hook.estimate_export(export_body("pages", DAY, DAY)) == {"estimated_rows": 1}
+    assert time.monotonic() - started < 5
