@@ -106,4 +106,6 @@ def test_dags_test_of_a_chosen_date_exports_the_interval_just_before_it(dags):
             dag_id
         )
         if interval.end - interval.start == dt.timedelta(days=1):
-            assert interval.start == DAY, dag_id
+            # The day before, in the DAG's own time zone (a Madrid DAG's day starts 22:00/23:00 UTC).
+            local_start = interval.start.in_timezone(dag.timezone)
+            assert (local_start.date(), local_start.time()) == (DAY.date(), dt.time()), dag_id

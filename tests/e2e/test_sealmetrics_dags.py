@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
+import pytest
+
+from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
 from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS
 from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks
 
@@ -15,12 +18,12 @@ INTERVAL_DAY = "2024-03-09"
 MAPPED_TYPES = ("sources", "pages", "microconversions", "time_series")
 
 
-def _expected(sandbox: SandboxServer, export_type: str) -> bytes:
+def _expected(sandbox: SandboxServer, export_type: str, day: str = INTERVAL_DAY) -> bytes:
     params = {
         "account_id": CREDENTIALS["sealmetrics"]["account_id"],
         "export_type": export_type,
-        "date_from": INTERVAL_DAY,
-        "date_to": INTERVAL_DAY,
+        "date_from": day,
+        "date_to": day,
         "filters": {},
     }
     return b"".join(sealmetrics_file_chunks(sandbox.config, params, "csv"))
@@ -62,3 +65,89 @@ def test_daily_run_downloads_each_export_byte_for_byte(
         ["step_by_step/microconversions.csv", *(f"{t}.csv" for t in MAPPED_TYPES)]
     ), written
     assert all(int(requests) >= 1 for _, requests in written)
+
+
+def _jobs_per_export(sandbox: SandboxServer) -> dict[tuple[str, str, str], int]:
+    counts: dict[tuple[str, str, str], int] = {}
+    for job in sandbox.state["sealmetrics"]["jobs"].values():
+        key = (job.params["export_type"], job.params["date_from"], job.params["date_to"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_creates_that_lose_their_answer_still_give_one_job_per_export(
+    airflow_run, sandbox_reset: SandboxServer, export_root: Path
+) -> None:
+    """Deferrable run with most creates acting and then dropping the connection: same files, no extra job."""
+    sandbox_reset.config.update(
+        {"sealmetrics_job_delay": 3.0, "faults": {"rate": 0.7, "seed": 3, "kinds": ["create_then_drop"]}}
+    )
+
+    result = airflow_run("sealmetrics_exports_daily", "2024-03-12")
+
+    day = "2024-03-11"
+    files = [export_root / "sealmetrics" / day / f"{t}.csv" for t in MAPPED_TYPES]
+    files.append(export_root / "sealmetrics" / day / "step_by_step" / "microconversions.csv")
+    for path in files:
+        assert path.read_bytes() == _expected(sandbox_reset, path.stem, day), path
+    lost = [e for e in sandbox_reset.requests_log if e["fault"] == "create_then_drop"]
+    assert lost, "no create lost its answer: the run proves nothing"
+    # Two tasks create a microconversions job (the chain and the mapped task): two, not more.
+    assert _jobs_per_export(sandbox_reset) == {("microconversions", day, day): 2}
+    output = result.stdout + result.stderr
+    assert output.count("Adopted export") == len(lost)
+    assert "Pausing task as DEFERRED" in output
+
+
+def _zoned_connection(sandbox: SandboxServer, zone: str | None) -> dict[str, str]:
+    conn = json.loads(connection_env(sandbox.url)["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])
+    if zone:
+        conn["extra"] = {**conn["extra"], "timezone": zone}
+    return {"AIRFLOW_CONN_SEALMETRICS_DEFAULT": json.dumps(conn)}
+
+
+def test_daily_runs_in_the_account_zone_tile_its_local_days(
+    airflow_run, sandbox_reset: SandboxServer, export_root: Path
+) -> None:
+    """A Madrid account on a Madrid daily timetable: each run is one local day, the DST day included."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 2.0})
+    env = _zoned_connection(sandbox_reset, "Europe/Madrid")
+    for logical_date in ("2024-03-31", "2024-04-01"):  # Madrid days 03-30 and 03-31 (23 hours)
+        airflow_run("sealmetrics_exports_local_days", logical_date, **env)
+
+    days = sorted(path.name for path in (export_root / "sealmetrics_local").iterdir())
+    assert days == ["2024-03-30", "2024-03-31"]
+    for day in days:
+        for export_type in ("sources", "microconversions"):
+            path = export_root / "sealmetrics_local" / day / f"{export_type}.csv"
+            assert path.read_bytes() == _expected(sandbox_reset, export_type, day)
+    bodies = sorted(
+        (job.params["export_type"], job.params["date_from"], job.params["date_to"])
+        for job in sandbox_reset.state["sealmetrics"]["jobs"].values()
+    )
+    assert bodies == [("microconversions", day, day) for day in days]
+
+
+@pytest.mark.parametrize(
+    ("zone", "conf", "message"),
+    [
+        (None, None, "time zone UTC: window start=2024-03-29T23:00:00+00:00 is not midnight there"),
+        (
+            "Europe/Madrid",
+            {"start": "2024-03-29T10:00:00+01:00", "end": "2024-03-29T11:00:00+01:00"},
+            "time zone Europe/Madrid: window start=2024-03-29T10:00:00+01:00 is not midnight there",
+        ),
+    ],
+    ids=["madrid-day-utc-account", "hourly-window"],
+)
+def test_a_window_that_is_not_whole_local_days_fails_before_any_request(
+    airflow_runner, sandbox_reset: SandboxServer, zone, conf, message
+) -> None:
+    args = ["dags", "test", "sealmetrics_exports_local_days", "2024-03-30"]
+    if conf:
+        args += ["--conf", json.dumps(conf)]
+    result = airflow_runner.cli(*args, env=_zoned_connection(sandbox_reset, zone), check=False)
+    output = result.stdout + result.stderr
+    assert "new_state=failed" in output or "state=failed" in output
+    assert message in output
+    assert [e for e in sandbox_reset.requests_log if e["api"] == "sealmetrics"] == []
