@@ -131,7 +131,7 @@ def test_daily_runs_in_the_account_zone_tile_its_local_days(
 @pytest.mark.parametrize(
     ("zone", "conf", "message"),
     [
-        (None, None, "time zone UTC: window start=2024-03-29T23:00:00+00:00 is not midnight there"),
+        (None, None, "time zone UTC: window start=2024-03-28T23:00:00+00:00 is not midnight there"),
         (
             "Europe/Madrid",
             {"start": "2024-03-29T10:00:00+01:00", "end": "2024-03-29T11:00:00+01:00"},
