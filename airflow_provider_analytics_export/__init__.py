@@ -20,25 +20,6 @@ _INTEGRATIONS = {
     "sealmetrics": ("Sealmetrics", "https://sealmetrics.com/docs/api/exports"),
 }
 
-# Extras every connection understands (see hooks/base.py).
-_TRANSPORT_FIELDS: dict[str, Any] = {
-    "timeout": {
-        "label": "Read timeout (s)",
-        "description": "Seconds to wait for a response before retrying (default 60).",
-        "schema": {"type": ["number", "null"], "minimum": 1},
-    },
-    "connect_timeout": {
-        "label": "Connect timeout (s)",
-        "description": "Seconds to wait for the TCP/TLS connection (default 10).",
-        "schema": {"type": ["number", "null"], "minimum": 1},
-    },
-    "max_attempts": {
-        "label": "Max attempts",
-        "description": "Attempts per request on 429/5xx/network errors before failing (default 6).",
-        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20},
-    },
-}
-
 
 def _connection_type(
     api: str,
@@ -46,8 +27,10 @@ def _connection_type(
     hidden: list[str],
     relabeling: dict[str, str],
     placeholders: dict[str, str],
-    extra_fields: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One connection type's form: relabelled standard fields plus its declared extras."""
+    from airflow_provider_analytics_export.extras import extra_fields
+
     return {
         "connection-type": api,
         "hook-class-name": f"{_PKG}.hooks.{api}.{hook_class}",
@@ -57,7 +40,7 @@ def _connection_type(
             "relabeling": relabeling,
             "placeholders": placeholders,
         },
-        "conn-fields": {**(extra_fields or {}), **_TRANSPORT_FIELDS},
+        "conn-fields": {name: field.form_field() for name, field in extra_fields(api).items()},
     }
 
 
@@ -116,13 +99,6 @@ def get_provider_info() -> dict[str, Any]:
                     "login": "client id of a read or root client",
                     "password": "client secret",
                 },
-                extra_fields={
-                    "project_id": {
-                        "label": "Default project ID",
-                        "description": "Used when an operator or hook call gives no project_id.",
-                        "schema": {"type": ["string", "null"]},
-                    }
-                },
             ),
             _connection_type(
                 "peer5",
@@ -137,13 +113,6 @@ def get_provider_info() -> dict[str, Any]:
                 hidden=["login"],
                 relabeling={"host": "API base URL", "password": "API key"},
                 placeholders={"host": "https://api.sealmetrics.com", "password": "sm_..."},
-                extra_fields={
-                    "site_id": {
-                        "label": "Default site ID",
-                        "description": "Used when an operator or hook call gives no site_id.",
-                        "schema": {"type": ["string", "null"]},
-                    }
-                },
             ),
         ],
     }

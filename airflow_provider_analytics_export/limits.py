@@ -1,9 +1,11 @@
-"""Client-side limits that encode each API's documented rules.
+"""Client-side limits that encode each API's documented rules, and what the API reports.
 
 Limits are shared by every hook instance that talks to the same account in one process
 (several tasks in one worker, or a TaskFlow task using threads), because the API counts
 per account, not per hook object. Across worker processes only an Airflow pool can hold
-a limit; the README says which pool to create.
+a limit; the README says which pool to create. Where an API reports its window in
+``X-RateLimit-*`` headers (:class:`RateLimitHeaders`), every caller of the account pauses
+when it is used up, so clients in other processes slow us down instead of causing 429s.
 """
 
 from __future__ import annotations
@@ -11,8 +13,49 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """Where an API reports its own limit state, so we slow down before it answers 429.
+
+    :param remaining: header with the requests left in the current window.
+    :param reset: header with when the window resets.
+    :param reset_is: ``seconds`` (seconds left, as OpenPanel sends) or ``epoch`` (UTC epoch
+        seconds, as Braze sends).
+    :param reserve: pause once ``remaining`` is at or below this (requests other threads or
+        processes may already have in flight).
+    """
+
+    remaining: str = "X-RateLimit-Remaining"
+    reset: str = "X-RateLimit-Reset"
+    reset_is: Literal["seconds", "epoch"] = "seconds"
+    reserve: int = 0
+
+    def seconds_until_reset(self, headers: Mapping[str, str], now: float | None = None) -> float | None:
+        """Seconds until the window resets, or None when the header is absent or unreadable."""
+        value = _number(headers.get(self.reset))
+        if value is None:
+            return None
+        if self.reset_is == "epoch":
+            value -= time.time() if now is None else now
+        return max(0.0, value)
+
+    def exhausted(self, headers: Mapping[str, str]) -> bool:
+        """True when the API says no more requests fit in this window (beyond the reserve)."""
+        remaining = _number(headers.get(self.remaining))
+        return remaining is not None and remaining <= self.reserve
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 class RequestLimit:
@@ -57,7 +100,7 @@ class RequestLimit:
                 self._slots.release()
 
     def pause(self, seconds: float) -> None:
-        """Make every caller wait ``seconds`` (the server said Retry-After)."""
+        """Make every caller wait ``seconds`` (the server said Retry-After, or its window is used up)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 

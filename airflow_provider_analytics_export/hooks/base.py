@@ -8,11 +8,11 @@ endpoints.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -28,7 +28,8 @@ from airflow_provider_analytics_export.exceptions import (
     MalformedResponseError,
     RateLimitedError,
 )
-from airflow_provider_analytics_export.limits import RequestLimit, shared_limit
+from airflow_provider_analytics_export.extras import extra_fields
+from airflow_provider_analytics_export.limits import RateLimitHeaders, RequestLimit, shared_limit
 
 if TYPE_CHECKING:
     import aiohttp
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_MAX_ATTEMPTS = 6
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 60.0
 FILE_CHUNK_BYTES = 1024 * 1024
@@ -116,9 +114,12 @@ class AnalyticsApiHook(BaseHook):
     Subclasses set the class attributes and implement :meth:`auth_headers` and
     :meth:`check_connection`.
 
+    Connection extras are declared in :mod:`airflow_provider_analytics_export.extras` and
+    read with :meth:`extra`, whatever way Airflow stored them.
+
     :param conn_id: the Airflow connection to use; defaults to the API's ``*_default``.
-    :param max_attempts: attempts per request before giving up (connection extra
-        ``max_attempts`` overrides the class default).
+    :param max_attempts: attempts per request before giving up (default: the connection
+        extra ``max_attempts``).
     """
 
     conn_name_attr: ClassVar[str]
@@ -129,6 +130,8 @@ class AnalyticsApiHook(BaseHook):
     default_host: ClassVar[str | None] = None
     #: Client-side limit per API account: (max requests in flight, max calls, period seconds).
     request_limit: ClassVar[tuple[int | None, int | None, float] | None] = None
+    #: Headers in which the API reports its own rate-limit window, if it does.
+    rate_limit_headers: ClassVar[RateLimitHeaders | None] = None
 
     def __init__(self, conn_id: str | None = None, max_attempts: int | None = None) -> None:
         super().__init__()
@@ -146,7 +149,19 @@ class AnalyticsApiHook(BaseHook):
 
     @cached_property
     def extras(self) -> dict[str, Any]:
-        return dict(self.connection.extra_dejson or {})
+        """The connection's extra JSON as stored (see :meth:`extra` for checked values)."""
+        stored = self.connection.extra_dejson or {}
+        if not isinstance(stored, dict):
+            raise ValueError(f"{self._where}: extra must be a JSON object, not {type(stored).__name__}.")
+        return dict(stored)
+
+    def extra(self, name: str) -> Any:
+        """Connection extra ``name``, checked by its declaration; null or blank give its default."""
+        return extra_fields(self.conn_type)[name].read(self.extras.get(name), self._where)
+
+    @property
+    def _where(self) -> str:
+        return f"Connection {self.conn_id!r} ({self.api_name})"
 
     @cached_property
     def base_url(self) -> str:
@@ -166,14 +181,11 @@ class AnalyticsApiHook(BaseHook):
     @cached_property
     def timeout(self) -> tuple[float, float]:
         """(connect, read) seconds; connection extras ``connect_timeout`` / ``timeout`` override."""
-        return (
-            float(self.extras.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-            float(self.extras.get("timeout", DEFAULT_READ_TIMEOUT)),
-        )
+        return float(self.extra("connect_timeout")), float(self.extra("timeout"))
 
     @cached_property
     def max_attempts(self) -> int:
-        return int(self._max_attempts or self.extras.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+        return int(self._max_attempts or self.extra("max_attempts"))
 
     def secret(self, value: str | None, field: str) -> str:
         """Return a required credential, raising a clear error that names the field when empty."""
@@ -183,7 +195,7 @@ class AnalyticsApiHook(BaseHook):
 
     def from_extra(self, value: str | None, key: str) -> str:
         """``value`` if given, else the connection extra ``key`` (e.g. a default project/site id)."""
-        resolved = value or self.extras.get(key)
+        resolved = value or self.extra(key)
         if not resolved:
             raise ValueError(
                 f"No {self.api_name} {key}: pass {key}= or set {key!r} in connection {self.conn_id!r}."
@@ -206,13 +218,47 @@ class AnalyticsApiHook(BaseHook):
         return self.session
 
     @cached_property
-    def limit(self) -> RequestLimit | None:
-        """The process-wide limit for this account, shared by every hook using it."""
-        if self.request_limit is None:
-            return None
-        max_in_flight, max_calls, period = self.request_limit
-        key = f"{self.conn_type}|{self.base_url}|{self.connection.login or self.conn_id}"
-        return shared_limit(key, lambda: RequestLimit(max_in_flight, max_calls, period))
+    def limit(self) -> RequestLimit:
+        """The process-wide limit for this account, shared by every hook using it.
+
+        APIs without a documented client-side rule still get one: a 429's Retry-After or a
+        used-up ``X-RateLimit`` window then pauses every caller of the account, not just one.
+        """
+        max_in_flight, max_calls, period = self.request_limit or (None, None, 0.0)
+        return shared_limit(self.account_key, lambda: RequestLimit(max_in_flight, max_calls, period))
+
+    @cached_property
+    def account_key(self) -> str:
+        """Who the API counts requests against: type, host and the login (else a digest of the key).
+
+        Two connection ids holding the same credentials share one account; the key itself
+        holds no secret.
+        """
+        conn = self.connection
+        who = conn.login or (
+            hashlib.sha256(conn.password.encode()).hexdigest()[:16] if conn.password else None
+        )
+        return f"{self.conn_type}|{self.base_url}|{who or self.conn_id}"
+
+    def observe_rate_headers(self, status: int, headers: Mapping[str, str]) -> None:
+        """Pause every caller of the account until the reset when the API reports its window used up.
+
+        A 429 is left to :meth:`api_error`, where Retry-After (when sent) decides the pause.
+        """
+        spec = self.rate_limit_headers
+        if spec is None or status == 429 or not spec.exhausted(headers):
+            return
+        wait = spec.seconds_until_reset(headers)
+        if wait:
+            self.log.info("%s reports its rate-limit window used up; pausing %.1f s.", self.api_name, wait)
+            self.limit.pause(wait)
+
+    def retry_after(self, headers: Mapping[str, str]) -> float | None:
+        """How long a 429 asks us to wait: Retry-After, else the rate-limit window's reset."""
+        seconds = parse_retry_after(headers.get("Retry-After"))
+        if seconds is None and self.rate_limit_headers is not None:
+            seconds = self.rate_limit_headers.seconds_until_reset(headers)
+        return seconds
 
     # -- requests -------------------------------------------------------------------
     def request(
@@ -247,13 +293,13 @@ class AnalyticsApiHook(BaseHook):
         import requests
 
         send = self.session.request if authenticated else requests.request
-        slot: AbstractContextManager[None] = self.limit.slot() if self.limit else nullcontext()
         kwargs.setdefault("timeout", self.timeout)
-        with slot:
+        with self.limit.slot():
             try:
                 response = send(method, url, **kwargs)
             except _transport_errors() as exc:
                 raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
+            self.observe_rate_headers(response.status_code, response.headers)
             self._raise_for_status(method, endpoint, response)
             undecodable: tuple[type[Exception], ...] = (ValueError, *_transport_errors())
             try:
@@ -418,6 +464,7 @@ class AnalyticsApiHook(BaseHook):
                 method, f"{self.base_url}{endpoint}", headers=headers, timeout=timeout, **kwargs
             ) as response:
                 raw = await response.read()
+                self.observe_rate_headers(response.status, response.headers)
                 try:
                     body: Any = json.loads(raw) if raw else None
                 except ValueError:
@@ -430,7 +477,7 @@ class AnalyticsApiHook(BaseHook):
                         response.status,
                         body,
                         text or (response.reason or ""),
-                        response.headers.get("Retry-After"),
+                        response.headers,
                     )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TransientApiError(self.api_name, method, endpoint, None, _describe(exc)) from None
@@ -451,20 +498,21 @@ class AnalyticsApiHook(BaseHook):
         except _transport_errors():
             body = None
         text = "" if body is not None else _safe_text(response)
-        raise self.api_error(
-            method, endpoint, status, body, text or response.reason or "", response.headers.get("Retry-After")
-        )
+        raise self.api_error(method, endpoint, status, body, text or response.reason or "", response.headers)
 
     def api_error(
-        self, method: str, endpoint: str, status: int, body: Any, text: str, retry_after_header: str | None
+        self, method: str, endpoint: str, status: int, body: Any, text: str, headers: Mapping[str, str]
     ) -> ApiError:
-        """The exception for an error response; shared by the sync and async transports."""
+        """The exception for an error response; shared by the sync and async transports.
+
+        A 429 pauses every caller of the account for as long as the API asked.
+        """
         message = api_error_message(body, text)
-        retry_after = parse_retry_after(retry_after_header)
+        retry_after = self.retry_after(headers)
         error_class: type[ApiError]
         if status == 429:
             error_class = RateLimitedError
-            if self.limit and retry_after:
+            if retry_after:
                 self.limit.pause(retry_after)
         elif status >= 500:
             error_class = TransientApiError

@@ -25,6 +25,7 @@ from airflow_provider_analytics_export.hooks.base import (
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
+from airflow_provider_analytics_export.limits import RateLimitHeaders
 from tests.scripted_server import Reply, ScriptedServer
 
 TOKEN = "peer5-token-that-must-never-leak"
@@ -238,3 +239,96 @@ def test_required_field_of_the_wrong_type_is_named(peer5, scripted):
     parse = lambda response: peer5.fields(response, "POST", "/v1/export")("data", kind=list)  # noqa: E731
     with pytest.raises(MalformedResponseError, match="response field 'data' is dict, not list"):
         peer5.request("POST", "/v1/export", json={}, parse=parse)
+
+
+class _SecondsHeadersHook(Peer5Hook):
+    """A hook whose API reports its window as OpenPanel does: seconds left."""
+
+    rate_limit_headers = RateLimitHeaders("x-ratelimit-remaining", "x-ratelimit-reset", "seconds")
+
+
+class _EpochHeadersHook(Peer5Hook):
+    """A hook whose API reports its window as Braze does: the reset as UTC epoch seconds."""
+
+    rate_limit_headers = RateLimitHeaders(reset_is="epoch")
+
+
+def _rate_hooks(scripted, monkeypatch, hook_class, count=1):
+    conn = {"conn_type": "peer5", "host": scripted.url, "password": TOKEN, "extra": {"timeout": 5}}
+    for number in range(count):
+        monkeypatch.setenv(f"AIRFLOW_CONN_PEER5_RATE_{number}", json.dumps(conn))
+    return [hook_class(f"peer5_rate_{number}") for number in range(count)]
+
+
+def test_a_used_up_window_pauses_every_caller_of_the_account_until_its_reset(scripted, monkeypatch):
+    first, second = _rate_hooks(scripted, monkeypatch, _SecondsHeadersHook, count=2)
+    scripted.queue(
+        Reply(200, {"n": 1}, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}),
+        Reply(200, {"n": 2}, {"x-ratelimit-remaining": "99", "x-ratelimit-reset": "10"}),
+        Reply(200, {"n": 3}, {"x-ratelimit-remaining": "98", "x-ratelimit-reset": "9"}),
+    )
+    assert call(first) == {"n": 1}
+    assert call(second) == {"n": 2}  # another hook (task) on the same account waits too
+    assert call(first) == {"n": 3}
+    sent = [request["time"] for request in scripted.requests]
+    assert sent[1] - sent[0] >= 1.0
+    assert sent[2] - sent[1] < 0.9  # windows with requests left cost nothing
+
+
+def test_a_429_with_only_a_reset_epoch_waits_for_the_reset_not_blind_backoff(scripted, monkeypatch):
+    (hook,) = _rate_hooks(scripted, monkeypatch, _EpochHeadersHook)
+    reset = int(time.time()) + 3
+    scripted.queue(
+        Reply(
+            429, {"message": "rate limited"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+        ),
+        Reply(200, {"ok": 1}),
+    )
+    assert call(hook) == {"ok": 1}
+    assert len(scripted.requests) == 2
+    # The first blind backoff would be 0.25-0.5 s; the reset is 2-3 s away.
+    assert scripted.requests[1]["time"] - scripted.requests[0]["time"] >= 1.9
+    assert time.time() >= reset - 1
+
+
+def test_retry_after_wins_over_the_window_reset(scripted, monkeypatch):
+    (hook,) = _rate_hooks(scripted, monkeypatch, _SecondsHeadersHook)
+    scripted.queue(
+        Reply(
+            429,
+            {"message": "slow"},
+            {"Retry-After": "1", "x-ratelimit-reset": "30", "x-ratelimit-remaining": "0"},
+        ),
+        Reply(200, {"ok": 1}),
+    )
+    started = time.monotonic()
+    assert call(hook) == {"ok": 1}
+    assert 1.0 <= time.monotonic() - started < 5
+
+
+def test_unreadable_rate_headers_are_ignored(scripted, monkeypatch):
+    (hook,) = _rate_hooks(scripted, monkeypatch, _SecondsHeadersHook)
+    scripted.queue(
+        Reply(200, {"n": 1}, {"x-ratelimit-remaining": "none", "x-ratelimit-reset": "soon"}),
+        Reply(200, {"n": 2}),
+    )
+    started = time.monotonic()
+    assert call(hook) == {"n": 1} and call(hook) == {"n": 2}
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_429_pauses_the_other_callers_of_the_account_too(scripted, monkeypatch):
+    first, second = _rate_hooks(scripted, monkeypatch, Peer5Hook, count=2)
+    scripted.queue(
+        Reply(429, {"error": True, "message": "slow down"}, {"Retry-After": "2"}), Reply(200, {"ok": 1})
+    )
+    worker = threading.Thread(target=call, args=(first,))
+    worker.start()
+    while not scripted.requests:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the 429 has been answered and has set the pause
+    assert call(second) == {"ok": 1}
+    worker.join()
+    first_sent, *later = (request["time"] for request in scripted.requests)
+    assert len(later) == 2
+    assert all(sent - first_sent >= 1.9 for sent in later)
