@@ -63,7 +63,7 @@ def test_events_export_in_every_format(sandbox_reset, tmp_path: Path, fmt: str):
 
 def test_hourly_runs_tile_the_day(sandbox_reset, memory_fs):
     rows = []
-    for hour in range(24):
+    for hour in reversed(range(24)):  # newest first, like the rows inside each file
         start = START + dt.timedelta(hours=hour)
         op = OpenPanelEventsExportOperator(task_id=f"h{hour}", destination=f"memory://op/{hour}.jsonl")
         op.execute({"data_interval_start": start, "data_interval_end": start + dt.timedelta(hours=1)})
@@ -104,13 +104,13 @@ def test_chart_export_one_row_per_series_and_day(sandbox_reset, tmp_path: Path):
         events,
         [{"name": "device"}],
         "day",
-        "2024-04-15",
-        "2024-04-21",
+        WEEK["data_interval_start"],
+        WEEK["data_interval_end"],
         False,
     )
     assert result["rows"] == 3 * 7 and result["series"] == 3
     assert [(r["breakdown_device"], r["date"], r["count"]) for r in rows] == [
-        (series["names"][1], point["date"], point["count"])
+        (series["event"]["breakdowns"]["device"], point["date"].replace(" ", "T") + "+00:00", point["count"])
         for series in want["series"]
         for point in series["data"]
     ]
@@ -122,9 +122,12 @@ def test_chart_with_date_range_ignores_the_data_interval(sandbox_reset, tmp_path
         task_id="r", destination=(tmp_path / "c.csv").as_uri(), events=EVENTS, date_range="7d", previous=True
     )
     result = op.execute({})
-    assert result["rows"] == 7 and "window_start" not in result
+    # The server's 7d is the 7 days before today plus today (getDatesFromRange).
+    assert result["rows"] == 8 and "window_start" not in result
     with (tmp_path / "c.csv").open(newline="") as handle:
-        assert list(csv.DictReader(handle))[0].keys() >= {"previous_value", "previous_change"}
+        first = list(csv.DictReader(handle))[0]
+    assert first.keys() >= {"previous_value", "previous_diff", "previous_state"}
+    assert first["previous_state"] in ("positive", "negative", "neutral")
 
 
 @pytest.mark.parametrize(
