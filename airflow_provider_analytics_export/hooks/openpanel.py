@@ -455,7 +455,14 @@ class OpenPanelHook(AnalyticsApiHook):
             params["event"] = [query_literal(name) for name in names]
         if profile_id:
             params["profileId"] = query_literal(profile_id)
-        if profile_id or last >= dt.datetime.now(dt.timezone.utc).date():
+        now = dt.datetime.now(dt.timezone.utc)
+        if window[1] > now:
+            # New events go on top of the listing, where a reader past page 1 never looks.
+            raise ValueError(
+                f"end={window[1].isoformat()} is in the future: events of the window are still "
+                "arriving, so no export of it can be complete. Export windows that are over."
+            )
+        if profile_id or last >= now.date():
             pages = self._newest_first(params, window, page_size, profile_id)
         else:
             pages = self._all_pages(params, window, page_size, max_concurrency)
