@@ -272,6 +272,44 @@ def _bucket_start(local: dt.datetime, interval: str) -> dt.datetime:
     return floored.replace(day=1) if interval == "month" else floored
 
 
+def window_buckets(start: dt.datetime, end: dt.datetime, interval: str, zone: ZoneInfo) -> list[dt.datetime]:
+    """The bucket starts of an aligned [start, end) in the organization's zone."""
+    out: list[dt.datetime] = []
+    local = start.astimezone(zone)
+    while local < end:
+        out.append(local)
+        if interval in ("minute", "hour"):
+            step = dt.timedelta(minutes=1 if interval == "minute" else 60)
+            local = (local.astimezone(dt.timezone.utc) + step).astimezone(zone)
+        elif interval == "month":
+            year, month = local.year + local.month // 12, local.month % 12 + 1
+            local = local.replace(year=year, month=month, day=1)
+        else:
+            day = local.date() + dt.timedelta(days=7 if interval == "week" else 1)
+            local = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+    return out
+
+
+def check_chart_coverage(
+    chart: Mapping[str, Any], window: tuple[dt.datetime, dt.datetime], interval: str, zone: ZoneInfo
+) -> None:
+    """Every bucket of the window must be in the answer (the server fills empty ones with 0).
+
+    The server caps ``endDate`` at the organization's ``subscriptionChartEndDate`` without a
+    word; a chart that stops early would otherwise pass for a complete one.
+    """
+    got = {chart_date(str(point["date"]), zone) for series in chart["series"] for point in series["data"]}
+    if not got:
+        return  # no event in the window: the server returns no series at all
+    missing = [b for b in window_buckets(*window, interval, zone) if b not in got]
+    if missing:
+        raise ExportIntegrityError(
+            f"OpenPanel chart lacks {len(missing)} {interval} bucket(s) of the window, from "
+            f"{missing[0].isoformat()}: the server cut the chart short (an organization whose "
+            "subscription ended gets charts only up to its subscription end date)."
+        )
+
+
 def chart_date(label: str, zone: ZoneInfo) -> dt.datetime:
     """A point's ``date``: naive text in the organization's zone ("2024-04-15 00:00:00" or a date)."""
     naive = dt.datetime.fromisoformat(label)

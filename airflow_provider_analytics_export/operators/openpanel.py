@@ -13,6 +13,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     EVENTS_ENDPOINT,
     OpenPanelHook,
     chart_rows,
+    check_chart_coverage,
     check_chart_window,
     check_date_range_exclusive,
     validate_chart_args,
@@ -215,6 +216,8 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
             end=end,
             previous=self.previous,
         )
+        if window:
+            check_chart_coverage(chart, window, self.interval, zone)
         with self.open_writer() as writer:
             writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window, zone)))
         return {

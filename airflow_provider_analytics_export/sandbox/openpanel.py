@@ -415,6 +415,9 @@ def _charts(sbx: SandboxServer, req: Request, client: dict[str, Any]) -> Respons
         # getChartStartEndDate: a start alone is ignored; an end alone keeps the range's start.
         range_start, range_end = range_window(rng, sbx.config.clock(), zone)
         start, end = (range_start, end) if start is None and end is not None else (range_start, range_end)
+    cap = sbx.config.openpanel_subscription_chart_end
+    if cap is not None:  # getOrganizationSubscriptionChartEndDate
+        end = min(end, datetime.fromtimestamp(float(cap), tz=zone).replace(microsecond=0))
     body = openpanel_chart(
         sbx.config, project, events, breakdowns, interval, start, end, previous, sbx.config.openpanel_timezone
     )

@@ -7,10 +7,13 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.hooks.openpanel import window_buckets
 from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
@@ -192,3 +195,32 @@ def test_events_to_s3_through_a_destination_connection(sandbox_reset, s3_destina
     want = expected(sandbox_reset, events=["purchase"])
     assert rows == [{k: encode_value(v) for k, v in row.items()} for row in want] and rows
     assert [p.name for p in path.parent.iterdir()] == ["events.parquet"]  # no temporary object left
+
+
+def test_chart_cut_short_by_the_subscription_end_fails(sandbox_reset, tmp_path):
+    """The server caps endDate at the organization's subscriptionChartEndDate without a word."""
+    cap = (START + dt.timedelta(days=4)).timestamp()
+    sandbox_reset.config.update({"openpanel_subscription_chart_end": cap})
+    path = tmp_path / "c.csv"
+    op = OpenPanelChartsExportOperator(task_id="s", destination=path.as_uri(), events=EVENTS)
+    with pytest.raises(ExportIntegrityError, match=r"lacks 3 day bucket\(s\) of the window, from 2024-04-19"):
+        op.execute(WEEK)
+    assert not path.exists()
+
+
+def test_window_buckets_follow_the_organization_calendar():
+    zone = ZoneInfo("America/New_York")  # DST starts 2024-03-10: that day has 23 hours
+    start, end = dt.datetime(2024, 3, 9, tzinfo=zone), dt.datetime(2024, 3, 12, tzinfo=zone)
+    assert [b.isoformat() for b in window_buckets(start, end, "day", zone)] == [
+        "2024-03-09T00:00:00-05:00",
+        "2024-03-10T00:00:00-05:00",
+        "2024-03-11T00:00:00-04:00",
+    ]
+    assert (
+        len(
+            window_buckets(
+                dt.datetime(2024, 3, 10, tzinfo=zone), dt.datetime(2024, 3, 11, tzinfo=zone), "hour", zone
+            )
+        )
+        == 23
+    )
