@@ -6,8 +6,14 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Two workers (the CI machine has 2 cores); a test module stays on one worker, which keeps its
 # module-scoped fixtures (an Airflow home, a sandbox) to itself.
 PYTEST_ARGS ?= -n 2 --dist loadfile
+# The declared range's ends (pyproject.toml): the unit suite also runs on the lowest Python with
+# the lowest Airflow we declare, and on the highest Python with the newest Airflow.
+LOWEST_PYTHON := 3.10
+HIGHEST_PYTHON := 3.13
+FLOOR_AIRFLOW := 3.3.0
+UNIT_MARKS := not e2e and not heavy
 
-.PHONY: install lint typecheck test demo bench sandbox clean
+.PHONY: install lint typecheck test test-pythons demo bench sandbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +34,11 @@ typecheck: install
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-pythons
+
+# .venv-3.10 (Airflow $(FLOOR_AIRFLOW)) and .venv-3.13 (newest Airflow): the unit suite on each.
+test-pythons: install
+	bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW) $(HIGHEST_PYTHON)=newest
 
 demo: install
 	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output
@@ -39,4 +50,4 @@ sandbox: install
 	$(BIN)/python -m airflow_provider_analytics_export.sandbox --port 8080
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache

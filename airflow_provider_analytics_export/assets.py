@@ -24,6 +24,7 @@ from airflow_provider_analytics_export.lineage import ExportLineageMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 #: Scheme of the default export assets (``x-`` schemes are left alone by Airflow's URI normalizers).
 EXPORT_ASSET_SCHEME = "x-analytics-export"
@@ -95,17 +96,15 @@ def wire_export_outlets(kwargs: dict[str, Any]) -> bool:
     return "outlets" not in kwargs
 
 
-def default_partial_outlets(partial_kwargs: dict[str, Any]) -> list[Asset]:
-    """``default_outlets`` for ``Operator.partial(...)``: a mapped task's asset must exist at parse time."""
-    # Resolved as BaseOperator.partial resolves them: explicit dag/task_group, else the enclosing ones.
-    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+def default_partial_outlets(partial: OperatorPartial) -> None:
+    """Declare ``export_asset`` on ``Operator.partial(...)``: a mapped task's asset must exist at parse time.
 
-    dag = partial_kwargs.get("dag") or DagContext.get_current()
-    if dag is None:
-        return []
-    group = partial_kwargs.get("task_group") or TaskGroupContext.get_current(dag)
-    task_id = partial_kwargs["task_id"]
-    return [export_asset(dag.dag_id, group.child_id(task_id) if group else task_id)]
+    ``partial`` has already resolved the DAG and the task id (with its task group prefix),
+    so nothing is looked up from Airflow's parse-time context here.
+    """
+    dag = partial.kwargs.get("dag")
+    if dag is not None:
+        partial.kwargs["outlets"] = [export_asset(dag.dag_id, partial.kwargs["task_id"])]
 
 
 def default_outlets(operator: BaseOperator) -> list[Asset]:

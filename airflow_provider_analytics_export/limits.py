@@ -10,13 +10,17 @@ when it is used up, so clients in other processes slow us down instead of causin
 
 from __future__ import annotations
 
+import bisect
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
+
+#: Seconds to wait before looking again when the whole window is still in flight.
+IN_FLIGHT_RECHECK = 0.05
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class RequestLimit:
     :param max_calls: requests allowed per ``period`` seconds (OpenPanel: 100 per 10 s), or None.
     :param period: the rate window in seconds.
     :param margin: seconds added to the window so clock skew between us and the server
-        (request send time vs. arrival time) never lets the server count one request too many.
+        never lets the server count one request too many.
     """
 
     def __init__(
@@ -84,17 +88,27 @@ class RequestLimit:
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque()
+        #: When each request of the window was answered, oldest first; ``inf`` while in flight.
+        self._sent: list[float] = []
         self._paused_until = 0.0
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold a request slot for the duration of one request/response exchange."""
+        """Hold a request slot for the duration of one request/response exchange.
+
+        A request counts towards the window from when its response arrived: the server saw
+        it at some moment before that, which we cannot know, so counting from the response
+        is the only stamp that never lets the server's own window hold one request too many
+        (a slow first request would otherwise shift the server's window past ours).
+        """
         if self._slots is not None:
             self._slots.acquire()
         try:
             self._wait_for_rate()
-            yield
+            try:
+                yield
+            finally:
+                self._answered()
         finally:
             if self._slots is not None:
                 self._slots.release()
@@ -105,20 +119,30 @@ class RequestLimit:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
     def _wait_for_rate(self) -> None:
+        """Wait for room in the window, then reserve a place (an in-flight request never expires)."""
         while True:
             with self._lock:
                 now = self._clock()
                 wait = self._paused_until - now
                 if wait <= 0 and self.max_calls is not None:
                     while self._sent and now - self._sent[0] >= self.period:
-                        self._sent.popleft()
+                        self._sent.pop(0)
                     if len(self._sent) >= self.max_calls:
-                        wait = self.period - (now - self._sent[0])
+                        oldest = self._sent[0]
+                        wait = IN_FLIGHT_RECHECK if oldest == math.inf else self.period - (now - oldest)
                 if wait <= 0:
                     if self.max_calls is not None:
-                        self._sent.append(now)
+                        self._sent.append(math.inf)
                     return
             self._sleep(wait)
+
+    def _answered(self) -> None:
+        """Turn this request's reservation into the moment its answer (or failure) arrived."""
+        if self.max_calls is None:
+            return
+        with self._lock:
+            self._sent.remove(math.inf)
+            bisect.insort(self._sent, self._clock())
 
 
 _registry: dict[str, RequestLimit] = {}

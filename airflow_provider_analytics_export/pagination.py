@@ -13,6 +13,7 @@ import datetime as dt
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from threading import get_ident
 from typing import Any, TypeVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
@@ -244,7 +245,10 @@ def fetch_in_order(
     cancelled.
     """
     window = ahead or 2 * max_workers
-    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="page-fetch")
+    workers: set[int] = set()
+    pool = ThreadPoolExecutor(
+        max_workers=max_workers, thread_name_prefix="page-fetch", initializer=lambda: workers.add(get_ident())
+    )
     pending: deque[Future[T]] = deque()
     try:
         for number in numbers:
@@ -254,4 +258,6 @@ def fetch_in_order(
         while pending:
             yield pending.popleft().result()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # The generator may be finalised by one of the pool's own threads (e.g. garbage-collected
+        # there); a thread cannot wait for itself, so only other threads wait for the fetches.
+        pool.shutdown(wait=get_ident() not in workers, cancel_futures=True)

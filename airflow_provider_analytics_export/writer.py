@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import json
 import logging
@@ -31,6 +32,9 @@ from airflow.sdk import ObjectStoragePath
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}
 PARQUET_ROW_GROUP_ROWS = 50_000
+#: A sibling temp object untouched for this long belongs to a run that was killed; younger ones
+#: may belong to a run of the same destination that is still writing, and are left alone.
+STALE_TEMP_AGE = dt.timedelta(days=1)
 #: The random part of a temp object's name: ``.<name>.<12 hex digits>.partial``.
 _TEMP_ID = re.compile(r"[0-9a-f]{12}")
 log = logging.getLogger(__name__)
@@ -223,6 +227,17 @@ def _is_temp_of(candidate: str, name: str) -> bool:
     return _TEMP_ID.fullmatch(candidate[len(prefix) : -len(suffix)]) is not None
 
 
+def _age(fs: Any, path: str) -> dt.timedelta | None:
+    """How long ago ``path`` was last modified, or None when the store cannot say."""
+    try:
+        modified = fs.modified(path)
+    except Exception:  # NotImplementedError on stores without it, or a vanished object
+        return None
+    if modified.tzinfo is None:  # a store reporting naive times reports UTC
+        modified = modified.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.now(dt.timezone.utc) - modified
+
+
 class ExportWriter:
     """Context manager that streams an export into ``destination`` atomically.
 
@@ -236,6 +251,8 @@ class ExportWriter:
     :param output_format: ``jsonl``, ``csv`` or ``parquet`` (or ``raw`` for bytes); default from the suffix.
     :param conn_id: Airflow connection for the destination's storage (e.g. an ``aws`` connection).
     :param columns: fixed columns for csv/parquet; default: the fields of the first page.
+    :param stale_temp_age: how long a sibling temp object must have been untouched before a
+        commit removes it as a killed run's leftover.
     """
 
     def __init__(
@@ -244,6 +261,7 @@ class ExportWriter:
         output_format: str | None = None,
         conn_id: str | None = None,
         columns: Sequence[str] | None = None,
+        stale_temp_age: dt.timedelta = STALE_TEMP_AGE,
     ) -> None:
         self.path = (
             destination
@@ -254,6 +272,7 @@ class ExportWriter:
             output_format if output_format == "raw" else resolve_format(str(self.path), output_format)
         )
         self.columns = columns
+        self.stale_temp_age = stale_temp_age
         self.rows = 0
         self.tmp_path = self.path.parent / _temp_name(self.path.name, uuid.uuid4().hex[:12])
         self._file: IO[bytes] | None = None
@@ -281,7 +300,8 @@ class ExportWriter:
 
     def write_bytes(self, chunk: bytes) -> None:
         """Append bytes the API already encoded."""
-        assert self._out is not None, "write_bytes() outside `with ExportWriter(...)`"
+        if self._out is None:
+            raise RuntimeError("write_bytes() needs an open writer (use `with ExportWriter(...)`).")
         self._out.write(chunk)
 
     def __exit__(
@@ -319,10 +339,13 @@ class ExportWriter:
         """Delete the temp objects of this destination that a killed run left behind.
 
         No code runs on SIGKILL, so a killed export leaves its ``.<name>.<hex>.partial``; the
-        next successful commit of the same destination removes them. Only exact
+        next successful commit of the same destination removes it once it has been untouched
+        for ``stale_temp_age``. A younger temp may be a concurrent run's (a zombie task still
+        writing), and deleting it would fail that run at its commit. Only exact
         ``.<name>.<12 hex>.partial`` siblings match (never another destination's temp, e.g.
         of ``<name>.x``); the parent is listed and filtered here, not globbed, as the name may
-        hold glob characters. Best effort: the export is already committed.
+        hold glob characters. A store that cannot tell an object's age keeps it. Best effort:
+        the export is already committed.
         """
         fs = self.path.fs
         try:
@@ -333,10 +356,17 @@ class ExportWriter:
             return
         for sibling in siblings:
             name = posixpath.basename(str(sibling).rstrip("/"))
-            if name != self.tmp_path.name and _is_temp_of(name, self.path.name):
-                log.info("Removing %s, left by an earlier run that was killed.", name)
-                with contextlib.suppress(FileNotFoundError):
-                    fs.rm_file(sibling)
+            if name == self.tmp_path.name or not _is_temp_of(name, self.path.name):
+                continue
+            age = _age(fs, sibling)
+            if age is None or age < self.stale_temp_age:
+                log.info(
+                    "Leaving %s: it may belong to a run of %s that is still writing.", name, self.path.name
+                )
+                continue
+            log.info("Removing %s, left %s ago by an earlier run that was killed.", name, age)
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(sibling)
 
     def _discard(self) -> None:
         if self._file is not None and not self._file.closed:

@@ -76,10 +76,22 @@ class ScriptedServer:
                             "time": time.monotonic(),
                         }
                     )
+                answered = False
+
+                def answer() -> None:
+                    # The request stops being open once its answer leaves: a client may send its
+                    # next request the moment it has the response, before this handler returns.
+                    nonlocal answered
+                    if not answered:
+                        answered = True
+                        with server._lock:
+                            server.in_flight -= 1
+
                 try:
                     reply = server._next()
                     time.sleep(reply.delay)
                     if reply.action == "drop":
+                        answer()
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
@@ -90,6 +102,7 @@ class ScriptedServer:
                     self.send_header("Content-Length", str(len(data)))
                     if reply.action == "truncate":
                         self.send_header("Connection", "close")
+                    answer()
                     self.end_headers()
                     if reply.action == "truncate":
                         self.wfile.write(data[: len(data) // 2])
@@ -97,8 +110,7 @@ class ScriptedServer:
                     else:
                         self.wfile.write(data)
                 finally:
-                    with server._lock:
-                        server.in_flight -= 1
+                    answer()
 
             do_GET = do_POST = do_DELETE = _serve
 

@@ -60,3 +60,30 @@ def test_an_error_stops_the_export_and_cancels_queued_fetches():
             seen.append(number)
     assert seen == [1, 2, 3, 4]
     assert len(fetch.started) < 20
+
+
+def test_closing_the_generator_from_one_of_its_own_fetch_threads_does_not_fail():
+    """A generator finalised in a pool thread (e.g. collected there) must not try to join itself."""
+    holder: dict[str, object] = {}
+    first_taken = threading.Event()
+    errors: list[BaseException] = []
+    closed = threading.Event()
+
+    def fetch(number: int) -> int:
+        if number == 5:
+            first_taken.wait(5)
+            try:
+                holder["pages"].close()  # type: ignore[attr-defined]
+            except BaseException as exc:  # noqa: BLE001 - the test records whatever escapes
+                errors.append(exc)
+            closed.set()
+        return number
+
+    pages = fetch_in_order(fetch, range(1, 20), max_workers=2, ahead=8)
+    holder["pages"] = pages
+    assert next(pages) == 1
+    first_taken.set()
+    assert closed.wait(5)
+    assert errors == []
+    with pytest.raises(StopIteration):
+        next(pages)

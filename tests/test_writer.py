@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+import os
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -95,11 +98,43 @@ def test_commit_removes_temps_a_killed_run_left_and_nothing_else(destination_dir
     ]
     for leftover in killed + others:
         ObjectStoragePath(f"{base}/{leftover}", conn_id=conn_id).write_bytes(b'{"id": "half"')
-    with ExportWriter(f"{base}/{name}", output_format="jsonl", conn_id=conn_id) as writer:
+    # Age 0: every matching temp counts as stale (the leftovers were just created here).
+    with ExportWriter(f"{base}/{name}", "jsonl", conn_id, stale_temp_age=dt.timedelta(0)) as writer:
         writer.write_rows(ROWS)
     path = ObjectStoragePath(f"{base}/{name}", conn_id=conn_id)
     assert read_rows(path, "jsonl") == ROWS
     assert siblings(path) == sorted([name, *others])
+
+
+def test_a_concurrent_run_of_the_same_destination_keeps_its_temp_and_commits(destination_dir):
+    """Two runs of one destination at once (a zombie and its retry): neither breaks the other."""
+    base, conn_id = destination_dir
+    url = f"{base}/day.jsonl"
+    with ExportWriter(url, conn_id=conn_id) as slow:
+        slow.write_rows(ROWS[:1])
+        with ExportWriter(url, conn_id=conn_id) as fast:
+            fast.write_rows(ROWS)
+        assert read_rows(ObjectStoragePath(url, conn_id=conn_id), "jsonl") == ROWS
+        slow.write_rows(ROWS[1:])
+    assert read_rows(ObjectStoragePath(url, conn_id=conn_id), "jsonl") == ROWS
+    assert siblings(ObjectStoragePath(url, conn_id=conn_id)) == ["day.jsonl"]
+
+
+def test_an_old_leftover_is_removed_with_the_default_age(tmp_path):
+    leftover = tmp_path / ".day.jsonl.0123456789ab.partial"
+    leftover.write_bytes(b'{"id": "half"')
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    fresh = tmp_path / ".day.jsonl.fedcba987654.partial"
+    fresh.write_bytes(b'{"id": "writing"')
+    with ExportWriter((tmp_path / "day.jsonl").as_uri()) as writer:
+        writer.write_rows(ROWS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, "day.jsonl"]
+
+
+def test_write_bytes_outside_the_context_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match=r"write_bytes\(\) needs an open writer"):
+        ExportWriter((tmp_path / "f.csv").as_uri(), "raw").write_bytes(b"x")
 
 
 def test_failure_on_a_first_export_leaves_no_file(tmp_path):

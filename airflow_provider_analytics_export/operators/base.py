@@ -41,9 +41,10 @@ class BaseExportOperator(ExportLineageMixin, BaseOperator):
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
         """Like ``BaseOperator.partial``, with the default export asset declared for the mapped task."""
-        if "outlets" not in kwargs and "task_id" in kwargs:
-            kwargs["outlets"] = default_partial_outlets(kwargs)
-        return super().partial(**kwargs)
+        partial = super().partial(**kwargs)
+        if "outlets" not in kwargs:
+            default_partial_outlets(partial)
+        return partial
 
 
 class AnalyticsExportOperator(BaseExportOperator):
