@@ -166,7 +166,16 @@ CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
         ExtraField(
             "project_id",
             "Default project ID",
-            "Used when an operator or hook call gives no project_id.",
+            "Used when an operator or hook call gives no project_id (a read client may leave it "
+            "empty: it reads its own project).",
+        ),
+        ExtraField(
+            "timezone",
+            "Organization time zone",
+            "The IANA zone of the OpenPanel organization (Settings), in which charts cut their "
+            "buckets and date their points (default UTC).",
+            "timezone",
+            default="UTC",
         ),
     ),
     "peer5": (),
