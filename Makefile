@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # module-scoped fixtures (an Airflow home, a sandbox) to itself.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: install lint typecheck test demo bench sandbox clean
+.PHONY: install lint typecheck test demo bench sandbox clean redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck redis-server
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The shared-limit tests start a real Redis (Debian's redis-server); CI runs as root on a clean machine.
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 demo: install
 	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output
