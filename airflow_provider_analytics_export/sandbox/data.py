@@ -381,7 +381,7 @@ def braze_series(
 # OpenPanel
 # --------------------------------------------------------------------------------------------------
 
-OPENPANEL_PROJECTS: dict[str, float] = {"proj-web": 1.0, "proj-app": 0.5}
+OPENPANEL_PROJECTS: dict[str, float] = {"proj-web": 1.0, "proj-app": 0.5, "proj-shop": 0.5, "proj-docs": 0.5}
 #: (event name, weight out of 100)
 _OP_EVENTS = (
     ("screen_view", 50),
