@@ -69,11 +69,15 @@ def backend_url(value: str, get_connection: Callable[[str], Any], where: str) ->
     """The Redis URL named by a ``limit_backend`` extra: a URL as given, or an Airflow connection id.
 
     An Airflow ``redis`` connection gives host, port (6379), login, password and the ``db``
-    and ``ssl`` extras, the fields Airflow's Redis provider reads.
+    and ``ssl`` extras, the fields Airflow's Redis provider reads. Passwords are masked in logs.
     """
+    from airflow.sdk.log import mask_secret
+
     if "://" in value:
-        scheme = urlsplit(value).scheme
-        if scheme not in BACKEND_SCHEMES:
+        parts = urlsplit(value)
+        if parts.password:
+            mask_secret(parts.password)
+        if parts.scheme not in BACKEND_SCHEMES:
             raise LimitBackendError(
                 f"{where}: extra 'limit_backend'={redacted(value)!r} is invalid; use a Redis URL "
                 f"({', '.join(s + '://' for s in BACKEND_SCHEMES)}) or the id of an Airflow redis connection."
@@ -90,6 +94,8 @@ def backend_url(value: str, get_connection: Callable[[str], Any], where: str) ->
         raise LimitBackendError(
             f"{where}: limit_backend connection {value!r} has type {conn.conn_type!r}, not 'redis'."
         )
+    if conn.password:
+        mask_secret(conn.password)
     extra = conn.extra_dejson or {}
     scheme = "rediss" if str(extra.get("ssl", "")).lower() in ("true", "1") else "redis"
     auth = ""

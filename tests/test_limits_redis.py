@@ -19,9 +19,11 @@ import pytest
 from airflow_provider_analytics_export.exceptions import RateLimitedError
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
+from airflow_provider_analytics_export.limits import RequestLimit
 from airflow_provider_analytics_export.limits_redis import LimitBackendError, RedisLimit
 from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
 from tests.conftest import _free_port
+from tests.test_import_cost import parse_time_modules
 
 # Each worker builds its hook and its limit, says "ready", waits for "go" on stdin (so all
 # start at once, after Airflow's slow import) and then makes its requests.
@@ -238,3 +240,23 @@ def test_no_window_of_the_period_holds_more_than_max_calls_across_clients(redis_
     window = 2.0  # 1 s + margin, rounded up to whole seconds (the limits library's granularity)
     assert all(later - first >= window - 0.01 for first, later in zip(sent, sent[5:], strict=False))
     assert sent[-1] - sent[0] <= 2 * window + 1.0  # and no slower than the limit requires
+
+
+def test_an_empty_backend_as_the_ui_form_saves_it_keeps_the_in_process_limit(sandbox_reset: SandboxServer):
+    with env(connection(sandbox_reset, "browsee", limit_backend=None)):
+        hook = BrowseeHook()
+        hook.check_connection()
+        assert isinstance(hook.limit, RequestLimit)
+
+
+def test_parsing_a_dag_imports_neither_redis_nor_limits():
+    code = "\n".join(
+        [
+            "import json, sys",
+            *(f"import {module}" for module in parse_time_modules()),
+            "print(json.dumps([name for name in ('redis', 'limits') if name in sys.modules]))",
+        ]
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

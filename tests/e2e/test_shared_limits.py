@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
 from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
 from airflow_provider_analytics_export.sandbox.data import browsee_sessions, openpanel_events
@@ -180,6 +182,7 @@ def assert_files_exact(sandbox: SandboxServer, root: Path) -> None:
     assert not list(root.rglob("*.partial"))
 
 
+@pytest.mark.timeout(900)  # an Airflow deployment of its own: migrate, three services, eight tasks
 def test_eight_parallel_exports_keep_both_accounts_within_their_rules(
     tmp_path: Path, sandbox_reset: SandboxServer, redis_url: str
 ):
