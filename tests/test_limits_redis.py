@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_analytics_export.exceptions import RateLimitedError
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
-from airflow_provider_analytics_export.limits import RequestLimit
+from airflow_provider_analytics_export.limits import RateLimitHeaders, RequestLimit
 from airflow_provider_analytics_export.limits_redis import LimitBackendError, RedisLimit
 from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
 from tests.conftest import _free_port
@@ -194,6 +194,24 @@ def test_a_429_from_the_api_pauses_the_account_in_redis(sandbox_reset: SandboxSe
         started = time.monotonic()
         with other.slot():  # a fresh client of the account (another process) waits out Retry-After
             assert time.monotonic() - started >= 0.5
+
+
+def test_a_used_up_x_ratelimit_window_pauses_every_process(sandbox_reset: SandboxServer, redis_url: str):
+    """Server-reported limits still apply on top: other clients of the account spent the window."""
+
+    class ReportingHook(OpenPanelHook):  # the sandbox sends OpenPanel's X-RateLimit-* headers
+        rate_limit_headers = RateLimitHeaders()
+
+    sandbox_reset.config.update({"openpanel_rate_limit": 3, "openpanel_rate_window": 2.0})
+    with env(connection(sandbox_reset, "openpanel", limit_backend=redis_url)):
+        hook = ReportingHook()
+        for _ in range(3):
+            hook.check_connection()  # the third answer says Remaining: 0, Reset: 2
+        other = RedisLimit(redis_url, hook.account_key)
+        started = time.monotonic()
+        with other.slot():
+            assert time.monotonic() - started >= 1.0
+    assert [e["status"] for e in sandbox_reset.requests_log] == [200] * 3
 
 
 def test_unreachable_redis_fails_naming_the_connection_and_backend_without_password(
