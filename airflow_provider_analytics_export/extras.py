@@ -120,7 +120,7 @@ def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-#: Extras every connection type understands (timeouts and retries of the shared transport).
+#: Extras every connection type understands (timeouts, retries and limits of the shared transport).
 TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
     ExtraField(
         "timeout",
@@ -146,6 +146,12 @@ TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
         default=6,
         minimum=1,
         maximum=20,
+    ),
+    ExtraField(
+        "limit_backend",
+        "Shared limit backend",
+        "Redis URL (redis://host:6379/0) or id of an Airflow redis connection: holds the API's "
+        "limits across every worker process and machine. Empty: per worker process only.",
     ),
 )
 

@@ -438,7 +438,7 @@ def braze_window(
 # Modelled on the open-source server (Openpanel-dev/openpanel): newest-first listing, anonymous
 # device events stitched to a profile, every ``properties`` value a string, two-letter countries.
 
-OPENPANEL_PROJECTS: dict[str, float] = {"proj-web": 1.0, "proj-app": 0.5}
+OPENPANEL_PROJECTS: dict[str, float] = {"proj-web": 1.0, "proj-app": 0.5, "proj-shop": 0.5, "proj-docs": 0.5}
 #: (event name, weight out of 100)
 _OP_EVENTS = (
     ("screen_view", 50),
