@@ -139,7 +139,9 @@ class SealmetricsCreateExportOperator(BaseOperator):
             )
             first, last = first or window_first, last or window_last
         body = export_body(self.export_type, first, last, self.export_format, self.filters)
-        job = hook.create_export(body, self.account_id)
+        job = earlier_try_job(hook, context, body, self.account_id) or hook.create_export(
+            body, self.account_id
+        )
         context["ti"].xcom_push(key=XCOM_JOB_KEY, value=public_job(job))
         return str(job["job_id"])
 
@@ -327,22 +329,10 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
     # -- ResumableJobMixin ----------------------------------------------------------
     def submit_job(self, context: Context) -> str:
         body = self.body(context)
-        job = self._earlier_try_job(context, body) or self.hook.create_export(
-            body, self.account_id, self.cap_wait_seconds
-        )
+        earlier = None if self.refreshed else earlier_try_job(self.hook, context, body, self.account_id)
+        job = earlier or self.hook.create_export(body, self.account_id, self.cap_wait_seconds)
         self.job_id = str(job["job_id"])
         return self.job_id
-
-    def _earlier_try_job(self, context: Context, body: dict[str, Any]) -> dict[str, Any] | None:
-        """On a retry, the job of exactly this export an earlier try created in this run, if any."""
-        ti, dag_run = context.get("ti"), context.get("dag_run")
-        since = getattr(dag_run, "start_date", None)
-        if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or since is None or self.refreshed:
-            return None
-        job = self.hook.find_export(body, self.account_id, since)
-        if job is not None:
-            self.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
-        return job
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         try:
@@ -421,6 +411,24 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
             "date_from": body["date_from"],
             "date_to": body["date_to"],
         }
+
+
+def earlier_try_job(
+    hook: SealmetricsHook, context: Context, body: dict[str, Any], account_id: str | None
+) -> dict[str, Any] | None:
+    """On a retry, the job of exactly ``body`` that an earlier try created in this run, if any.
+
+    A try that died between the create and recording the job id (task state, XCom) would
+    otherwise make the retry create a second job holding another concurrent-export slot.
+    """
+    ti, dag_run = context.get("ti"), context.get("dag_run")
+    since = getattr(dag_run, "start_date", None)
+    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or since is None:
+        return None
+    job = hook.find_export(body, account_id, since)
+    if job is not None:
+        hook.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
+    return job
 
 
 def wait_for_job(

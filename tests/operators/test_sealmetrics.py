@@ -341,3 +341,19 @@ def test_retry_without_a_stored_job_id_adopts_the_earlier_tries_job(sandbox_rese
     assert result["job_id"] == earlier["job_id"]
     assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
     assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+
+
+def test_create_operator_retry_adopts_the_earlier_tries_job(sandbox_reset):
+    run_start = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
+    run = type("Run", (), {"start_date": run_start})()
+    first = SealmetricsCreateExportOperator(task_id="c", export_type="microconversions").execute(context())
+    retry = {**context(), "ti": RetryTaskInstance(), "dag_run": run}
+    assert (
+        SealmetricsCreateExportOperator(task_id="c", export_type="microconversions").execute(retry) == first
+    )
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
+    first_try = {**context(), "dag_run": run}  # try 1 never adopts: a new run's first try creates
+    assert (
+        SealmetricsCreateExportOperator(task_id="c", export_type="microconversions").execute(first_try)
+        != first
+    )
