@@ -1,7 +1,8 @@
 """Sealmetrics exports by the account's local day (an account outside UTC).
 
 Sealmetrics' ``date_from``/``date_to`` are inclusive local days in the account's time zone.
-Set that zone as the connection extra ``timezone`` (here ``Europe/Madrid``) and schedule in it,
+Set that zone as the connection extra ``timezone`` (here connection ``sealmetrics_madrid`` with
+``Europe/Madrid``; the sandbox provides it) and schedule in it,
 ``CronDataIntervalTimetable("@daily", timezone="Europe/Madrid")``: each run's interval is then
 one whole local day (23 or 25 hours across a DST change) and exports exactly that day. A window
 that is not whole local days (an hourly schedule, a UTC daily timetable for a Madrid account)
@@ -43,4 +44,5 @@ with DAG(
         poll_interval=2,
         timeout=3600,
         map_index_template="{{ task.export_type }}",
+        sealmetrics_conn_id="sealmetrics_madrid",
     ).expand(export_type=["sources", "microconversions"])

@@ -22,7 +22,11 @@ CREDENTIALS: dict[str, dict[str, str]] = {
 
 
 def connection_env(base_url: str) -> dict[str, str]:
-    """AIRFLOW_CONN_* values (JSON form) so hooks using the default conn ids talk to the sandbox."""
+    """AIRFLOW_CONN_* values (JSON form) so hooks using the default conn ids talk to the sandbox.
+
+    Besides one ``*_default`` per API, ``sealmetrics_madrid`` is the Sealmetrics account with the
+    time zone extra ``Europe/Madrid``.
+    """
     base = base_url.rstrip("/")
     c = CREDENTIALS
     conns: dict[str, dict[str, object]] = {
@@ -47,5 +51,17 @@ def connection_env(base_url: str) -> dict[str, str]:
             "password": c["sealmetrics"]["api_key"],
             "extra": {"account_id": c["sealmetrics"]["account_id"]},
         },
+        # The same account read as a Madrid one (example_dags/sealmetrics_exports_local_days.py).
+        "SEALMETRICS_MADRID": {
+            "conn_type": "sealmetrics",
+            "host": base,
+            "password": c["sealmetrics"]["api_key"],
+            "extra": {"account_id": c["sealmetrics"]["account_id"], "timezone": "Europe/Madrid"},
+        },
     }
-    return {f"AIRFLOW_CONN_{name}_DEFAULT": json.dumps(value) for name, value in conns.items()}
+    return {
+        f"AIRFLOW_CONN_{name}" if name.endswith("_MADRID") else f"AIRFLOW_CONN_{name}_DEFAULT": json.dumps(
+            value
+        )
+        for name, value in conns.items()
+    }

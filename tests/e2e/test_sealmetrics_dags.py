@@ -100,10 +100,10 @@ def test_creates_that_lose_their_answer_still_give_one_job_per_export(
 
 
 def _zoned_connection(sandbox: SandboxServer, zone: str | None) -> dict[str, str]:
-    conn = json.loads(connection_env(sandbox.url)["AIRFLOW_CONN_SEALMETRICS_DEFAULT"])
-    if zone:
-        conn["extra"] = {**conn["extra"], "timezone": zone}
-    return {"AIRFLOW_CONN_SEALMETRICS_DEFAULT": json.dumps(conn)}
+    """The example DAG's ``sealmetrics_madrid`` connection with time zone ``zone`` (None: no extra)."""
+    conn = json.loads(connection_env(sandbox.url)["AIRFLOW_CONN_SEALMETRICS_MADRID"])
+    conn["extra"] = {"account_id": conn["extra"]["account_id"], **({"timezone": zone} if zone else {})}
+    return {"AIRFLOW_CONN_SEALMETRICS_MADRID": json.dumps(conn)}
 
 
 def test_daily_runs_in_the_account_zone_tile_its_local_days(

@@ -88,8 +88,12 @@ def test_log_records_the_query_string_as_sent(sbx: SandboxServer, http: requests
 def test_connection_env_shape() -> None:
     env = connection_env("http://127.0.0.1:9")
     assert sorted(env) == sorted(
-        f"AIRFLOW_CONN_{n}_DEFAULT" for n in ("BROWSEE", "BRAZE", "OPENPANEL", "PEER5", "SEALMETRICS")
+        [
+            *(f"AIRFLOW_CONN_{n}_DEFAULT" for n in ("BROWSEE", "BRAZE", "OPENPANEL", "PEER5", "SEALMETRICS")),
+            "AIRFLOW_CONN_SEALMETRICS_MADRID",
+        ]
     )
+    assert json.loads(env["AIRFLOW_CONN_SEALMETRICS_MADRID"])["extra"]["timezone"] == "Europe/Madrid"
     browsee = json.loads(env["AIRFLOW_CONN_BROWSEE_DEFAULT"])
     assert browsee == {
         "conn_type": "browsee",
@@ -111,10 +115,10 @@ def test_cli_prints_env_and_listens() -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline().strip() for _ in range(6)]
-        assert all(line.startswith("export AIRFLOW_CONN_") for line in lines[:5])
-        assert lines[5].startswith("Sandbox listening on http://127.0.0.1:")
-        url = lines[5].rsplit(" ", 1)[1]
+        lines = [proc.stdout.readline().strip() for _ in range(7)]
+        assert all(line.startswith("export AIRFLOW_CONN_") for line in lines[:6])
+        assert lines[6].startswith("Sandbox listening on http://127.0.0.1:")
+        url = lines[6].rsplit(" ", 1)[1]
         assert not url.endswith(":0")
         assert requests.get(url + "/_sandbox/requests", timeout=5).status_code == 200
     finally:
