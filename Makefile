@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 # Two workers (the CI machine has 2 cores); a test module stays on one worker, which keeps its
 # module-scoped fixtures (an Airflow home, a sandbox) to itself.
 PYTEST_ARGS ?= -n 2 --dist loadfile
@@ -19,8 +19,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test]"
+# The provider and, beside it, the sandbox distribution (tests, demo, benchmarks): both editable.
+$(STAMP): pyproject.toml sandbox/pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test]" -e ./sandbox
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -46,14 +47,14 @@ redis-server:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 demo: install
-	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output
+	$(BIN)/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output
 
 bench: install
 	$(BIN)/python -m benchmarks.run
 
-# Serves on sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
+# Serves on sandbox/analytics_export_sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
 sandbox: install
-	$(BIN)/python -m airflow_provider_analytics_export.sandbox
+	$(BIN)/python -m analytics_export_sandbox
 
 clean:
 	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS
-from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.credentials import CREDENTIALS
+from analytics_export_sandbox.data import sealmetrics_file_chunks
 
 DAY = "2024-03-10"
 #: `airflow dags test` infers the daily interval that ends at the logical date.

@@ -6,8 +6,8 @@ import asyncio
 import importlib
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
-from airflow_provider_analytics_export.sandbox.sealmetrics import FAIL_MESSAGE
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
+from analytics_export_sandbox.sealmetrics import FAIL_MESSAGE
 
 DAY = "2025-01-10"
 

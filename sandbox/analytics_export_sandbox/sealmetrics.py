@@ -23,7 +23,7 @@ from .data import (
     sealmetrics_file_size,
     sealmetrics_row_count,
 )
-from .server import ApiError, Request, Response, json_response
+from .server import ErrorResponse, Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -84,17 +84,17 @@ def _detail(loc: list[Any], msg: str, typ: str) -> dict[str, Any]:
 
 def _auth(req: Request) -> None:
     if req.headers.get("X-API-Key") != CREDENTIALS["sealmetrics"]["api_key"]:
-        raise ApiError(401, {"detail": "Invalid API key"})
+        raise ErrorResponse(401, {"detail": "Invalid API key"})
 
 
 def _site(req: Request) -> str:
     site = req.q("site_id")
     if not site:
-        raise ApiError(
+        raise ErrorResponse(
             422, {"detail": [_detail(["query", "site_id"], "field required", "value_error.missing")]}
         )
     if site not in SEALMETRICS_SITES:
-        raise ApiError(404, {"detail": "Site not found"})
+        raise ErrorResponse(404, {"detail": "Site not found"})
     return site
 
 
@@ -119,7 +119,9 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise ApiError(422, {"detail": [_detail(["body"], "value is not a valid dict", "type_error.dict")]})
+        raise ErrorResponse(
+            422, {"detail": [_detail(["body"], "value is not a valid dict", "type_error.dict")]}
+        )
     errors: list[dict[str, Any]] = []
     export_type = body.get("export_type")
     if export_type is None:
@@ -160,7 +162,7 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
     if d_from is not None and d_to is not None and d_from > d_to:
         errors.append(_detail(["body", "date_to"], "date_to must be on or after date_from", "value_error"))
     if errors:
-        raise ApiError(422, {"detail": errors})
+        raise ErrorResponse(422, {"detail": errors})
     assert d_from is not None and d_to is not None
     params = {
         "site_id": site,
@@ -172,7 +174,7 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
     rows = sealmetrics_row_count(config, site, export_type, d_from, d_to, filters)
     max_rows = config.sealmetrics_max_rows
     if max_rows is not None and rows > max_rows:
-        raise ApiError(
+        raise ErrorResponse(
             422,
             {
                 "detail": [
@@ -284,7 +286,7 @@ def handle(sbx: SandboxServer, req: Request) -> Response:
     path, method = req.path, req.method
     if path.startswith(PREFIX + "/download/"):
         if method != "GET":
-            raise ApiError(405, {"detail": "Method Not Allowed"})
+            raise ErrorResponse(405, {"detail": "Method Not Allowed"})
         return _download(sbx, path[len(PREFIX + "/download/") :])
     _auth(req)
     if path == PREFIX:
@@ -312,8 +314,8 @@ def handle(sbx: SandboxServer, req: Request) -> Response:
                 st["tokens"].pop(job.token, None)
             return Response(204)
     else:
-        raise ApiError(404, {"detail": "Not Found"})
-    raise ApiError(405, {"detail": "Method Not Allowed"})
+        raise ErrorResponse(404, {"detail": "Not Found"})
+    raise ErrorResponse(405, {"detail": "Method Not Allowed"})
 
 
 def _find(sbx: SandboxServer, req: Request, job_id: str) -> Job:
@@ -321,7 +323,7 @@ def _find(sbx: SandboxServer, req: Request, job_id: str) -> Job:
     with sbx.lock:
         job = sbx.state["sealmetrics"]["jobs"].get(job_id)
     if job is None or job.params["site_id"] != site:
-        raise ApiError(404, {"detail": "Export not found"})
+        raise ErrorResponse(404, {"detail": "Export not found"})
     return job
 
 
@@ -340,7 +342,7 @@ def _create(sbx: SandboxServer, req: Request) -> Response:
             cap = int(config.sealmetrics_max_concurrent)
             if len(running) >= cap:
                 retry = max(1, math.ceil(min(j.created + j.delay for j in running) - now))
-                raise ApiError(
+                raise ErrorResponse(
                     429,
                     {"detail": f"Concurrent export limit reached ({cap} running). Retry later."},
                     {"Retry-After": str(retry)},
@@ -409,7 +411,7 @@ def _list(sbx: SandboxServer, req: Request) -> Response:
             _detail(["query", "include_expired"], "value could not be parsed to a boolean", "type_error.bool")
         )
     if errors:
-        raise ApiError(422, {"detail": errors})
+        raise ErrorResponse(422, {"detail": errors})
     include_expired = inc_raw in ("true", "1", "yes")
     now = time.time()
     with sbx.lock:
@@ -445,7 +447,7 @@ def _stream(sbx: SandboxServer, req: Request) -> Response:
     config = copy.deepcopy(sbx.config)
     params, fmt, rows = validate_body(req, site, config)
     if rows >= BACKGROUND_THRESHOLD:
-        raise ApiError(
+        raise ErrorResponse(
             413,
             {
                 "detail": f"Export too large for streaming ({rows:,} rows). "
@@ -459,10 +461,10 @@ def _download(sbx: SandboxServer, token: str) -> Response:
     with sbx.lock:
         job = sbx.state["sealmetrics"]["tokens"].get(token)
     if job is None:
-        raise ApiError(404, {"detail": "Download link not found"})
+        raise ErrorResponse(404, {"detail": "Download link not found"})
     status, _ = job.phase(time.time(), float(sbx.config.sealmetrics_link_ttl))
     if status == "expired":
-        raise ApiError(410, {"detail": "Download link expired"})
+        raise ErrorResponse(410, {"detail": "Download link expired"})
     if status != "completed":
-        raise ApiError(404, {"detail": "Download link not found"})
+        raise ErrorResponse(404, {"detail": "Download link not found"})
     return _file_response(job.data_config, job.params, job.fmt, _job_size(job))
