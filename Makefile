@@ -37,9 +37,10 @@ test: lint typecheck redis-server
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pythons
 
-# .venv-3.10 (Airflow $(FLOOR_AIRFLOW)) and .venv-3.13 (newest Airflow): the unit suite on each.
+# .venv-3.10 (Airflow $(FLOOR_AIRFLOW), the provider from its built wheel) and .venv-3.13 (newest
+# Airflow, editable): the unit suite on each.
 test-pythons: install
-	bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW) $(HIGHEST_PYTHON)=newest
+	bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW)=wheel $(HIGHEST_PYTHON)=newest
 
 # The shared-limit tests start a real Redis (Debian's redis-server); CI runs as root on a clean machine.
 redis-server:
