@@ -58,4 +58,4 @@ sandbox: install
 	$(BIN)/python -m analytics_export_sandbox
 
 clean:
-	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache build *.egg-info sandbox/build sandbox/*.egg-info
