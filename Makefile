@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 # Two workers (the CI machine has 2 cores); a test module stays on one worker, which keeps its
 # module-scoped fixtures (an Airflow home, a sandbox) to itself.
 PYTEST_ARGS ?= -n 2 --dist loadfile
@@ -19,8 +19,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test]"
+# The provider and, beside it, the sandbox distribution (tests, demo, benchmarks): both editable.
+$(STAMP): pyproject.toml sandbox/pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test]" -e ./sandbox
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
@@ -36,9 +37,10 @@ test: lint typecheck redis-server
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pythons
 
-# .venv-3.10 (Airflow $(FLOOR_AIRFLOW)) and .venv-3.13 (newest Airflow): the unit suite on each.
+# .venv-3.10 (Airflow $(FLOOR_AIRFLOW), the provider from its built wheel) and .venv-3.13 (newest
+# Airflow, editable): the unit suite on each.
 test-pythons: install
-	bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW) $(HIGHEST_PYTHON)=newest
+	bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW)=wheel $(HIGHEST_PYTHON)=newest
 
 # The shared-limit tests start a real Redis (Debian's redis-server); CI runs as root on a clean machine.
 redis-server:
@@ -46,14 +48,14 @@ redis-server:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 demo: install
-	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output
+	$(BIN)/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output
 
 bench: install
 	$(BIN)/python -m benchmarks.run
 
-# Serves on sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
+# Serves on sandbox/analytics_export_sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
 sandbox: install
-	$(BIN)/python -m airflow_provider_analytics_export.sandbox
+	$(BIN)/python -m analytics_export_sandbox
 
 clean:
-	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-* demo-output .pytest_cache .ruff_cache .mypy_cache build *.egg-info sandbox/build sandbox/*.egg-info

@@ -41,12 +41,12 @@ MAX_RSS_GROWTH_MB = 30.0
 # -- the sandbox in its own process --------------------------------------------------------------
 @contextlib.contextmanager
 def sandbox_process() -> Iterator[str]:
-    """Start ``python -m airflow_provider_analytics_export.sandbox`` on a free port; yield its URL.
+    """Start ``python -m analytics_export_sandbox`` on a free port; yield its URL.
 
     A separate process keeps the server's CPU and memory out of the measured client's numbers.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_analytics_export.sandbox", "--port", "0"],
+        [sys.executable, "-m", "analytics_export_sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -76,7 +76,7 @@ def configure_sandbox(url: str, **config: Any) -> None:
 
 def sandbox_env(url: str) -> dict[str, str]:
     """Connections for the child processes: the sandbox's ``*_default`` ones plus an ``http`` one."""
-    from airflow_provider_analytics_export.sandbox import connection_env
+    from analytics_export_sandbox import connection_env
 
     host, port = url.removeprefix("http://").rsplit(":", 1)
     http_conn = {"conn_type": "http", "host": host, "port": int(port), "schema": "http"}
@@ -85,7 +85,7 @@ def sandbox_env(url: str) -> dict[str, str]:
 
 # -- the cases (run inside the child process) ----------------------------------------------------
 def _credentials() -> dict[str, str]:
-    from airflow_provider_analytics_export.sandbox import CREDENTIALS
+    from analytics_export_sandbox import CREDENTIALS
 
     creds = CREDENTIALS["openpanel"]
     return {"openpanel-client-id": creds["client_id"], "openpanel-client-secret": creds["client_secret"]}

@@ -94,10 +94,10 @@ def bench_slot(redis_url: str, count: int) -> dict[str, dict[str, float]]:
 
 def bench_request(redis_url: str, count: int) -> dict[str, dict[str, float]]:
     from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
-    from airflow_provider_analytics_export.sandbox import connection_env
+    from analytics_export_sandbox import connection_env
 
     port = _free_port()
-    sandbox = [sys.executable, "-m", "airflow_provider_analytics_export.sandbox", "--port", str(port)]
+    sandbox = [sys.executable, "-m", "analytics_export_sandbox", "--port", str(port)]
     out = {}
     with _process(sandbox, port):
         base = json.loads(connection_env(f"http://127.0.0.1:{port}")["AIRFLOW_CONN_BROWSEE_DEFAULT"])

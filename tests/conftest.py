@@ -17,7 +17,7 @@ import pytest
 from tests.scripted_server import ScriptedServer
 
 if TYPE_CHECKING:
-    from airflow_provider_analytics_export.sandbox import SandboxServer
+    from analytics_export_sandbox import SandboxServer
 
 
 def _free_port() -> int:
@@ -29,7 +29,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
     """One sandbox for the session; every *_default connection points at it."""
-    from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+    from analytics_export_sandbox import SandboxServer, connection_env
 
     server = SandboxServer().start()
     previous = {key: os.environ.get(key) for key in connection_env(server.url)}
@@ -49,7 +49,7 @@ def sandbox_reset(sandbox: SandboxServer) -> Iterator[SandboxServer]:
 
     Defaults, not "whatever the previous test left": test order varies (e.g. under xdist).
     """
-    from airflow_provider_analytics_export.sandbox import SandboxConfig
+    from analytics_export_sandbox import SandboxConfig
 
     defaults = SandboxConfig().to_dict()
     sandbox.config.update(defaults)

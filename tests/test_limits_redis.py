@@ -21,7 +21,7 @@ from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.limits import RateLimitHeaders, RequestLimit
 from airflow_provider_analytics_export.limits_redis import LimitBackendError, RedisLimit
-from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+from analytics_export_sandbox import SandboxServer, connection_env
 from tests.conftest import _free_port
 from tests.test_import_cost import parse_time_modules
 

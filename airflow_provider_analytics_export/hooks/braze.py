@@ -119,7 +119,7 @@ class BrazeHook(AnalyticsApiHook):
         the workspace time zone; a time with ``Z`` or an offset is that instant.
         """
         try:
-            parsed = dt.datetime.fromisoformat(str(time).strip())
+            parsed = dt.datetime.fromisoformat(str(time).strip().replace("Z", "+00:00"))  # 3.10: no "Z"
         except ValueError:
             raise ExportIntegrityError(
                 f"Braze returned point time={time!r}, which is not an ISO-8601 date or time."

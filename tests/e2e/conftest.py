@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.airflow_runner import AirflowRunner
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
-from airflow_provider_analytics_export.sandbox.data import braze_window
+from analytics_export_sandbox import SandboxServer, connection_env
+from analytics_export_sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox.data import braze_window
 
 UTC = dt.timezone.utc
 

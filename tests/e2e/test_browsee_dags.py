@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from airflow_provider_analytics_export.hooks.browsee import SELECT_FIELDS
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import browsee_sessions
 from airflow_provider_analytics_export.writer import encode_value
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import browsee_sessions
 
 UTC = dt.timezone.utc
 CSV_FIELDS = ["userId", "timestamp", "duration", "activeTime", "pageCount", "country", "device"]

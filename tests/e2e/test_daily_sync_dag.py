@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS
-from airflow_provider_analytics_export.sandbox.data import (
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.credentials import CREDENTIALS
+from analytics_export_sandbox.data import (
     braze_window,
     browsee_sessions,
     openpanel_events,

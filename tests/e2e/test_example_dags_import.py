@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox.airflow_runner import AirflowRunner
 
 from .conftest import EXAMPLE_DAGS
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from analytics_export_sandbox import SandboxServer
 
 
 def test_complete_events_carry_the_written_files_and_their_real_counts(

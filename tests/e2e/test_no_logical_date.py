@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.airflow_runner import AirflowRunner
 
 RUN_WITHOUT_LOGICAL_DATE = """
 import json, os, sys

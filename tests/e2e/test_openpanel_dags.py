@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
-from airflow_provider_analytics_export.sandbox.data import openpanel_chart, openpanel_events
 from airflow_provider_analytics_export.writer import encode_value
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
+from analytics_export_sandbox.data import openpanel_chart, openpanel_events
 
 UTC = dt.timezone.utc
 

@@ -10,9 +10,9 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
-from airflow_provider_analytics_export.sandbox.data import peer5_csv, peer5_rows
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox.data import peer5_csv, peer5_rows
 
 UTC = dt.timezone.utc
 HOUR = dt.timedelta(hours=1)

@@ -6,8 +6,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
-from airflow_provider_analytics_export.sandbox.data import openpanel_events
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
+from analytics_export_sandbox.data import openpanel_events
 
 
 def app_connection(sandbox: SandboxServer) -> str:

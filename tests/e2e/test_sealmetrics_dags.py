@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
-from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS
-from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks
+from analytics_export_sandbox import SandboxServer, connection_env
+from analytics_export_sandbox.credentials import CREDENTIALS
+from analytics_export_sandbox.data import sealmetrics_file_chunks
 
 DAY = "2024-03-10"
 #: `airflow dags test` infers the daily interval that ends at the logical date.

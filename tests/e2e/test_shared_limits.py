@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
-from airflow_provider_analytics_export.sandbox.data import browsee_sessions, openpanel_events
+from analytics_export_sandbox import SandboxServer, connection_env
+from analytics_export_sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox.data import browsee_sessions, openpanel_events
 from tests.conftest import _free_port, _wait_for_port
 from tests.e2e.shared_limits_dags.shared_limits import BROWSEE_DAYS, OPENPANEL_DAY, OPENPANEL_PROJECTS
 

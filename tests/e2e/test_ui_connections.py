@@ -26,9 +26,9 @@ import pytest
 import requests
 
 from airflow_provider_analytics_export import get_provider_info
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
-from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS, connection_env
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox.credentials import CREDENTIALS, connection_env
 
 from .conftest import EXAMPLE_DAGS
 from .test_daily_sync_dag import DAY, assert_every_api_landed

@@ -12,8 +12,8 @@ import pytest
 
 from airflow_provider_analytics_export.exceptions import AuthenticationError, ExportIntegrityError
 from airflow_provider_analytics_export.hooks.braze import BrazeHook
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
-from airflow_provider_analytics_export.sandbox.data import braze_series, braze_window
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
+from analytics_export_sandbox.data import braze_series, braze_window
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

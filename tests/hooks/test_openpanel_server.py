@@ -22,8 +22,8 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     chart_rows,
     query_literal,
 )
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
-from airflow_provider_analytics_export.sandbox.data import openpanel_chart, openpanel_events
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
+from analytics_export_sandbox.data import openpanel_chart, openpanel_events
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

@@ -12,8 +12,8 @@ import pytest
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import peer5_csv, peer5_rows
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import peer5_csv, peer5_rows
 from tests.scripted_server import Reply
 
 UTC = dt.timezone.utc

@@ -25,8 +25,8 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     SealmetricsHook,
     export_body,
 )
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import sealmetrics_file_chunks
 from tests.scripted_server import Reply, ScriptedServer
 
 SITE = "demo-site"

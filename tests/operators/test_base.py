@@ -14,7 +14,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_analytics_export.operators.base import closing_line, display_uri
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
-from airflow_provider_analytics_export.sandbox.credentials import CREDENTIALS
+from analytics_export_sandbox.credentials import CREDENTIALS
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)

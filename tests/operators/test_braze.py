@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import braze_window
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import braze_window
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

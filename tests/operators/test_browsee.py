@@ -13,8 +13,8 @@ import pytest
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.browsee import SELECT_FIELDS
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
-from airflow_provider_analytics_export.sandbox.data import browsee_sessions
 from airflow_provider_analytics_export.writer import encode_value
+from analytics_export_sandbox.data import browsee_sessions
 from tests.scripted_server import Reply
 
 UTC = dt.timezone.utc

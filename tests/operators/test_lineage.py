@@ -17,7 +17,7 @@ from airflow_provider_analytics_export.operators.openpanel import (
 )
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsExportOperator
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from analytics_export_sandbox import SandboxServer
 
 PACKAGE = Path(__file__).resolve().parents[2] / "airflow_provider_analytics_export"
 

@@ -18,8 +18,8 @@ from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
 )
-from airflow_provider_analytics_export.sandbox.data import openpanel_chart, openpanel_events
 from airflow_provider_analytics_export.writer import encode_value
+from analytics_export_sandbox.data import openpanel_chart, openpanel_events
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)

@@ -13,8 +13,8 @@ import pytest
 
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import peer5_csv, peer5_rows
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import peer5_csv, peer5_rows
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=UTC)

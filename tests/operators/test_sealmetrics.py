@@ -22,8 +22,8 @@ from airflow_provider_analytics_export.operators.sealmetrics import (
     SealmetricsDownloadExportOperator,
     SealmetricsExportOperator,
 )
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import sealmetrics_file_chunks
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

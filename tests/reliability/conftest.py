@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+from analytics_export_sandbox import SandboxServer, connection_env
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

@@ -22,7 +22,7 @@ from airflow_provider_analytics_export.operators.sealmetrics import (
     SealmetricsCreateExportOperator,
     SealmetricsExportOperator,
 )
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from analytics_export_sandbox import SandboxServer
 from tests.reliability.conftest import UTC, day, run_context
 
 DEST = "file:///tmp/reliability-bad-input"

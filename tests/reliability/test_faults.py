@@ -32,9 +32,9 @@ from airflow_provider_analytics_export.operators.sealmetrics import (
     SealmetricsExportOperator,
     wait_for_job,
 )
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.config import FAULT_KINDS
-from airflow_provider_analytics_export.sandbox.server import FaultInjector
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.config import FAULT_KINDS
+from analytics_export_sandbox.server import FaultInjector
 from tests.reliability.conftest import UTC, day, read_rows, run_context
 
 FAULT_RATE = 0.10

@@ -23,7 +23,7 @@ import pytest
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
 from airflow_provider_analytics_export.operators.sealmetrics import wait_for_job
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from analytics_export_sandbox import SandboxServer
 from tests.reliability.conftest import UTC, day, leftover_partials, sandbox_env
 from tests.reliability.export_worker import main as run_in_process
 

@@ -27,7 +27,7 @@ from airflow_provider_analytics_export.operators.sealmetrics import (
     SealmetricsDownloadExportOperator,
     SealmetricsExportOperator,
 )
-from airflow_provider_analytics_export.sandbox import CREDENTIALS
+from analytics_export_sandbox import CREDENTIALS
 from tests.reliability.conftest import day, run_context
 from tests.scripted_server import Reply, ScriptedServer
 

@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
-from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
+from analytics_export_sandbox.airflow_runner import AirflowRunner
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 #: DAGs that only run when another DAG's asset event triggers them (not runnable alone).

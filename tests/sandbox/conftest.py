@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxConfig, SandboxServer
+from analytics_export_sandbox import CREDENTIALS, SandboxConfig, SandboxServer
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 
 import requests
 
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer, connection_env
+from analytics_export_sandbox import CREDENTIALS, SandboxServer, connection_env
 
 from .conftest import BROWSEE_AUTH
 
@@ -109,7 +109,7 @@ def test_connection_env_shape() -> None:
 
 def test_cli_prints_env_and_listens() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_analytics_export.sandbox", "--port", "0"],
+        [sys.executable, "-m", "analytics_export_sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

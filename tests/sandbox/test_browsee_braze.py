@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import braze_sessions, browsee_sessions
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import braze_sessions, browsee_sessions
 
 from .conftest import BRAZE_HEADERS, BROWSEE_AUTH
 

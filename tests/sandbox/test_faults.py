@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from analytics_export_sandbox import SandboxServer
 
 from .conftest import BRAZE_HEADERS, SEAL_HEADERS
 from .test_sealmetrics import LARGE, SMALL

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from airflow_provider_analytics_export.sandbox.__main__ import DEFAULT_PORT, build_parser
+from analytics_export_sandbox.__main__ import DEFAULT_PORT, build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,4 +31,4 @@ def test_make_sandbox_uses_the_modules_default_port():
         check=True,
     )
     command = recipe.stdout.strip().splitlines()[-1]
-    assert command.endswith("-m airflow_provider_analytics_export.sandbox"), command  # no --port 8080
+    assert command.endswith("-m analytics_export_sandbox"), command  # no --port 8080

@@ -7,8 +7,8 @@ import time
 
 import requests
 
-from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
-from airflow_provider_analytics_export.sandbox.data import (
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
+from analytics_export_sandbox.data import (
     OPENPANEL_DEFAULT_FIELDS,
     openpanel_events,
     openpanel_select,

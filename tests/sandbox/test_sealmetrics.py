@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import sealmetrics_file_chunks, sealmetrics_row_count
+from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.data import sealmetrics_file_chunks, sealmetrics_row_count
 
 from .conftest import SEAL_HEADERS
 

@@ -10,9 +10,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
-from airflow_provider_analytics_export.sandbox.sealmetrics import FAIL_MESSAGE
 from airflow_provider_analytics_export.sensors.sealmetrics import SealmetricsExportSensor
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
+from analytics_export_sandbox.sealmetrics import FAIL_MESSAGE
 
 DAY = "2025-01-10"
 

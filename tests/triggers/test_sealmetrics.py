@@ -7,8 +7,8 @@ import importlib
 import re
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
-from airflow_provider_analytics_export.sandbox.sealmetrics import FAIL_MESSAGE
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
+from analytics_export_sandbox.sealmetrics import FAIL_MESSAGE
 
 DAY = "2025-01-10"
 

@@ -58,7 +58,8 @@ def print_report(output: Path, results: dict[str, tuple[bool, float]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", default="demo-output", help="folder the example DAGs write into")
-    parser.add_argument("--dags-folder", default="example_dags")
+    # Required: the example DAGs live in the repository, not in any installed distribution.
+    parser.add_argument("--dags-folder", required=True, help="folder of DAG files to run")
     parser.add_argument("--dag", action="append", help="run only these DAG ids (repeatable)")
     args = parser.parse_args(argv)
 

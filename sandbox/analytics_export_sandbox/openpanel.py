@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .credentials import CREDENTIALS
 from .data import OPENPANEL_PROJECTS, openpanel_chart, openpanel_page
-from .server import ApiError, Request, Response, json_response
+from .server import ErrorResponse, Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -122,18 +122,20 @@ def _rate_limit(sbx: SandboxServer, req: Request) -> None:
     count, left = _count(sbx, req)
     if count > limit:
         body = {"status": 429, "error": "Too Many Requests", "message": _RATE_MESSAGE}
-        raise ApiError(429, body, {"retry-after": str(max(1, math.ceil(left)))})
+        raise ErrorResponse(429, body, {"retry-after": str(max(1, math.ceil(left)))})
 
 
 # -- errors, auth, query parsing ---------------------------------------------------------------------
-def _http_error(status: int, message: str) -> ApiError:
+def _http_error(status: int, message: str) -> ErrorResponse:
     """``HttpError`` through the app's error handler: ``error`` is undefined, so absent."""
-    return ApiError(status, {"status": status, "message": message})
+    return ErrorResponse(status, {"status": status, "message": message})
 
 
-def _invalid(path: str, message: str) -> ApiError:
+def _invalid(path: str, message: str) -> ErrorResponse:
     """A zod validation failure as Fastify reports it (FST_ERR_VALIDATION)."""
-    return ApiError(400, {"status": 400, "error": "FastifyError", "message": f"querystring/{path} {message}"})
+    return ErrorResponse(
+        400, {"status": 400, "error": "FastifyError", "message": f"querystring/{path} {message}"}
+    )
 
 
 def _client(req: Request) -> dict[str, Any]:
@@ -146,8 +148,8 @@ def _client(req: Request) -> dict[str, Any]:
         creds["read_client_id"]: (creds["read_client_secret"], creds["project_id"]),
     }
 
-    def unauthorized(message: str) -> ApiError:
-        return ApiError(401, {"error": "Unauthorized", "message": f"Export: {message}"})
+    def unauthorized(message: str) -> ErrorResponse:
+        return ErrorResponse(401, {"error": "Unauthorized", "message": f"Export: {message}"})
 
     if not _UUID.match(client_id):
         raise unauthorized("Client ID must be a valid UUIDv4")
@@ -244,20 +246,24 @@ def _js_date(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(500, {"status": 500, "error": "RangeError", "message": "Invalid time value"}) from None
+        raise ErrorResponse(
+            500, {"status": 500, "error": "RangeError", "message": "Invalid time value"}
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def handle(sbx: SandboxServer, req: Request) -> Response:
     _rate_limit(sbx, req)
     if req.method != "GET":
-        raise ApiError(404, {"message": f"Route {req.method}:{req.path} not found", "error": "Not Found"})
+        raise ErrorResponse(
+            404, {"message": f"Route {req.method}:{req.path} not found", "error": "Not Found"}
+        )
     client = _client(req)
     if req.path == "/export/events":
         return _events(sbx, req, client)
     if req.path == "/export/charts":
         return _charts(sbx, req, client)
-    raise ApiError(
+    raise ErrorResponse(
         404, {"message": f"Route GET:{req.path} not found", "error": "Not Found", "statusCode": 404}
     )
 
@@ -343,7 +349,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ApiError(
+        raise ErrorResponse(
             500, {"status": 500, "error": "Error", "message": f"Invalid time zone {name}"}
         ) from None
 

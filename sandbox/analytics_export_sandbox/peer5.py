@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import CREDENTIALS
 from .data import DAY_MS, PEER5_DIMENSION_VALUES, PEER5_INTERVALS_MS, PEER5_METRICS, peer5_csv, peer5_rows
-from .server import ApiError, Request, Response, json_response
+from .server import ErrorResponse, Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -30,8 +30,8 @@ RANGE_LIMITS: dict[str, tuple[int | None, int | None]] = {
 FILTER_KEYS = tuple(PEER5_DIMENSION_VALUES)
 
 
-def _bad(message: str) -> ApiError:
-    return ApiError(400, {"error": True, "message": message})
+def _bad(message: str) -> ErrorResponse:
+    return ErrorResponse(400, {"error": True, "message": message})
 
 
 def new_state() -> dict[str, Any]:
@@ -51,7 +51,7 @@ def guard(sbx: SandboxServer, req: Request) -> None:
         sent.append(now)
         crossed = len(sent) > limit
     if crossed:
-        raise ApiError(429, {"error": True, "message": "Too many requests, please slow down"})
+        raise ErrorResponse(429, {"error": True, "message": "Too many requests, please slow down"})
 
 
 def _timestamp(body: dict[str, Any], name: str) -> int:
@@ -125,9 +125,9 @@ def validate(body: Any, now_ms: int) -> dict[str, Any]:
 
 def handle(sbx: SandboxServer, req: Request) -> Response:
     if req.method != "POST":
-        raise ApiError(405, {"error": True, "message": "Method not allowed"})
+        raise ErrorResponse(405, {"error": True, "message": "Method not allowed"})
     if req.headers.get("X-Auth-Token") != CREDENTIALS["peer5"]["token"]:
-        raise ApiError(401, {"error": True, "message": "Invalid auth token"})
+        raise ErrorResponse(401, {"error": True, "message": "Invalid auth token"})
     fmt = req.q("format") or "json"
     if fmt not in ("json", "csv"):
         raise _bad("'format' must be 'json' or 'csv'")

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from .config import FAULT_KINDS, SandboxConfig
 
 
-class ApiError(Exception):
+class ErrorResponse(Exception):
     """Raised by handlers to answer with a documented error status/body."""
 
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None, overlap: bool = False):
@@ -306,14 +306,14 @@ class _Handler(BaseHTTPRequestHandler):
                         503: "Service Unavailable",
                         429: "Too Many Requests",
                     }[status]
-                    raise ApiError(
+                    raise ErrorResponse(
                         status, error_body(api, status, f"{msg} (sandbox fault injection)"), headers
                     )
                 latency = config.latency_ms.get(api, 0)
                 if latency:
                     time.sleep(latency / 1000)
                 resp = module.handle(sbx, req)
-            except ApiError as err:
+            except ErrorResponse as err:
                 entry["overlap"] = err.overlap
                 resp = json_response(err.status, err.body, err.headers)
             except Exception as exc:  # noqa: BLE001 - a sandbox bug must still answer with a 500

@@ -32,7 +32,7 @@ from .data import (
     sealmetrics_file_size,
     sealmetrics_row_count,
 )
-from .server import ApiError, Request, Response, json_response
+from .server import ErrorResponse, Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -117,12 +117,12 @@ def envelope(code: str, message: str, detail: Any = None) -> dict[str, Any]:
 
 def error(
     status: int, code: str, message: str, detail: Any = None, headers: dict[str, str] | None = None
-) -> ApiError:
+) -> ErrorResponse:
     body = envelope(code, message, detail)
-    return ApiError(status, body, {"X-Request-ID": body["request_id"], **(headers or {})})
+    return ErrorResponse(status, body, {"X-Request-ID": body["request_id"], **(headers or {})})
 
 
-def invalid(errors: list[dict[str, Any]]) -> ApiError:
+def invalid(errors: list[dict[str, Any]]) -> ErrorResponse:
     return error(422, "validation_error", "Request validation failed", errors)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import CREDENTIALS
 from .data import BROWSEE_FIELDS, BROWSEE_SEGMENTS, browsee_page
-from .server import ApiError, Request, Response, json_response
+from .server import ErrorResponse, Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 ONE_OPEN_MESSAGE = "Only one open request allowed. Wait for the previous response."
 
 
-def _fail(message: str, status: int = 400) -> ApiError:
+def _fail(message: str, status: int = 400) -> ErrorResponse:
     kind = "unauthorized" if status == 401 else "failure"
-    return ApiError(status, {"status": kind, "message": {"error": message}})
+    return ErrorResponse(status, {"status": kind, "message": {"error": message}})
 
 
 def new_state() -> dict[str, Any]:
@@ -36,7 +36,9 @@ def guard(sbx: SandboxServer, req: Request) -> Callable[[], None] | None:
     with sbx.lock:
         in_flight: dict[str, int] = sbx.state["browsee"]["in_flight"]
         if in_flight.get(key):
-            raise ApiError(429, {"status": "failure", "message": {"error": ONE_OPEN_MESSAGE}}, overlap=True)
+            raise ErrorResponse(
+                429, {"status": "failure", "message": {"error": ONE_OPEN_MESSAGE}}, overlap=True
+            )
         in_flight[key] = 1
 
     def release() -> None:

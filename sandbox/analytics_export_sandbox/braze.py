@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials import CREDENTIALS
 from .data import braze_series
-from .server import ApiError, Request, Response, json_response
+from .server import ErrorResponse, Request, Response, json_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -40,7 +40,7 @@ def guard(sbx: SandboxServer, req: Request) -> None:
         limit, used, _ = _pool(sbx)
         sbx.state["braze"]["used"] = used + 1
     if used >= limit:
-        raise ApiError(429, {"message": "API rate limit exceeded", "errors": []})
+        raise ErrorResponse(429, {"message": "API rate limit exceeded", "errors": []})
 
 
 def extra_headers(sbx: SandboxServer, req: Request) -> dict[str, str]:
@@ -72,28 +72,28 @@ def parse_ending_at(raw: str) -> datetime:
 
 def handle(sbx: SandboxServer, req: Request) -> Response:
     if req.method != "GET":
-        raise ApiError(405, {"message": "Method not allowed"})
+        raise ErrorResponse(405, {"message": "Method not allowed"})
     auth = req.headers.get("Authorization") or ""
     if not auth.startswith("Bearer ") or auth[7:].strip() != CREDENTIALS["braze"]["api_key"]:
-        raise ApiError(401, {"message": "Invalid API key"})
+        raise ErrorResponse(401, {"message": "Invalid API key"})
     raw_length = req.q("length")
     if raw_length is None:
-        raise ApiError(400, {"message": "Missing required parameter 'length'"})
+        raise ErrorResponse(400, {"message": "Missing required parameter 'length'"})
     try:
         length = int(raw_length)
     except ValueError:
-        raise ApiError(400, {"message": "'length' must be an integer between 1 and 100"}) from None
+        raise ErrorResponse(400, {"message": "'length' must be an integer between 1 and 100"}) from None
     if not 1 <= length <= 100:
-        raise ApiError(400, {"message": "'length' must be an integer between 1 and 100"})
+        raise ErrorResponse(400, {"message": "'length' must be an integer between 1 and 100"})
     unit = req.q("unit") or "day"
     if unit not in ("day", "hour"):
-        raise ApiError(400, {"message": "'unit' must be either 'day' or 'hour'"})
+        raise ErrorResponse(400, {"message": "'unit' must be either 'day' or 'hour'"})
     raw_end = req.q("ending_at")
     if raw_end:
         try:
             ending_at = parse_ending_at(raw_end)
         except ValueError:
-            raise ApiError(400, {"message": "'ending_at' must be an ISO-8601 datetime"}) from None
+            raise ErrorResponse(400, {"message": "'ending_at' must be an ISO-8601 datetime"}) from None
     else:
         ending_at = datetime.fromtimestamp(sbx.config.clock(), tz=timezone.utc)
     data = braze_series(

@@ -1,4 +1,4 @@
-"""``python -m airflow_provider_analytics_export.sandbox``: run the sandbox until SIGINT/SIGTERM."""
+"""``python -m analytics_export_sandbox``: run the sandbox until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ DEFAULT_PORT = 8765
 def build_parser() -> argparse.ArgumentParser:
     """The command line (also read by tests: its default port must not clash with Airflow's)."""
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_analytics_export.sandbox",
+        prog="python -m analytics_export_sandbox",
         description="Local fake of the Browsee/Braze/OpenPanel/Peer5/Sealmetrics APIs",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
