@@ -567,7 +567,11 @@ class AnalyticsApiHook(BaseHook):
         A 429 pauses every caller of the account for as long as the API asked.
         """
         message = api_error_message(body, text)
-        retry_after = self.retry_after(headers)
+        # Rate-limit headers may come on every answer: only a 429 waits for their reset; any other
+        # status waits only for a Retry-After the API sent with it (e.g. a 503's).
+        retry_after = (
+            self.retry_after(headers) if status == 429 else parse_retry_after(headers.get("Retry-After"))
+        )
         error_class: type[ApiError]
         if status == 429:
             error_class = RateLimitedError

@@ -476,8 +476,7 @@ class SealmetricsHook(AnalyticsApiHook):
             error.endpoint,
             error.status,
             error.api_message,
-            # X-RateLimit-Reset comes on every answer: only a 429 waits for it, not a 5xx.
-            error.retry_after if status == 429 else parse_retry_after(headers.get("Retry-After")),
+            error.retry_after,
             code=code,
             request_id=request_id,
         )

@@ -419,3 +419,13 @@ def test_a_handshake_cut_short_is_retried_like_a_dropped_connection(monkeypatch)
         Peer5Hook("peer5_eof", max_attempts=2).request("GET", "/v1/export")
     assert len(accepted) == 2
     listener.close()
+
+
+def test_a_5xx_is_backed_off_not_held_until_the_windows_reset(scripted, monkeypatch):
+    """APIs send their window on every answer: a 500 must not wait for its reset like a 429."""
+    (hook,) = _rate_hooks(scripted, monkeypatch, _SecondsHeadersHook)
+    window = {"x-ratelimit-remaining": "50", "x-ratelimit-reset": "30"}
+    scripted.queue(Reply(500, {"message": "boom"}, window), Reply(200, {"ok": 1}, window))
+    started = time.monotonic()
+    assert call(hook) == {"ok": 1}
+    assert time.monotonic() - started < 5
