@@ -43,7 +43,9 @@ test-pythons: install
 demo: install
 	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output
 
+# dlt (the `bench` extra) runs beside our operators as a peer; it is never a runtime dependency.
 bench: install
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test,bench]"
 	$(BIN)/python -m benchmarks.run
 
 # Serves on sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
