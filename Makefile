@@ -13,7 +13,7 @@ HIGHEST_PYTHON := 3.13
 FLOOR_AIRFLOW := 3.3.0
 UNIT_MARKS := not e2e and not heavy
 
-.PHONY: install lint typecheck test test-pythons demo bench sandbox clean
+.PHONY: install lint typecheck test test-pythons demo bench sandbox clean redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck redis-server
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-pythons
 
 # .venv-3.10 (Airflow $(FLOOR_AIRFLOW)) and .venv-3.13 (newest Airflow): the unit suite on each.
 test-pythons: install
 	bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW) $(HIGHEST_PYTHON)=newest
+
+# The shared-limit tests start a real Redis (Debian's redis-server); CI runs as root on a clean machine.
+redis-server:
+	@command -v redis-server >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 demo: install
 	$(BIN)/python -m airflow_provider_analytics_export.sandbox.demo --output demo-output

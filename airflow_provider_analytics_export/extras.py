@@ -120,7 +120,7 @@ def _plain(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
 
-#: Extras every connection type understands (timeouts and retries of the shared transport).
+#: Extras every connection type understands (timeouts, retries and limits of the shared transport).
 TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
     ExtraField(
         "timeout",
@@ -147,6 +147,12 @@ TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
         minimum=1,
         maximum=20,
     ),
+    ExtraField(
+        "limit_backend",
+        "Shared limit backend",
+        "Redis URL (redis://host:6379/0) or id of an Airflow redis connection: holds the API's "
+        "limits across every worker process and machine. Empty: per worker process only.",
+    ),
 )
 
 #: Each connection type's own extras (shown above the transport fields in the form).
@@ -166,7 +172,16 @@ CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
         ExtraField(
             "project_id",
             "Default project ID",
-            "Used when an operator or hook call gives no project_id.",
+            "Used when an operator or hook call gives no project_id (a read client may leave it "
+            "empty: it reads its own project).",
+        ),
+        ExtraField(
+            "timezone",
+            "Organization time zone",
+            "The IANA zone of the OpenPanel organization (Settings), in which charts cut their "
+            "buckets and date their points (default UTC).",
+            "timezone",
+            default="UTC",
         ),
     ),
     "peer5": (),

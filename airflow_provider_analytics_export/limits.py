@@ -2,8 +2,9 @@
 
 Limits are shared by every hook instance that talks to the same account in one process
 (several tasks in one worker, or a TaskFlow task using threads), because the API counts
-per account, not per hook object. Across worker processes only an Airflow pool can hold
-a limit; the README says which pool to create. Where an API reports its window in
+per account, not per hook object. A connection whose ``limit_backend`` extra names a Redis
+server holds them across every process and machine instead
+(:mod:`airflow_provider_analytics_export.limits_redis`). Where an API reports its window in
 ``X-RateLimit-*`` headers (:class:`RateLimitHeaders`), every caller of the account pauses
 when it is used up, so clients in other processes slow us down instead of causing 429s.
 """
@@ -15,9 +16,9 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 #: Seconds to wait before looking again when the whole window is still in flight.
 IN_FLIGHT_RECHECK = 0.05
@@ -62,8 +63,20 @@ def _number(value: str | None) -> float | None:
         return None
 
 
+class AccountLimit(Protocol):
+    """What the transport needs of a limit, in-process (:class:`RequestLimit`) or shared (Redis)."""
+
+    def slot(self) -> AbstractContextManager[None]:
+        """Hold a request slot for the duration of one request/response exchange."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Make every caller of the account wait ``seconds``."""
+        ...
+
+
 class RequestLimit:
-    """Concurrency and/or sliding-window rate limit for one API account.
+    """Concurrency and/or sliding-window rate limit for one API account, in this process.
 
     :param max_in_flight: requests allowed open at once (Browsee allows one), or None.
     :param max_calls: requests allowed per ``period`` seconds (OpenPanel: 100 per 10 s), or None.
@@ -145,14 +158,19 @@ class RequestLimit:
             bisect.insort(self._sent, self._clock())
 
 
-_registry: dict[str, RequestLimit] = {}
+_registry: dict[tuple[str | None, str], AccountLimit] = {}
 _registry_lock = threading.Lock()
 
 
-def shared_limit(key: str, factory: Callable[[], RequestLimit]) -> RequestLimit:
-    """Return the process-wide limit for ``key`` (an API account), creating it once."""
+def shared_limit(key: str, factory: Callable[[], AccountLimit], backend: str | None = None) -> AccountLimit:
+    """Return the process-wide limit for ``key`` (an API account) on ``backend``, creating it once.
+
+    ``backend`` (a shared backend's URL, None for in-process) is part of the key, so a
+    connection moved to Redis never keeps using its old in-process limit. A factory that
+    raises (Redis unreachable) caches nothing: the next task tries again.
+    """
     with _registry_lock:
-        limit = _registry.get(key)
+        limit = _registry.get((backend, key))
         if limit is None:
-            limit = _registry[key] = factory()
+            limit = _registry[(backend, key)] = factory()
         return limit

@@ -6,6 +6,7 @@ Benchmarks (``--only`` picks some):
 - ``openpanel``: OpenPanel/Browsee exports at several sizes; 1,000 pages at 300 ms under 100 req / 10 s.
 - ``sealmetrics``: a 500 MB download vs a plain ``requests`` copy; 500 concurrent triggers in one loop.
 - ``parse``: import cost of every operator/sensor/trigger on top of ``airflow.sdk``.
+- ``limits``: latency the shared (Redis) limit backend adds per request, vs the in-process limit.
 
 Every export runs in a fresh Python process (its own peak RSS). ``--quick`` uses small sizes
 (a few minutes); the full run takes about half an hour on 2 cores.
@@ -30,7 +31,7 @@ from typing import Any
 from benchmarks import bench_baselines, bench_parse
 
 HERE = Path(__file__).resolve().parent
-BENCHES: tuple[str, ...] = ("baselines", "openpanel", "sealmetrics", "parse")
+BENCHES: tuple[str, ...] = ("baselines", "openpanel", "sealmetrics", "parse", "limits")
 Target = dict[str, Any]
 
 
@@ -157,7 +158,7 @@ def sealmetrics_targets(result: dict[str, Any]) -> list[Target]:
 
 
 def targets_of(name: str, result: dict[str, Any]) -> list[Target]:
-    if name in ("baselines", "parse"):
+    if name in ("baselines", "parse", "limits"):
         return list(result.get("targets", []))
     return openpanel_targets(result) if name == "openpanel" else sealmetrics_targets(result)
 
@@ -247,6 +248,10 @@ SECTIONS = {
     "openpanel": ("OpenPanel / Browsee exports and rate-limit pacing (issue 3)", generic_section),
     "sealmetrics": ("Sealmetrics download and concurrent triggers (issue 5)", generic_section),
     "parse": ("DAG parse cost", parse_section),
+    "limits": (
+        "Shared limit backend: latency added per request (issue 15)",
+        lambda result: generic_section({key: value for key, value in result.items() if key != "targets"}),
+    ),
 }
 
 

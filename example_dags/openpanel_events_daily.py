@@ -1,9 +1,12 @@
 """OpenPanel events by day: every event created in the daily data interval, exactly once.
 
-OpenPanel dates are inclusive days, so the run for 2024-04-15 asks for 2024-04-15..2024-04-15
-(and an hourly schedule would keep only its hour). Files under ``openpanel/<data interval
-start>/``: all events as JSON lines and as Parquet, and conversions with their event
-metadata as CSV. The project comes from the connection's ``project_id`` extra.
+OpenPanel dates are inclusive UTC days, so the run for 2024-04-15 asks for 2024-04-15..2024-04-15
+(an hourly schedule keeps only its hour: see ``openpanel_events_hourly``). Files under
+``openpanel/<data interval start>/``, newest event first: every event with all its fields
+(properties included) as JSON lines and as Parquet; conversions (two event names) with their
+event metadata as CSV; page views narrowed to a few columns; and one customer's events (the
+``openpanel_profile_id`` Variable; the server adds the anonymous events of that customer's
+devices from before they signed in). The project comes from the connection's ``project_id``.
 """
 
 from __future__ import annotations
@@ -33,4 +36,15 @@ with DAG(
         destination=f"{PARTITION}/conversions.csv",
         events=["purchase", "sign_up"],
         includes=["meta"],
+    )
+    OpenPanelEventsExportOperator(
+        task_id="export_page_views_narrow",
+        destination=f"{PARTITION}/page_views.csv",
+        events="screen_view",
+        fields=["name", "profileId", "path", "country", "properties"],
+    )
+    OpenPanelEventsExportOperator(
+        task_id="export_one_profile",
+        destination=f"{PARTITION}/profile.jsonl",
+        profile_id="{{ var.value.get('openpanel_profile_id', '100017') }}",
     )

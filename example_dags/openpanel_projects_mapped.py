@@ -10,14 +10,17 @@ Rate limits when scaling out (OpenPanel allows 100 requests per 10 s per client)
 - Within one worker process, the hooks share one process-wide limit per client (connection
   login + host), so concurrent tasks of the same client there stay under 100 / 10 s together.
 - Across worker processes or machines (Celery, Kubernetes executors, or several LocalExecutor
-  slots) nothing is shared: each process paces only itself, and N processes on the same client
-  can send N x 100 requests per 10 s. The API then answers 429; the hooks back off and retry, so
-  nothing is lost, but the run slows down. Only Airflow can cap this: every task here runs in the
-  pool ``openpanel_api``. Size the pool so that (concurrent tasks per client) x (requests per
-  second each task sends, at most 10) stays under the API limit, e.g. a pool of 1 slot per
-  client id for full speed, or more slots with a lower ``max_concurrency``. Use a pool per API
-  (``browsee_api``, ``sealmetrics_api``, ...) and ``max_active_tis_per_dag`` to cap one DAG.
-  Create the pool first: ``airflow pools set openpanel_api 2 "OpenPanel export API"``.
+  slots), set the connection extra ``limit_backend`` to a Redis (README, "Scaling out"): the
+  limit is then one for every process, and no pool is needed for it.
+- Without it nothing is shared across processes: each process paces only itself, and N
+  processes on the same client can send N x 100 requests per 10 s. The API then answers 429;
+  the hooks back off and retry, so nothing is lost, but the run slows down. Only Airflow can
+  cap this then: every task here runs in the pool ``openpanel_api``. Size the pool so that
+  (concurrent tasks per client) x (requests per second each task sends, at most 10) stays
+  under the API limit, e.g. a pool of 1 slot per client id for full speed, or more slots with
+  a lower ``max_concurrency``. Use a pool per API (``browsee_api``, ``sealmetrics_api``, ...)
+  and ``max_active_tis_per_dag`` to cap one DAG. Create the pool first:
+  ``airflow pools set openpanel_api 2 "OpenPanel export API"``.
 """
 
 from __future__ import annotations

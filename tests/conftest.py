@@ -1,9 +1,10 @@
-"""Shared fixtures: the sandbox, a scripted server, memory:// and a local S3 (moto)."""
+"""Shared fixtures: the sandbox, a scripted server, memory://, a local S3 (moto) and Redis."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -123,3 +124,48 @@ def s3_destination() -> Iterator[str]:
     proc.wait(timeout=10)
     for key in env:
         os.environ.pop(key, None)
+
+
+def _wait_for_port(port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A real redis-server on a free port for the session (no persistence); yields its URL.
+
+    ``make test`` installs redis-server. Missing, it skips locally but fails in CI (CI=true),
+    so the shared-limit tests can never pass by not running.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed; `make redis-server` installs it (Debian package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_port(port)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """The session Redis, emptied for this test (no lease, window or pause left by another)."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushall()
+    return redis_server

@@ -32,7 +32,12 @@ from airflow_provider_analytics_export.exceptions import (
     RateLimitedError,
 )
 from airflow_provider_analytics_export.extras import extra_fields
-from airflow_provider_analytics_export.limits import RateLimitHeaders, RequestLimit, shared_limit
+from airflow_provider_analytics_export.limits import (
+    AccountLimit,
+    RateLimitHeaders,
+    RequestLimit,
+    shared_limit,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -256,14 +261,25 @@ class AnalyticsApiHook(BaseHook):
         return self.session
 
     @cached_property
-    def limit(self) -> RequestLimit:
-        """The process-wide limit for this account, shared by every hook using it.
+    def limit(self) -> AccountLimit:
+        """The limit for this account, shared by every hook using it: in this process, or on the
+        Redis the connection's ``limit_backend`` extra names (every process and machine).
 
         APIs without a documented client-side rule still get one: a 429's Retry-After or a
         used-up ``X-RateLimit`` window then pauses every caller of the account, not just one.
         """
         max_in_flight, max_calls, period = self.request_limit or (None, None, 0.0)
-        return shared_limit(self.account_key, lambda: RequestLimit(max_in_flight, max_calls, period))
+        backend = self.extra("limit_backend")
+        if not backend:
+            return shared_limit(self.account_key, lambda: RequestLimit(max_in_flight, max_calls, period))
+        from airflow_provider_analytics_export.limits_redis import RedisLimit, backend_url
+
+        url = backend_url(backend, self.get_connection, self._where)
+        return shared_limit(
+            self.account_key,
+            lambda: RedisLimit(url, self.account_key, max_in_flight, max_calls, period, self._where),
+            backend=url,
+        )
 
     @cached_property
     def account_key(self) -> str:

@@ -1,16 +1,24 @@
-"""OpenPanel export API: GET with client id/secret headers, 100 requests per 10 s per client."""
+"""OpenPanel export API: GET with client id/secret headers, 100 requests per 10 s per client.
+
+Written against the open-source server (Openpanel-dev/openpanel, ``apps/api`` export router
+and controller, ``packages/db`` event and chart services), not only its doc page: query
+values are parsed (digit strings become numbers, JSON is decoded, lists are repeated keys),
+events come newest first, and chart dates are instants bucketed in the organization's zone.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError, InvalidRequestError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.pagination import PageLedger, fetch_in_order
+from airflow_provider_analytics_export.limits import RateLimitHeaders
+from airflow_provider_analytics_export.pagination import NewestFirstCursor, PageLedger, fetch_in_order
 from airflow_provider_analytics_export.validation import (
     as_name_list,
     check_choice,
@@ -20,6 +28,8 @@ from airflow_provider_analytics_export.validation import (
 from airflow_provider_analytics_export.windows import covering_dates, in_window, to_datetime
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     import requests
 
 EVENTS_ENDPOINT = "/export/events"
@@ -27,7 +37,47 @@ CHARTS_ENDPOINT = "/export/charts"
 MAX_PAGE_SIZE = 1000
 MAX_CONCURRENCY = 32
 ID_FIELD = "id"
-INCLUDES: tuple[str, ...] = ("profile", "meta")
+TIME_FIELD = "createdAt"
+#: Every event column ``/export/events`` can return (``getEventList`` as mapped by
+#: ``transformEvent``), in export order. The server sends only some unless ``includes``
+#: names the rest, so the hook always names the columns it exports. (``duration`` is
+#: selected by the server but never mapped into the answer, so it is not offered.)
+EVENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "name",
+    "deviceId",
+    "profileId",
+    "projectId",
+    "sessionId",
+    "createdAt",
+    "path",
+    "origin",
+    "referrer",
+    "referrerName",
+    "referrerType",
+    "country",
+    "region",
+    "city",
+    "longitude",
+    "latitude",
+    "os",
+    "osVersion",
+    "browser",
+    "browserVersion",
+    "device",
+    "brand",
+    "model",
+    "sdkName",
+    "sdkVersion",
+    "revenue",
+    "groups",
+    "properties",
+)
+#: Columns an export always has: the window and the de-duplication need them.
+REQUIRED_FIELDS: tuple[str, ...] = ("id", "createdAt")
+#: Related data joined per event: the profile and the event's metadata.
+RELATED: tuple[str, ...] = ("profile", "meta")
+INCLUDES: tuple[str, ...] = (*EVENT_FIELDS, "importedAt", *RELATED)
 SEGMENTS: tuple[str, ...] = (
     "event",
     "user",
@@ -50,17 +100,34 @@ FILTER_OPERATORS: tuple[str, ...] = (
     "isNull",
     "isNotNull",
 )
-BREAKDOWNS: tuple[str, ...] = ("country", "region", "city", "device", "browser", "os", "referrer", "path")
+BREAKDOWNS: tuple[str, ...] = (
+    "country",
+    "region",
+    "city",
+    "device",
+    "browser",
+    "os",
+    "referrer",
+    "referrer_name",
+    "referrer_type",
+    "path",
+    "origin",
+    "name",
+)
 #: Dot-notation prefixes the docs allow for properties in filters and breakdowns.
 PROPERTY_PREFIXES: tuple[str, ...] = ("properties.", "profile.properties.")
+#: How the server parses each query value (``parse-zod-query-string.ts``).
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 INTERVALS: tuple[str, ...] = ("minute", "hour", "day", "week", "month")
 DATE_RANGES: tuple[str, ...] = (
     "30min",
     "lastHour",
+    "last24h",
     "today",
     "yesterday",
     "7d",
     "30d",
+    "3m",
     "6m",
     "12m",
     "monthToDate",
@@ -69,13 +136,6 @@ DATE_RANGES: tuple[str, ...] = (
     "lastYear",
 )
 _EVENT_KEYS = ("name", "filters", "segment", "property")
-_INTERVAL_STEPS = {
-    "minute": dt.timedelta(minutes=1),
-    "hour": dt.timedelta(hours=1),
-    "day": dt.timedelta(days=1),
-    "week": dt.timedelta(days=1),
-    "month": dt.timedelta(days=1),
-}
 
 
 def validate_event_args(
@@ -83,11 +143,36 @@ def validate_event_args(
     includes: Iterable[str] | str | None,
     page_size: int,
     max_concurrency: int = 1,
-) -> tuple[list[str] | None, list[str] | None]:
-    """Check the ``/export/events`` arguments; return (events, includes) as lists."""
+    fields: Iterable[str] | str | None = None,
+) -> tuple[list[str] | None, list[str]]:
+    """Check the ``/export/events`` arguments; return (events, the columns exported).
+
+    The columns are ``fields`` (default: every event column) plus what ``includes`` names,
+    always with ``id`` and ``createdAt``, in :data:`EVENT_FIELDS` order, related data last.
+    """
     check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
     check_int_range("max_concurrency", max_concurrency, 1, MAX_CONCURRENCY)
-    return as_name_list("events", events), check_choices("includes", includes, INCLUDES)
+    named = check_choices("fields", fields, (*EVENT_FIELDS, "importedAt"))
+    extra = check_choices("includes", includes, INCLUDES) or []
+    wanted = {*REQUIRED_FIELDS, *(EVENT_FIELDS if named is None else named), *extra}
+    columns = [name for name in INCLUDES if name in wanted]
+    return as_name_list("events", events), columns
+
+
+def query_literal(value: str) -> str:
+    """``value`` as the server will read it back as this same string.
+
+    The server turns digit strings into numbers, ``true``/``false`` into booleans and valid
+    JSON into its value (so a digits-only profile id fails validation); such a value is sent
+    as a JSON string literal, which it decodes to the text itself.
+    """
+    try:
+        json.loads(value)
+    except ValueError:
+        decodes = False
+    else:
+        decodes = True
+    return json.dumps(value) if decodes or _NUMBER.match(value) else value
 
 
 def _json_list(name: str, value: Any) -> list[Any]:
@@ -145,26 +230,119 @@ def validate_chart_args(
     return checked, [dict(dim) for dim in dims]
 
 
-def check_chart_window(start: dt.datetime | None, end: dt.datetime | None, interval: str) -> None:
+def check_chart_window(
+    start: dt.datetime | None, end: dt.datetime | None, interval: str, zone: ZoneInfo | None = None
+) -> None:
     """A chart bucket must lie wholly inside or outside [start, end), else its count spans both.
 
-    A bound given as None (not known yet, e.g. templated at DAG parse) is not checked.
+    Buckets are cut in the organization's time zone (``zone``). Without it (at DAG parse,
+    before the connection is read) a bound only has to be a boundary in some zone: on a
+    minute, and for hour and longer buckets on a quarter hour, as every UTC offset is a
+    multiple of 15 minutes. A bound given as None (e.g. templated) is not checked.
     """
-    step = _INTERVAL_STEPS[check_choice("interval", interval, INTERVALS)].total_seconds()
+    check_choice("interval", interval, INTERVALS)
     for name, moment in (("start", start), ("end", end)):
         if moment is None:
             continue
-        aligned = moment.timestamp() % step == 0
-        if interval == "week":
-            aligned = aligned and moment.weekday() == 0
-        elif interval == "month":
-            aligned = aligned and moment.day == 1
+        if zone is not None:
+            local = moment.astimezone(zone)
+            aligned, where = local == _bucket_start(local, interval), f" in {zone.key}"
+        else:
+            step = 60 if interval == "minute" else 900
+            aligned, where = moment.timestamp() % step == 0, " in any time zone"
         if not aligned:
             raise ValueError(
-                f"{name}={moment.isoformat()} does not fall on a {interval} boundary, so a {interval} "
-                f"bucket would straddle the window: align the window (or schedule) to the {interval}, "
-                "or choose a finer interval."
+                f"{name}={moment.isoformat()} does not fall on a {interval} boundary{where}, so a "
+                f"{interval} bucket would straddle the window: align the window (or schedule) to the "
+                f"{interval} of the organization's time zone, or choose a finer interval."
             )
+
+
+def _bucket_start(local: dt.datetime, interval: str) -> dt.datetime:
+    """Start of the bucket holding ``local`` (``toStartOf<interval>``, weeks from Monday)."""
+    floored = local.replace(second=0, microsecond=0)
+    if interval == "minute":
+        return floored
+    floored = floored.replace(minute=0)
+    if interval == "hour":
+        return floored
+    floored = floored.replace(hour=0)
+    if interval == "week":
+        return floored - dt.timedelta(days=floored.weekday())
+    return floored.replace(day=1) if interval == "month" else floored
+
+
+def window_buckets(start: dt.datetime, end: dt.datetime, interval: str, zone: ZoneInfo) -> list[dt.datetime]:
+    """The bucket starts of an aligned [start, end) in the organization's zone."""
+    out: list[dt.datetime] = []
+    local = start.astimezone(zone)
+    while local < end:
+        out.append(local)
+        if interval in ("minute", "hour"):
+            step = dt.timedelta(minutes=1 if interval == "minute" else 60)
+            local = (local.astimezone(dt.timezone.utc) + step).astimezone(zone)
+        elif interval == "month":
+            year, month = local.year + local.month // 12, local.month % 12 + 1
+            local = local.replace(year=year, month=month, day=1)
+        else:
+            day = local.date() + dt.timedelta(days=7 if interval == "week" else 1)
+            local = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+    return out
+
+
+def check_chart_coverage(
+    chart: Mapping[str, Any], window: tuple[dt.datetime, dt.datetime], interval: str, zone: ZoneInfo
+) -> None:
+    """Every bucket of the window must be in the answer (the server fills empty ones with 0).
+
+    The server caps ``endDate`` at the organization's ``subscriptionChartEndDate`` without a
+    word; a chart that stops early would otherwise pass for a complete one.
+    """
+    got = {chart_date(str(point["date"]), zone) for series in chart["series"] for point in series["data"]}
+    if not got:
+        return  # no event in the window: the server returns no series at all
+    missing = [b for b in window_buckets(*window, interval, zone) if b not in got]
+    if missing:
+        raise ExportIntegrityError(
+            f"OpenPanel chart lacks {len(missing)} {interval} bucket(s) of the window, from "
+            f"{missing[0].isoformat()}: the server cut the chart short (an organization whose "
+            "subscription ended gets charts only up to its subscription end date)."
+        )
+
+
+def chart_date(label: str, zone: ZoneInfo) -> dt.datetime:
+    """A point's ``date``: naive text in the organization's zone ("2024-04-15 00:00:00" or a date)."""
+    naive = dt.datetime.fromisoformat(label)
+    if naive.tzinfo is not None:  # an instant (older servers sent ISO UTC)
+        return naive
+    return naive.replace(tzinfo=zone)
+
+
+def breakdown_labels(series: Mapping[str, Any], breakdowns: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """``breakdown_<name>`` values of one series; an empty value is "".
+
+    The server drops empty values from ``names`` and fills ``event.breakdowns`` from what is
+    left by position, so with several breakdowns and some empty it cannot say which is which:
+    that fails instead of shifting labels into the wrong column.
+    """
+    dims = [str(dim["name"]) for dim in breakdowns]
+    values = list(series.get("names", []))[1:]
+    if not dims:
+        return {}
+    if not values:
+        return {f"breakdown_{dim}": "" for dim in dims}
+    if len(values) == len(dims):
+        given = (series.get("event") or {}).get("breakdowns") or {}
+        return {
+            f"breakdown_{dim}": str(given.get(dim, value)) for dim, value in zip(dims, values, strict=True)
+        }
+    if len(dims) == 1:
+        raise ExportIntegrityError(f"OpenPanel series {series.get('id')!r} has names {series.get('names')}")
+    raise ExportIntegrityError(
+        f"OpenPanel series {series.get('id')!r} has {len(values)} breakdown value(s) for breakdowns "
+        f"{dims}: the server drops empty values, so which breakdown is empty cannot be told. Chart "
+        "one breakdown at a time, or filter the empty ones out (operator isNotNull)."
+    )
 
 
 def chart_rows(
@@ -172,32 +350,39 @@ def chart_rows(
     breakdowns: Sequence[Mapping[str, Any]],
     previous: bool,
     window: tuple[dt.datetime, dt.datetime] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One row per (series, date): series names, breakdown values, count (and previous value/change).
+    """One row per (series, bucket): event, names, breakdown values, the bucket's start, count.
 
-    With ``window``, points whose bucket starts outside [start, end) are dropped. ``chart`` is
-    what :meth:`OpenPanelHook.get_chart` returns: its series, data and dates are checked there.
+    ``date`` is the bucket's start with the organization's UTC offset. With ``window``, points
+    whose bucket starts outside [start, end) are dropped (the server also returns the bucket
+    holding ``endDate``). With ``previous``: ``previous_value``, ``previous_diff`` (percent)
+    and ``previous_state`` as the server computes them. ``chart`` is what
+    :meth:`OpenPanelHook.get_chart` returns: its series, data and dates are checked there.
     """
+    from zoneinfo import ZoneInfo
+
+    tz = zone or ZoneInfo("UTC")
     for series in chart["series"]:
+        labels = breakdown_labels(series, breakdowns)
         names = list(series.get("names", []))
-        labels = {
-            f"breakdown_{dim['name']}": value for dim, value in zip(breakdowns, names[1:], strict=False)
-        }
         for point in series["data"]:
-            if window and not in_window(to_datetime(point["date"], "date"), *window):
+            moment = chart_date(str(point["date"]), tz)
+            if window and not in_window(moment, *window):
                 continue
             row = {
                 "series_id": series.get("id"),
-                "event": series.get("event", {}).get("name", names[0] if names else None),
+                "event": (series.get("event") or {}).get("name"),
                 "names": names,
                 **labels,
-                "date": point["date"],
+                "date": moment.isoformat(),
                 "count": point.get("count"),
             }
             if previous:
                 prior = point.get("previous") or {}
                 row["previous_value"] = prior.get("value")
-                row["previous_change"] = prior.get("change")
+                row["previous_diff"] = prior.get("diff")
+                row["previous_state"] = prior.get("state")
             yield row
 
 
@@ -205,11 +390,14 @@ class OpenPanelHook(AnalyticsApiHook):
     """Talks to OpenPanel's ``/export`` API.
 
     Connection: login = client id, password = client secret (a ``read`` or ``root``
-    client), extra ``project_id`` = the default project. The 100-requests-per-10-s limit is
-    shared by every hook on the same client in this process.
+    client), extras ``project_id`` = the default project (a ``read`` client may leave it
+    empty: it reads its own project) and ``timezone`` = the organization's time zone, in which
+    the server cuts chart buckets (default UTC). The 100-requests-per-10-s limit is shared by
+    every hook on the same client in this process, and the server's ``x-ratelimit-*`` headers
+    pause every caller of the client when its window is used up (e.g. by another process).
 
-    Dates: OpenPanel takes whole, inclusive days, interpreted in the project's time zone;
-    the exports here assume projects set to UTC and cut rows to the exact [start, end).
+    Event dates are whole UTC days on the server; the exports here ask for the days covering
+    [start, end) and keep rows by their own ``createdAt``.
 
     :param openpanel_conn_id: the Airflow connection id (``openpanel_default``).
     """
@@ -221,6 +409,11 @@ class OpenPanelHook(AnalyticsApiHook):
     api_name = "OpenPanel"
     default_host = "https://api.openpanel.dev"
     request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (None, 100, 10.0)
+    #: @fastify/rate-limit's headers (reset = seconds left in the fixed window). The reserve
+    #: covers the requests the default ``max_concurrency`` of 4 may already have in flight.
+    rate_limit_headers = RateLimitHeaders(
+        remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", reset_is="seconds", reserve=4
+    )
 
     def __init__(self, openpanel_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=openpanel_conn_id, **kwargs)
@@ -234,6 +427,12 @@ class OpenPanelHook(AnalyticsApiHook):
     def project_id(self, project_id: str | None = None) -> str:
         """The given project id, else the connection's default ``project_id``."""
         return self.from_extra(project_id, "project_id")
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """The organization's time zone (connection extra ``timezone``, default UTC)."""
+        zone: ZoneInfo = self.extra("timezone")
+        return zone
 
     # -- events -----------------------------------------------------------------------
     def _events_page(self, params: dict[str, Any], page: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -250,7 +449,11 @@ class OpenPanelHook(AnalyticsApiHook):
         """``meta`` (with ``totalCount``) and ``data`` of a page; a body without them fails at once."""
         field = self.fields(response, "GET", EVENTS_ENDPOINT)
         field("meta", "totalCount")
-        return field("meta", kind=dict), field("data", kind=list)
+        data = field("data", kind=list)
+        for index in range(len(data)):
+            field("data", index, ID_FIELD)
+            field("data", index, TIME_FIELD)
+        return field("meta", kind=dict), data
 
     def iter_event_pages(
         self,
@@ -262,30 +465,56 @@ class OpenPanelHook(AnalyticsApiHook):
         includes: Iterable[str] | str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         max_concurrency: int = 4,
+        fields: Iterable[str] | str | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield the events of [start, end) page by page, in page order (see :meth:`iter_events`).
+        """Yield the events of [start, end) page by page (see :meth:`iter_events`).
 
-        The first page reveals how many pages there are; the rest are fetched on
-        ``max_concurrency`` threads, paced by the shared 100-per-10-s limit. Every page's
-        rows count towards ``meta.totalCount`` before rows outside the window are dropped.
+        Days before today (UTC) no longer change: the first page reveals how many pages
+        there are, the rest are fetched on ``max_concurrency`` threads, and every row counts
+        towards ``meta.totalCount``, which must not change. When the days include today
+        (live traffic lands on top of the newest-first listing) or with ``profile_id``
+        (the listing holds more rows than the count), pages are read one after another by
+        :class:`NewestFirstCursor` instead.
         """
-        names, extra = validate_event_args(events, includes, page_size, max_concurrency)
+        names, columns = validate_event_args(events, includes, page_size, max_concurrency, fields)
         window = to_datetime(start, "start"), to_datetime(end, "end")
         if window[0] >= window[1]:
             raise ValueError(f"Empty window: start={window[0].isoformat()} is not before end.")
         first, last = covering_dates(*window)
         params: dict[str, Any] = {
-            "projectId": self.project_id(project_id),
+            "projectId": query_literal(self.project_id(project_id)),
             "start": first.isoformat(),
             "end": last.isoformat(),
             "limit": page_size,
+            # Repeated keys: every server version reads them as a list ("a,b" is one name).
+            "includes": columns,
         }
         if names:
-            params["event"] = ",".join(names)
+            params["event"] = [query_literal(name) for name in names]
         if profile_id:
-            params["profileId"] = profile_id
-        if extra:
-            params["includes"] = ",".join(extra)
+            params["profileId"] = query_literal(profile_id)
+        now = dt.datetime.now(dt.timezone.utc)
+        if window[1] > now:
+            # New events go on top of the listing, where a reader past page 1 never looks.
+            raise ValueError(
+                f"end={window[1].isoformat()} is in the future: events of the window are still "
+                "arriving, so no export of it can be complete. Export windows that are over."
+            )
+        if profile_id or last >= now.date():
+            pages = self._newest_first(params, window, page_size, profile_id)
+        else:
+            pages = self._all_pages(params, window, page_size, max_concurrency)
+        for rows in pages:
+            yield [{name: row.get(name) for name in columns} for row in rows]
+
+    def _all_pages(
+        self,
+        params: dict[str, Any],
+        window: tuple[dt.datetime, dt.datetime],
+        page_size: int,
+        max_concurrency: int,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Past days: every page, concurrently, checked by :class:`PageLedger` against the count."""
         ledger = PageLedger(self.api_name, ID_FIELD, self.log, "OpenPanel events")
         meta, data = self._events_page(params, 1)
         total = int(meta["totalCount"])
@@ -295,6 +524,51 @@ class OpenPanelHook(AnalyticsApiHook):
         for number, (meta, data) in enumerate(fetched, start=2):
             yield _in_window(ledger.accept(number, data, int(meta["totalCount"]), pages), window)
         ledger.finish()
+
+    def _newest_first(
+        self,
+        params: dict[str, Any],
+        window: tuple[dt.datetime, dt.datetime],
+        page_size: int,
+        profile_id: str | None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages one after another until the listing ends or passes the window start.
+
+        ``meta.pages`` is not trusted: with ``profile_id`` the listing also holds the
+        profile's anonymous device events, which ``totalCount`` does not count. When the days
+        are all past, the count must still match: the rows with ``profileId`` equal to
+        ``profile_id`` (all rows without one) read over the whole listing.
+        """
+        today = dt.datetime.now(dt.timezone.utc).date()
+        settled = dt.date.fromisoformat(params["end"]) < today
+        cursor = NewestFirstCursor(
+            self.api_name, ID_FIELD, TIME_FIELD, window, _created, self.log, "OpenPanel events"
+        )
+        counted = 0
+        page = 1
+        while True:
+            meta, data = self._events_page(params, page)
+            total = int(meta["totalCount"])
+            if settled and cursor.first_total is not None and total != cursor.first_total:
+                raise ExportIntegrityError(
+                    f"OpenPanel total changed from {cursor.first_total:,} to {total:,} at page {page} "
+                    "for days that are over: the data changed during the export. Re-run the task."
+                )
+            kept = cursor.accept(page, data, total)
+            counted += sum(
+                1 for row in cursor.new if profile_id is None or row.get("profileId") == profile_id
+            )
+            yield kept
+            if len(data) < page_size or (not settled and cursor.past_window(data)):
+                break
+            page += 1
+        if settled and counted != total:
+            raise ExportIntegrityError(
+                f"OpenPanel reported {total:,} events but {counted:,} arrived"
+                f"{' for profile ' + repr(profile_id) if profile_id else ''}: the listing and the count "
+                "disagree. Nothing was written; re-run the task."
+            )
+        cursor.progress.finish()
 
     def iter_events(
         self,
@@ -306,24 +580,28 @@ class OpenPanelHook(AnalyticsApiHook):
         includes: Iterable[str] | str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         max_concurrency: int = 4,
+        fields: Iterable[str] | str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every event created in [start, end), each exactly once, oldest page first.
+        """Yield every event created in [start, end), each exactly once, newest first.
 
-        OpenPanel's dates are inclusive days, so the request covers the UTC dates of the
+        OpenPanel's dates are inclusive UTC days, so the request covers the dates of the
         window and rows whose ``createdAt`` falls outside [start, end) are dropped: hourly
-        windows neither double nor lose rows. Memory holds the pages in flight.
+        windows neither double nor lose rows. Every row has the same columns (missing ones
+        None), whatever the server sends by default. Memory holds the pages in flight.
 
         :param project_id: the project; default: the connection extra ``project_id``.
         :param start: window start (inclusive): datetime or ISO string.
         :param end: window end (exclusive).
         :param events: event name(s) to keep; default: all.
-        :param profile_id: only this profile's events.
-        :param includes: extra data per event: ``profile`` and/or ``meta``.
+        :param profile_id: only this profile's events (and the anonymous events of its
+            devices, which the server stitches in).
+        :param includes: more columns: ``profile``, ``meta`` or event fields.
         :param page_size: events per request, 1..1000.
-        :param max_concurrency: pages fetched at once after the first.
+        :param max_concurrency: pages fetched at once after the first (past days only).
+        :param fields: the event columns to export; default: all of :data:`EVENT_FIELDS`.
         """
         for rows in self.iter_event_pages(
-            project_id, start, end, events, profile_id, includes, page_size, max_concurrency
+            project_id, start, end, events, profile_id, includes, page_size, max_concurrency, fields
         ):
             yield from rows
 
@@ -341,18 +619,23 @@ class OpenPanelHook(AnalyticsApiHook):
     ) -> dict[str, Any]:
         """Fetch one ``/export/charts`` response (series of points per event and breakdown value).
 
+        The server keeps ``created_at >= startDate AND created_at <= endDate`` and reads a
+        date-only value as midnight, so the window is sent as its two instants: every bucket
+        of [start, end) is complete, and the bucket at ``end`` that also comes back is dropped
+        by :func:`chart_rows`.
+
         :param project_id: the project; default: the connection extra ``project_id``.
         :param events: event configurations: name, filters, segment, property.
         :param breakdowns: dimensions to split each event by, e.g. ``[{"name": "country"}]``.
         :param interval: bucket size: minute, hour, day, week or month.
         :param date_range: a predefined range such as ``7d`` (instead of start/end).
-        :param start: first day (inclusive); with ``end``, sent as startDate/endDate.
-        :param end: end of the window (exclusive); its covering date is sent as endDate.
+        :param start: window start (inclusive).
+        :param end: window end (exclusive).
         :param previous: also return the previous period's values for comparison.
         """
         checked, dims = validate_chart_args(events, breakdowns, interval, date_range)
         params: dict[str, Any] = {
-            "projectId": self.project_id(project_id),
+            "projectId": query_literal(self.project_id(project_id)),
             "events": json.dumps(checked),
             "interval": interval,
             "previous": "true" if previous else "false",
@@ -375,17 +658,22 @@ class OpenPanelHook(AnalyticsApiHook):
         return field(kind=dict)
 
     def check_connection(self) -> None:
-        today = dt.date.today().isoformat()
-        params = {"start": today, "end": today, "page": 1, "limit": 1}
+        """One one-row listing of today; without a default project, the client's own project.
+
+        A ``read`` client may omit ``projectId`` (it gets its own project); a ``root`` client
+        then answers 400 "projectId is required", which still proves the credentials work.
+        """
+        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+        params: dict[str, Any] = {"start": today, "end": today, "page": 1, "limit": 1}
+        project = self.extra("project_id")
+        if project:
+            self.request("GET", EVENTS_ENDPOINT, params={"projectId": query_literal(project), **params})
+            return
         try:
-            self.request("GET", EVENTS_ENDPOINT, params={"projectId": self.project_id(), **params})
-        except ValueError:
-            # No default project: any answer but 401 proves the credentials are accepted.
-            try:
-                self.request("GET", EVENTS_ENDPOINT, params={"projectId": "connection-test", **params})
-            except InvalidRequestError as exc:
-                if exc.status != 404:
-                    raise
+            self.request("GET", EVENTS_ENDPOINT, params=params)
+        except InvalidRequestError as exc:
+            if not (exc.status == 400 and "projectId is required" in exc.api_message):
+                raise
 
 
 def check_date_range_exclusive(date_range: str | None, start: Any, end: Any) -> None:
@@ -402,9 +690,20 @@ def _chart_dates(date_range: str | None, start: Any, end: Any) -> dict[str, str]
         return {}
     if start is None or end is None:
         raise ValueError("start and end go together: give both (or date_range=).")
-    first, last = covering_dates(to_datetime(start, "start"), to_datetime(end, "end"))
-    return {"startDate": first.isoformat(), "endDate": last.isoformat()}
+    return {
+        "startDate": _instant(to_datetime(start, "start")),
+        "endDate": _instant(to_datetime(end, "end")),
+    }
+
+
+def _instant(moment: dt.datetime) -> str:
+    """An ISO instant with its offset: the server reads it as that moment in any zone."""
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _created(value: Any) -> dt.datetime:
+    return to_datetime(value, TIME_FIELD)
 
 
 def _in_window(rows: list[Any], window: tuple[dt.datetime, dt.datetime]) -> list[dict[str, Any]]:
-    return [row for row in rows if in_window(to_datetime(row["createdAt"], "createdAt"), *window)]
+    return [row for row in rows if in_window(_created(row[TIME_FIELD]), *window)]

@@ -13,6 +13,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     EVENTS_ENDPOINT,
     OpenPanelHook,
     chart_rows,
+    check_chart_coverage,
     check_chart_window,
     check_date_range_exclusive,
     validate_chart_args,
@@ -27,12 +28,15 @@ from airflow_provider_analytics_export.windows import to_datetime, window_fields
 class OpenPanelEventsExportOperator(AnalyticsExportOperator):
     """Write every OpenPanel event created in [start, end) to ``destination``, exactly once.
 
-    OpenPanel dates are inclusive days: a daily run for 2024-04-15 asks for
+    Every row has every event column (properties included) unless ``fields`` narrows them,
+    whatever the server sends by default; rows come newest first, as the server lists them.
+    OpenPanel dates are inclusive UTC days: a daily run for 2024-04-15 asks for
     2024-04-15..2024-04-15, and rows outside [start, end) are dropped, so hourly runs
-    neither double nor lose events. After the first page, the remaining pages are fetched
-    ``max_concurrency`` at a time within 100 requests / 10 s and written in page order.
-    ``meta.totalCount`` is checked against the rows received; a mismatch fails the task
-    without touching the destination.
+    neither double nor lose events. For past days the pages after the first are fetched
+    ``max_concurrency`` at a time within 100 requests / 10 s and ``meta.totalCount`` must
+    match; when the days include today, pages are read in turn so live traffic (new events
+    on top) repeats rows, which are dropped, and never skips one (see the README). A
+    mismatch fails the task without touching the destination.
 
     :param destination: where to write (templated), e.g. ``s3://bucket/openpanel/{{ ds }}/events.jsonl``.
     :param project_id: the project (templated); default: the connection extra ``project_id``.
@@ -40,8 +44,11 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
     :param start: window start, inclusive (templated); default: the data interval start.
     :param end: window end, exclusive (templated); default: the data interval end.
     :param events: event name(s) to export (templated); default: all.
-    :param profile_id: only this profile's events (templated).
-    :param includes: ``profile`` and/or ``meta`` (templated).
+    :param profile_id: only this profile's events, with the anonymous events of its devices
+        that the server stitches in (templated).
+    :param includes: more columns: ``profile``, ``meta``, ``importedAt`` (templated).
+    :param fields: the event columns to export (templated); default: all of ``EVENT_FIELDS``.
+        ``id`` and ``createdAt`` are always exported.
     :param page_size: events per request, 1..1000.
     :param max_concurrency: pages in flight at once after the first, 1..32.
     :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination suffix.
@@ -56,6 +63,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
         "events",
         "profile_id",
         "includes",
+        "fields",
     )
 
     def __init__(
@@ -69,6 +77,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
         events: str | Sequence[str] | None = None,
         profile_id: str | None = None,
         includes: str | Sequence[str] | None = None,
+        fields: str | Sequence[str] | None = None,
         page_size: int = 1000,
         max_concurrency: int = 4,
         output_format: str | None = None,
@@ -88,6 +97,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
         self.events = events
         self.profile_id = profile_id
         self.includes = includes
+        self.fields = fields
         self.page_size = page_size
         self.max_concurrency = max_concurrency
         validate_event_args(
@@ -95,6 +105,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
             None if is_templated(includes) else includes,
             page_size,
             max_concurrency,
+            None if is_templated(fields) else fields,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -108,6 +119,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
             includes=self.includes or None,
             page_size=self.page_size,
             max_concurrency=self.max_concurrency,
+            fields=self.fields or None,
         )
         return export_pages(self.open_writer(), pages, window)
 
@@ -115,10 +127,13 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
 class OpenPanelChartsExportOperator(AnalyticsExportOperator):
     """Write an OpenPanel chart as rows: one per (series, date), with breakdown values and count.
 
-    Columns: ``series_id``, ``event``, ``names``, ``breakdown_<name>`` per breakdown,
-    ``date``, ``count`` and, with ``previous``, ``previous_value`` and ``previous_change``.
-    Without ``date_range`` the chart covers [start, end) (default: the data interval),
-    which must fall on ``interval`` boundaries so no bucket is partly outside it.
+    Columns: ``series_id``, ``event``, ``names``, ``breakdown_<name>`` per breakdown (""
+    when the value is empty), ``date`` (the bucket's start, ISO with the organization's
+    offset), ``count`` and, with ``previous``, ``previous_value``, ``previous_diff`` (percent)
+    and ``previous_state`` (positive/negative/neutral). Without ``date_range`` the chart
+    covers [start, end) (default: the data interval), which must fall on ``interval``
+    boundaries of the organization's time zone (connection extra ``timezone``) so no bucket
+    is partly outside it.
 
     :param destination: where to write (templated), e.g. ``s3://bucket/openpanel/{{ ds }}/chart.csv``.
     :param events: event configurations (templated, JSON): name, filters, segment, property.
@@ -129,7 +144,7 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
     :param date_range: a predefined range such as ``7d`` instead of the window (templated).
     :param start: window start, inclusive (templated); default: the data interval start.
     :param end: window end, exclusive (templated); default: the data interval end.
-    :param previous: also export the previous period's value and the change in percent.
+    :param previous: also export the previous period's value, its change and direction.
     :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination suffix.
     :param destination_conn_id: connection for the destination's object storage (templated).
     """
@@ -186,10 +201,12 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         events, breakdowns = validate_chart_args(self.events, self.breakdowns, self.interval, self.date_range)
         window = None if self.date_range else self.export_window(context)
+        hook = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id)
+        zone = hook.timezone
         if window:
-            check_chart_window(*window, self.interval)
+            check_chart_window(*window, self.interval, zone)
         start, end = window or (None, None)
-        chart = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id).get_chart(
+        chart = hook.get_chart(
             self.project_id or None,
             events,
             breakdowns,
@@ -199,8 +216,10 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
             end=end,
             previous=self.previous,
         )
+        if window:
+            check_chart_coverage(chart, window, self.interval, zone)
         with self.open_writer() as writer:
-            writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window)))
+            writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window, zone)))
         return {
             **writer.summary(),
             "series": len(chart.get("series", [])),

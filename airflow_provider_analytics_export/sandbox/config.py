@@ -73,6 +73,12 @@ class SandboxConfig:
     openpanel_events_per_day: int = 2400
     openpanel_rate_limit: int | None = 100
     openpanel_rate_window: float = 10.0
+    #: Live traffic: events per second arriving (createdAt = arrival) from the moment it is set.
+    openpanel_live_events_per_second: float = 0.0
+    #: The organization's time zone: charts read naive dates in it and bucket by it.
+    openpanel_timezone: str = "UTC"
+    #: The organization's subscriptionChartEndDate (epoch seconds): charts end there at the latest.
+    openpanel_subscription_chart_end: float | None = None
     sealmetrics_job_delay: float = 3.0
     sealmetrics_link_ttl: float = 86400.0
     sealmetrics_max_concurrent: int = 3

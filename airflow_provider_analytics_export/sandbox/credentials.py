@@ -8,9 +8,13 @@ CREDENTIALS: dict[str, dict[str, str]] = {
     "browsee": {"api_key": "sbx-browsee-api-key", "secret_key": "sbx-browsee-secret-9f3a"},
     "braze": {"api_key": "sbx-braze-rest-key-77c1"},
     "openpanel": {
-        "client_id": "sbx-openpanel-client",
+        # The server accepts only UUID client ids. A root client sees every project of its
+        # organization; a read client only its own (here proj-web) and may omit projectId.
+        "client_id": "5c1e3a0f-8d2b-4e6a-9f1c-2b7d4a6e8c10",
         "client_secret": "sbx-openpanel-secret-5b2e",
         "project_id": "proj-web",
+        "read_client_id": "9a4f2c7e-1b3d-4c5e-8f6a-0d2e4b6c8a19",
+        "read_client_secret": "sbx-openpanel-read-secret-71d4",
     },
     "peer5": {"token": "sbx-peer5-token-31d8"},
     "sealmetrics": {"api_key": "sm_sbx_api_key_c4d2", "site_id": "demo-site"},

@@ -81,7 +81,7 @@ def error_body(api: str, status: int, message: str) -> Any:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Error"
-        return {"error": reason, "message": message}
+        return {"status": status, "error": reason, "message": message}
     if api == "peer5":
         return {"error": True, "message": message}
     return {"detail": message}

@@ -9,12 +9,19 @@ import threading
 import time
 from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook, chart_rows, check_chart_window
-from airflow_provider_analytics_export.sandbox import SandboxServer
+from airflow_provider_analytics_export.hooks.openpanel import (
+    EVENT_FIELDS,
+    OpenPanelHook,
+    chart_rows,
+    check_chart_window,
+)
+from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
 from airflow_provider_analytics_export.sandbox.data import openpanel_chart, openpanel_events
 from tests.scripted_server import Reply, ScriptedServer
 
@@ -40,7 +47,8 @@ def test_iter_events_yields_the_day_once_in_order(sandbox_reset):
 def test_hourly_windows_tile_the_day_without_doubles(sandbox_reset):
     hook = OpenPanelHook()
     hours = [DAY[0] + dt.timedelta(hours=h) for h in range(25)]
-    rows = [row for a, b in pairwise(hours) for row in hook.iter_events("proj-web", a, b)]
+    # Rows come newest first, so the hours newest first list the whole day in the server's order.
+    rows = [row for a, b in reversed(list(pairwise(hours))) for row in hook.iter_events("proj-web", a, b)]
     assert rows == expected(sandbox_reset)
 
 
@@ -74,7 +82,8 @@ def test_filters_and_includes_are_sent(sandbox_reset):
     [
         ({"page_size": 1001}, r"page_size=1001 is out of range: use an integer from 1 to 1000"),
         ({"max_concurrency": 0}, r"max_concurrency=0 is out of range: use an integer from 1 to 32"),
-        ({"includes": ["profile", "session"]}, r"unknown value\(s\) 'session'; allowed: profile, meta"),
+        ({"includes": ["profile", "session"]}, r"unknown value\(s\) 'session'; allowed: id, name, deviceId"),
+        ({"fields": ["duration"]}, r"fields=\['duration'\] has unknown value\(s\) 'duration'"),
         ({"events": [""]}, r"events=\[''\] must be a non-empty string or a non-empty list of strings"),
         ({"start": "15/04/2024"}, r"start='15/04/2024' is not a date or datetime; use ISO-8601"),
     ],
@@ -120,13 +129,42 @@ def test_no_ten_second_window_holds_more_than_100_requests(sandbox_reset):
     assert time.monotonic() - started >= 10
 
 
-def test_server_429_with_retry_after_is_honoured(sandbox_reset):
-    """A server stricter than the documented limit: its 429 + Retry-After pauses every thread."""
-    sandbox_reset.config.update({"openpanel_rate_limit": 4, "openpanel_rate_window": 2.0})
+def test_server_rate_headers_pace_a_stricter_server_without_429s(sandbox_reset):
+    """A server stricter than the documented limit: its x-ratelimit-* headers pause every thread
+    before the window is used up, so no 429 is collected (before they were read, this test saw
+    429s and Retry-After waits)."""
+    sandbox_reset.config.update({"openpanel_rate_limit": 6, "openpanel_rate_window": 2.0})
+    started = time.monotonic()
     rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=300, max_concurrency=4))
     assert rows == expected(sandbox_reset)
     statuses = [entry["status"] for entry in api_calls(sandbox_reset)]
-    assert statuses.count(200) == 8 and 429 in statuses
+    assert statuses == [200] * 8
+    # Paused at 4 left (the requests in flight): 8 requests need a second window.
+    assert time.monotonic() - started >= 1.0
+
+
+def test_another_process_on_the_client_slows_us_down_instead_of_429s(sandbox_reset):
+    """Requests of another process (same client id) use up the window: the headers say so."""
+    creds = {
+        "openpanel-client-id": CREDENTIALS["openpanel"]["client_id"],
+        "openpanel-client-secret": CREDENTIALS["openpanel"]["client_secret"],
+    }
+    sandbox_reset.config.update({"openpanel_rate_limit": 10, "openpanel_rate_window": 2.0})
+    params = {"projectId": "proj-web", "start": "2024-04-14", "end": "2024-04-14", "limit": 1}
+    for _ in range(8):  # the other process
+        requests.get(sandbox_reset.url + "/export/events", params=params, headers=creds, timeout=10)
+    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=300, max_concurrency=2))
+    assert rows == expected(sandbox_reset)
+    assert 429 not in [entry["status"] for entry in api_calls(sandbox_reset)]
+
+
+def test_429_retry_after_is_honoured(scripted_hook, scripted):
+    scripted_hook._max_attempts = 2
+    body = {"status": 429, "error": "Too Many Requests", "message": "You have exceeded the rate limit."}
+    scripted.queue(Reply(429, body, {"retry-after": "1", "x-ratelimit-remaining": "0"}), page(1, 1, 1, "a"))
+    started = time.monotonic()
+    assert [row["id"] for row in scripted_hook.iter_events("p1", *DAY)] == ["a"]
+    assert time.monotonic() - started >= 1.0
 
 
 def test_faults_are_retried_and_give_the_same_rows(sandbox_reset):
@@ -164,6 +202,7 @@ def test_a_daily_window_asks_for_one_inclusive_date(scripted_hook, scripted):
         "limit": ["1000"],
         "page": ["1"],
         "event": ["screen_view"],
+        "includes": list(EVENT_FIELDS),  # every column named, as repeated keys
     }
 
 
@@ -211,14 +250,16 @@ def test_get_chart_returns_the_api_response_for_the_window(sandbox_reset):
     first = want["series"][0]
     assert rows[0] == {
         "series_id": first["id"],
-        "event": "screen_view",
+        "event": first["event"]["name"],
         "names": first["names"],
-        "breakdown_country": first["names"][1],
-        "date": "2024-04-15T00:00:00.000Z",
+        "breakdown_country": first["event"]["breakdowns"]["country"],
+        "date": "2024-04-15T00:00:00+00:00",
         "count": first["data"][0]["count"],
         "previous_value": first["data"][0]["previous"]["value"],
-        "previous_change": first["data"][0]["previous"]["change"],
+        "previous_diff": first["data"][0]["previous"]["diff"],
+        "previous_state": first["data"][0]["previous"]["state"],
     }
+    assert first["names"][0].startswith("(")  # "(A) screen_view": the event comes from event.name
 
 
 @pytest.mark.parametrize(
@@ -247,7 +288,7 @@ def test_get_chart_returns_the_api_response_for_the_window(sandbox_reset):
             r"breakdowns\[0\].name='planet' is not supported; use one of: country, region, city, device",
         ),
         ({"interval": "fortnight"}, r"interval='fortnight' is not supported; use one of: minute, hour, day"),
-        ({"date_range": "90d"}, r"date_range='90d' is not supported; use one of: 30min, lastHour, today"),
+        ({"date_range": "90d"}, r"date_range='90d' is not supported; use one of: 30min, lastHour, last24h"),
         (
             {"date_range": "7d", "start": WEEK[0], "end": WEEK[1]},
             r"date_range='7d' and start/end are exclusive",
@@ -275,8 +316,25 @@ def test_bad_chart_arguments_are_rejected_before_any_request(sandbox_reset, kwar
 )
 def test_chart_window_must_align_with_the_interval(start, interval, message):
     with pytest.raises(ValueError, match=message):
-        check_chart_window(start, start + dt.timedelta(days=7), interval)
-    check_chart_window(dt.datetime(2024, 4, 1, tzinfo=UTC), dt.datetime(2024, 5, 1, tzinfo=UTC), "month")
+        check_chart_window(start, start + dt.timedelta(days=7), interval, ZoneInfo("UTC"))
+    check_chart_window(
+        dt.datetime(2024, 4, 1, tzinfo=UTC), dt.datetime(2024, 5, 1, tzinfo=UTC), "month", ZoneInfo("UTC")
+    )
+
+
+def test_chart_window_aligns_with_the_organization_zone():
+    """Days start at the organization's midnight: UTC midnight is 20:00 in New York."""
+    zone = ZoneInfo("America/New_York")
+    with pytest.raises(ValueError, match=r"does not fall on a day boundary in America/New_York"):
+        check_chart_window(*DAY, "day", zone)
+    local = dt.datetime(2024, 4, 15, tzinfo=zone), dt.datetime(2024, 4, 16, tzinfo=zone)
+    check_chart_window(*local, "day", zone)
+    # Without the zone (at DAG parse) a bound must be a boundary in some zone: a quarter hour.
+    check_chart_window(*local, "day")
+    with pytest.raises(ValueError, match="day boundary in any time zone"):
+        check_chart_window(DAY[0] + dt.timedelta(minutes=10), None, "day")
+    with pytest.raises(ValueError, match="minute boundary"):
+        check_chart_window(DAY[0] + dt.timedelta(seconds=30), None, "minute")
 
 
 def test_progress_is_logged_at_a_readable_cadence(sandbox_reset, caplog, capsys):

@@ -7,10 +7,13 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.hooks.openpanel import window_buckets
 from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
@@ -63,7 +66,7 @@ def test_events_export_in_every_format(sandbox_reset, tmp_path: Path, fmt: str):
 
 def test_hourly_runs_tile_the_day(sandbox_reset, memory_fs):
     rows = []
-    for hour in range(24):
+    for hour in reversed(range(24)):  # newest first, like the rows inside each file
         start = START + dt.timedelta(hours=hour)
         op = OpenPanelEventsExportOperator(task_id=f"h{hour}", destination=f"memory://op/{hour}.jsonl")
         op.execute({"data_interval_start": start, "data_interval_end": start + dt.timedelta(hours=1)})
@@ -104,13 +107,13 @@ def test_chart_export_one_row_per_series_and_day(sandbox_reset, tmp_path: Path):
         events,
         [{"name": "device"}],
         "day",
-        "2024-04-15",
-        "2024-04-21",
+        WEEK["data_interval_start"],
+        WEEK["data_interval_end"],
         False,
     )
     assert result["rows"] == 3 * 7 and result["series"] == 3
     assert [(r["breakdown_device"], r["date"], r["count"]) for r in rows] == [
-        (series["names"][1], point["date"], point["count"])
+        (series["event"]["breakdowns"]["device"], point["date"].replace(" ", "T") + "+00:00", point["count"])
         for series in want["series"]
         for point in series["data"]
     ]
@@ -122,9 +125,12 @@ def test_chart_with_date_range_ignores_the_data_interval(sandbox_reset, tmp_path
         task_id="r", destination=(tmp_path / "c.csv").as_uri(), events=EVENTS, date_range="7d", previous=True
     )
     result = op.execute({})
-    assert result["rows"] == 7 and "window_start" not in result
+    # The server's 7d is the 7 days before today plus today (getDatesFromRange).
+    assert result["rows"] == 8 and "window_start" not in result
     with (tmp_path / "c.csv").open(newline="") as handle:
-        assert list(csv.DictReader(handle))[0].keys() >= {"previous_value", "previous_change"}
+        first = list(csv.DictReader(handle))[0]
+    assert first.keys() >= {"previous_value", "previous_diff", "previous_state"}
+    assert first["previous_state"] in ("positive", "negative", "neutral")
 
 
 @pytest.mark.parametrize(
@@ -189,3 +195,32 @@ def test_events_to_s3_through_a_destination_connection(sandbox_reset, s3_destina
     want = expected(sandbox_reset, events=["purchase"])
     assert rows == [{k: encode_value(v) for k, v in row.items()} for row in want] and rows
     assert [p.name for p in path.parent.iterdir()] == ["events.parquet"]  # no temporary object left
+
+
+def test_chart_cut_short_by_the_subscription_end_fails(sandbox_reset, tmp_path):
+    """The server caps endDate at the organization's subscriptionChartEndDate without a word."""
+    cap = (START + dt.timedelta(days=4)).timestamp()
+    sandbox_reset.config.update({"openpanel_subscription_chart_end": cap})
+    path = tmp_path / "c.csv"
+    op = OpenPanelChartsExportOperator(task_id="s", destination=path.as_uri(), events=EVENTS)
+    with pytest.raises(ExportIntegrityError, match=r"lacks 3 day bucket\(s\) of the window, from 2024-04-19"):
+        op.execute(WEEK)
+    assert not path.exists()
+
+
+def test_window_buckets_follow_the_organization_calendar():
+    zone = ZoneInfo("America/New_York")  # DST starts 2024-03-10: that day has 23 hours
+    start, end = dt.datetime(2024, 3, 9, tzinfo=zone), dt.datetime(2024, 3, 12, tzinfo=zone)
+    assert [b.isoformat() for b in window_buckets(start, end, "day", zone)] == [
+        "2024-03-09T00:00:00-05:00",
+        "2024-03-10T00:00:00-05:00",
+        "2024-03-11T00:00:00-04:00",
+    ]
+    assert (
+        len(
+            window_buckets(
+                dt.datetime(2024, 3, 10, tzinfo=zone), dt.datetime(2024, 3, 11, tzinfo=zone), "hour", zone
+            )
+        )
+        == 23
+    )

@@ -37,7 +37,7 @@ def test_openpanel_auth(sbx: SandboxServer, http: requests.Session) -> None:
         headers={"openpanel-client-id": CREDENTIALS["openpanel"]["client_id"]},
     )
     assert r.status_code == 401
-    assert r.json() == {"error": "Unauthorized", "message": "Invalid client credentials"}
+    assert r.json() == {"error": "Unauthorized", "message": "Export: Invalid client secret"}
 
 
 def test_peer5_auth(sbx: SandboxServer, http: requests.Session) -> None:

@@ -1,17 +1,29 @@
-"""OpenPanel paging/validation/rate limit/charts and Peer5 validation rules and CSV shape."""
+"""OpenPanel as its open-source server behaves, and Peer5 validation rules and CSV shape."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import requests
 
-from airflow_provider_analytics_export.sandbox import SandboxServer
-from airflow_provider_analytics_export.sandbox.data import openpanel_events, peer5_csv, peer5_rows
+from airflow_provider_analytics_export.sandbox import CREDENTIALS, SandboxServer
+from airflow_provider_analytics_export.sandbox.data import (
+    OPENPANEL_DEFAULT_FIELDS,
+    openpanel_events,
+    openpanel_select,
+    peer5_csv,
+    peer5_rows,
+)
 
 from .conftest import OPENPANEL_HEADERS, PEER5_HEADERS
 
 HOUR = 3_600_000
+UTC = dt.timezone.utc
+READ_HEADERS = {
+    "openpanel-client-id": CREDENTIALS["openpanel"]["read_client_id"],
+    "openpanel-client-secret": CREDENTIALS["openpanel"]["read_client_secret"],
+}
 
 
 def _events(http: requests.Session, sbx: SandboxServer, **params: object) -> requests.Response:
@@ -20,129 +32,225 @@ def _events(http: requests.Session, sbx: SandboxServer, **params: object) -> req
     )
 
 
-def test_openpanel_events_pages_match_data(sbx: SandboxServer, http: requests.Session) -> None:
+def _chart(http: requests.Session, sbx: SandboxServer, **params: object) -> dict:
+    base = {"projectId": "proj-web", "events": '[{"name":"screen_view"}]', "interval": "day"}
+    r = http.get(sbx.url + "/export/charts", params={**base, **params}, headers=OPENPANEL_HEADERS)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_openpanel_events_newest_first_default_columns(sbx: SandboxServer, http: requests.Session) -> None:
     sbx.config.openpanel_events_per_day = 200  # proj-app gets half: 100/day
-    expected = list(
-        openpanel_events(sbx.config, "proj-app", "2024-04-15", "2024-04-16", includes=["profile"])
-    )
+    expected = list(openpanel_events(sbx.config, "proj-app", "2024-04-15", "2024-04-16"))
     assert len(expected) == 200
     got = []
     for page in (1, 2, 3):
-        body = _events(
-            http, sbx, start="2024-04-15", end="2024-04-16", page=page, limit=80, includes="profile"
-        ).json()
+        body = _events(http, sbx, start="2024-04-15", end="2024-04-16", page=page, limit=80).json()
         assert body["meta"]["totalCount"] == 200 and body["meta"]["pages"] == 3
         assert body["meta"]["current"] == page and body["meta"]["count"] == len(body["data"])
         got.extend(body["data"])
-    assert got == expected
-    assert _events(http, sbx, start="2024-04-15", end="2024-04-16", page=9, limit=80).json()["data"] == []
+    assert got == [openpanel_select(row, ()) for row in expected]
+    # Only the default columns (+ groups); duration is selected but never mapped by transformEvent.
+    assert set(got[0]) == {*OPENPANEL_DEFAULT_FIELDS, "groups"}
     created = [e["createdAt"] for e in got]
-    assert created == sorted(created) and created[0].endswith("Z") and len(created[0]) == 24
-    # event filter: repeated, comma-separated and JSON-array forms agree
-    forms = [
-        {"event": ["purchase", "sign_up"]},
-        {"event": "purchase,sign_up"},
-        {"event": '["purchase","sign_up"]'},
-    ]
-    totals = {
-        _events(http, sbx, start="2024-04-15", end="2024-04-16", **f).json()["meta"]["totalCount"]
-        for f in forms
-    }
-    exp = len(
+    assert created == sorted(created, reverse=True) and created[0].endswith("Z") and len(created[0]) == 24
+    assert got[0]["country"] == "US" or len(got[0]["country"]) == 2
+    # Fields named in includes (comma-separated or repeated) come back; properties are strings.
+    named = _events(http, sbx, start="2024-04-15", end="2024-04-15", includes="properties,region").json()
+    repeated = _events(
+        http, sbx, start="2024-04-15", end="2024-04-15", includes=["properties", "region"]
+    ).json()
+    assert named == repeated
+    assert {"properties", "region"} <= set(named["data"][0]) and "origin" not in named["data"][0]
+    assert all(isinstance(v, str) for row in named["data"] for v in row["properties"].values())
+
+
+def test_openpanel_limit_and_page_are_clamped(sbx: SandboxServer, http: requests.Session) -> None:
+    sbx.config.openpanel_events_per_day = 200
+    big = _events(http, sbx, start="2024-04-15", end="2024-04-15", limit=5000).json()
+    assert big["meta"]["count"] == 100 and big["meta"]["pages"] == 1
+    small = _events(http, sbx, start="2024-04-15", end="2024-04-15", limit=0, page=0).json()
+    assert small["meta"]["count"] == 1 and small["meta"]["current"] == 1 and small["meta"]["pages"] == 100
+    assert _events(http, sbx, start="2024-04-15", end="2024-04-15", page=9, limit=80).json()["data"] == []
+
+
+def test_openpanel_lists_are_repeated_keys_or_json(sbx: SandboxServer, http: requests.Session) -> None:
+    sbx.config.openpanel_events_per_day = 200
+    want = len(
         list(
             openpanel_events(
                 sbx.config, "proj-app", "2024-04-15", "2024-04-16", events=["purchase", "sign_up"]
             )
         )
     )
-    assert totals == {exp}
+    assert want > 0
+    for form in ({"event": ["purchase", "sign_up"]}, {"event": '["purchase","sign_up"]'}):
+        body = _events(http, sbx, start="2024-04-15", end="2024-04-16", **form).json()
+        assert body["meta"]["totalCount"] == want, form
+    # A comma is part of the name: one event called "purchase,sign_up", which matches nothing.
+    body = _events(http, sbx, start="2024-04-15", end="2024-04-16", event="purchase,sign_up").json()
+    assert body["meta"]["totalCount"] == 0 and body["data"] == []
 
 
-def test_openpanel_validation_and_projects(sbx: SandboxServer, http: requests.Session) -> None:
-    for params in (
-        {"start": "2024/04/15"},
-        {"limit": 1001},
-        {"limit": 0},
-        {"page": 0},
-        {"includes": "bogus"},
-        {"start": "2024-04-16", "end": "2024-04-15"},
-    ):
-        r = _events(http, sbx, **params)
-        assert r.status_code == 400, params
-        body = r.json()
-        assert body["error"] == "Bad Request" and body["message"] == "Invalid query parameters"
-        assert isinstance(body["details"][0]["path"], list)
-    r = http.get(sbx.url + "/export/events", headers=OPENPANEL_HEADERS)
-    assert r.status_code == 400 and r.json()["details"][0]["path"] == ["projectId"]
-    r = http.get(
-        sbx.url + "/export/events", params={"project_id": "proj-forbidden"}, headers=OPENPANEL_HEADERS
-    )
+def test_openpanel_digit_strings_are_numbers(sbx: SandboxServer, http: requests.Session) -> None:
+    r = _events(http, sbx, start="2024-04-15", end="2024-04-15", profileId="100017")
+    assert r.status_code == 400
+    assert r.json() == {
+        "status": 400,
+        "error": "FastifyError",
+        "message": "querystring/profileId Expected string, received number",
+    }
+    # As a JSON string literal it stays a string.
+    assert _events(http, sbx, start="2024-04-15", end="2024-04-15", profileId='"100017"').status_code == 200
+    assert _events(http, sbx, limit="abc").status_code == 400
+
+
+def test_openpanel_profile_lists_anonymous_device_events_count_does_not(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    kwargs = {"start": "2024-04-01", "end": "2024-04-30", "limit": 1000}
+    body = http.get(
+        sbx.url + "/export/events",
+        params={"projectId": "proj-web", "profileId": "user_3", **kwargs},
+        headers=OPENPANEL_HEADERS,
+    ).json()
+    own = [e for e in body["data"] if e["profileId"] == "user_3"]
+    anonymous = [e for e in body["data"] if e["profileId"] != "user_3"]
+    assert anonymous and all(e["profileId"] == e["deviceId"] == own[0]["deviceId"] for e in anonymous)
+    assert body["meta"]["totalCount"] == len(own) < len(body["data"])
+    assert body["meta"]["pages"] == 1
+
+
+def test_openpanel_projects_and_error_bodies(sbx: SandboxServer, http: requests.Session) -> None:
+    url = sbx.url + "/export/events"
+    r = http.get(url, headers=OPENPANEL_HEADERS)
+    assert r.status_code == 400
+    assert r.json() == {"status": 400, "message": "project_id or projectId is required"}
+    r = http.get(url, params={"projectId": "nope"}, headers=OPENPANEL_HEADERS)
+    assert r.status_code == 404 and r.json() == {"status": 404, "message": "Project not found"}
+    # A read client gets its own project without naming it, and 403 for another one.
+    r = http.get(url, params={"start": "2024-04-15", "end": "2024-04-15", "limit": 1}, headers=READ_HEADERS)
+    assert r.status_code == 200 and r.json()["data"][0]["projectId"] == "proj-web"
+    r = http.get(url, params={"project_id": "proj-app"}, headers=READ_HEADERS)
     assert r.status_code == 403
-    assert r.json() == {"error": "Forbidden", "message": "You do not have access to this project"}
-    r = http.get(sbx.url + "/export/events", params={"projectId": "nope"}, headers=OPENPANEL_HEADERS)
-    assert r.status_code == 404 and r.json() == {"error": "Not Found", "message": "Project not found"}
+    assert r.json() == {"status": 403, "message": "You do not have access to this project"}
+    r = http.get(url, headers={**OPENPANEL_HEADERS, "openpanel-client-id": "not-a-uuid"})
+    assert r.status_code == 401
+    assert r.json() == {"error": "Unauthorized", "message": "Export: Client ID must be a valid UUIDv4"}
+    r = _events(http, sbx, start="garbage", end="2024-04-15")
+    assert r.status_code == 500 and r.json()["message"] == "Invalid time value"
 
 
-def test_openpanel_rate_limit(sbx: SandboxServer, http: requests.Session) -> None:
+def test_openpanel_live_traffic_goes_on_top(sbx: SandboxServer, http: requests.Session) -> None:
+    today = dt.datetime.now(UTC).date().isoformat()
+    params = {"projectId": "proj-web", "start": today, "end": today, "limit": 10}
+    first = http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS).json()
+    # Nothing from the future: today's events stop at the sandbox clock.
+    assert max(e["createdAt"] for e in first["data"]) <= dt.datetime.now(UTC).isoformat()
+    sbx.config.openpanel_live_events_per_second = 50
+    http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)
+    time.sleep(0.3)
+    later = http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS).json()
+    grew = later["meta"]["totalCount"] - first["meta"]["totalCount"]
+    assert grew >= 10
+    assert all(e["id"].startswith("evt_live") for e in later["data"])
+    page2 = http.get(
+        sbx.url + "/export/events", params={**params, "page": 2}, headers=OPENPANEL_HEADERS
+    ).json()
+    assert page2["meta"]["totalCount"] >= later["meta"]["totalCount"]
+
+
+def test_openpanel_rate_limit_fixed_window_per_client(sbx: SandboxServer, http: requests.Session) -> None:
     params = {"projectId": "proj-web", "start": "2024-04-15", "end": "2024-04-15", "limit": 1}
     for i in range(100):
         r = http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)
         assert r.status_code == 200, i
-        assert r.headers["X-RateLimit-Remaining"] == str(99 - i)
+        assert r.headers["x-ratelimit-remaining"] == str(99 - i)
+        assert 1 <= int(r.headers["x-ratelimit-reset"]) <= 10
     r = http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)
     assert r.status_code == 429
-    assert r.json() == {"error": "Too Many Requests", "message": "Rate limit exceeded"}
-    assert 1 <= int(r.headers["Retry-After"]) <= 10
-    assert r.headers["X-RateLimit-Limit"] == "100" and r.headers["X-RateLimit-Remaining"] == "0"
-    # A short window frees slots again.
+    assert r.json() == {
+        "status": 429,
+        "error": "Too Many Requests",
+        "message": "You have exceeded the rate limit for this endpoint.",
+    }
+    assert 1 <= int(r.headers["retry-after"]) <= 10
+    assert r.headers["x-ratelimit-limit"] == "100" and r.headers["x-ratelimit-remaining"] == "0"
+    # Another client id has its own window; requests are counted before authentication.
+    assert http.get(sbx.url + "/export/events", params=params, headers=READ_HEADERS).status_code == 200
     sbx.config.openpanel_rate_limit, sbx.config.openpanel_rate_window = 3, 0.3
     sbx.reset()
-    codes = [
-        http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS).status_code
-        for _ in range(4)
-    ]
-    assert codes == [200, 200, 200, 429]
+    bad = {**OPENPANEL_HEADERS, "openpanel-client-secret": "wrong"}
+    codes = [http.get(sbx.url + "/export/events", params=params, headers=bad).status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
     time.sleep(0.35)
     assert http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS).status_code == 200
 
 
-def test_openpanel_charts(sbx: SandboxServer, http: requests.Session) -> None:
-    url = sbx.url + "/export/charts"
-    params = {
-        "projectId": "proj-web",
-        "events": '[{"name":"screen_view","segment":"user"}]',
-        "breakdowns": '[{"name":"device"}]',
-        "interval": "day",
-        "startDate": "2024-04-01",
-        "endDate": "2024-04-03",
-        "previous": "true",
+def test_openpanel_chart_end_date_is_midnight_and_inclusive(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    # A date-only endDate is that day's 00:00:00: startDate = endDate = D is (nearly) empty.
+    assert _chart(http, sbx, startDate="2024-04-15", endDate="2024-04-15")["series"] == []
+    week = _chart(http, sbx, startDate="2024-04-15", endDate="2024-04-21")
+    assert [p["date"] for p in week["series"][0]["data"]] == [f"2024-04-{d} 00:00:00" for d in range(15, 21)]
+    # Instants: exactly the days between them.
+    exact = _chart(http, sbx, startDate="2024-04-15T00:00:00Z", endDate="2024-04-22T00:00:00Z")
+    assert [p["date"][:10] for p in exact["series"][0]["data"]] == [f"2024-04-{d}" for d in range(15, 22)]
+
+
+def test_openpanel_chart_dates_in_organization_zone(sbx: SandboxServer, http: requests.Session) -> None:
+    sbx.config.openpanel_timezone = "America/New_York"
+    body = _chart(http, sbx, startDate="2024-04-15T04:00:00Z", endDate="2024-04-16T04:00:00Z")
+    assert [p["date"] for p in body["series"][0]["data"]] == ["2024-04-15 00:00:00"]
+    hourly = _chart(
+        http, sbx, startDate="2024-04-15T04:00:00Z", endDate="2024-04-15T06:00:00Z", interval="hour"
+    )
+    assert [p["date"] for p in hourly["series"][0]["data"]] == ["2024-04-15 00:00:00", "2024-04-15 01:00:00"]
+    weekly = _chart(
+        http, sbx, startDate="2024-04-15T04:00:00Z", endDate="2024-04-29T04:00:00Z", interval="week"
+    )
+    assert [p["date"] for p in weekly["series"][0]["data"]] == ["2024-04-15", "2024-04-22"]
+
+
+def test_openpanel_chart_previous_breakdowns_and_names(sbx: SandboxServer, http: requests.Session) -> None:
+    body = _chart(
+        http,
+        sbx,
+        events='[{"name":"screen_view"},{"name":"purchase"}]',
+        breakdowns='[{"name":"referrer"},{"name":"shoe_size"}]',
+        startDate="2024-04-15T00:00:00Z",
+        endDate="2024-04-17T00:00:00Z",
+        previous="true",
+    )
+    sums = [s["metrics"]["sum"] for s in body["series"]]
+    assert sums == sorted(sums, reverse=True)
+    names = {tuple(s["names"]) for s in body["series"]}
+    # Two events: "(A) "/"(B) " prefixes; the empty referrer is dropped; unknown breakdowns too.
+    assert ("(A) screen_view",) in names and ("(A) screen_view", "https://www.google.com/") in names
+    direct = next(s for s in body["series"] if s["names"] == ["(A) screen_view"])
+    assert "breakdowns" not in direct["event"] and direct["event"]["name"] == "screen_view"
+    google = next(s for s in body["series"] if s["names"] == ["(B) purchase", "https://www.google.com/"])
+    assert google["event"] == {
+        "id": "B",
+        "name": "purchase",
+        "breakdowns": {"referrer": "https://www.google.com/"},
     }
-    body = http.get(url, params=params, headers=OPENPANEL_HEADERS).json()
-    assert [s["names"] for s in body["series"]] == [
-        ["screen_view", v] for v in ("Desktop", "Mobile", "Tablet")
-    ]
-    s0 = body["series"][0]
-    assert s0["id"] == "screen-view-desktop" and s0["event"]["name"] == "screen_view"
-    assert [p["date"] for p in s0["data"]] == [f"2024-04-0{d}T00:00:00.000Z" for d in (1, 2, 3)]
-    assert s0["metrics"]["sum"] == sum(p["count"] for p in s0["data"])
-    assert set(s0["data"][0]["previous"]) == {"value", "change"} and "previous" in body["metrics"]
-    assert body["metrics"]["sum"] == sum(s["metrics"]["sum"] for s in body["series"])
-    bad = [
-        {"events": '[{"segment":"user"}]'},
-        {"events": '[{"name":"x","segment":"bogus"}]'},
-        {"events": '[{"name":"x","filters":[{"name":"path","operator":"like","value":["/"]}]}]'},
-        {"events": '[{"name":"x","filters":[{"name":"path","operator":"is","value":"/"}]}]'},
-        {"interval": "year"},
-        {"range": "3d", "startDate": None, "endDate": None},
-        {"previous": "maybe"},
-        {"breakdowns": '[{"name":"shoe_size"}]'},
-    ]
-    for change in bad:
-        p = {k: v for k, v in {**params, **change}.items() if v is not None}
-        r = http.get(url, params=p, headers=OPENPANEL_HEADERS)
-        assert r.status_code == 400, change
-    r = http.get(url, params={**params, "events": '[{"segment":"user"}]'}, headers=OPENPANEL_HEADERS)
-    assert r.json()["details"] == [{"path": ["events", 0, "name"], "message": "Required"}]
+    point = google["data"][0]
+    assert set(point["previous"]) == {"diff", "state", "value"}
+    assert point["previous"]["state"] in ("positive", "negative", "neutral")
+    r = http.get(
+        sbx.url + "/export/charts",
+        params={"projectId": "proj-web", "events": '[{"segment":"user"}]'},
+        headers=OPENPANEL_HEADERS,
+    )
+    assert r.status_code == 400 and r.json()["message"] == "querystring/events/0/name Required"
+    r = http.get(
+        sbx.url + "/export/charts",
+        params={"projectId": "proj-web", "events": '[{"name":"x"}]', "interval": "year"},
+        headers=OPENPANEL_HEADERS,
+    )
+    assert r.status_code == 400 and r.json()["message"].startswith("querystring/interval Invalid enum")
 
 
 def _peer5(http: requests.Session, sbx: SandboxServer, body: dict, fmt: str = "json") -> requests.Response:

@@ -1,0 +1,214 @@
+"""Real parallelism: a scheduler with LocalExecutor runs eight exports on two accounts at once, no pools.
+
+The shared limit backend (a real redis-server) must keep the sandbox's rule counters at zero:
+no second open Browsee request, no OpenPanel request past 100 per 10 s; every file exact.
+
+Airflow 3 runs LocalExecutor on SQLite (``airflow standalone`` does the same): tasks talk to the
+API server's execution API, not to the database, so the usual "SQLite means one task at a time"
+does not apply; the test checks that at least four tasks really ran at the same time.
+
+``python -m tests.e2e.test_shared_limits`` runs the same DAG without the backend and prints
+the violations it prevents (evidence for the docs, not a test: it must not fail the suite);
+with a Redis URL as argument it prints the same numbers with the backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_analytics_export.sandbox import SandboxServer, connection_env
+from airflow_provider_analytics_export.sandbox.airflow_runner import AirflowRunner
+from airflow_provider_analytics_export.sandbox.data import browsee_sessions, openpanel_events
+from tests.conftest import _free_port, _wait_for_port
+from tests.e2e.shared_limits_dags.shared_limits import BROWSEE_DAYS, OPENPANEL_DAY, OPENPANEL_PROJECTS
+
+DAGS = Path(__file__).resolve().parent / "shared_limits_dags"
+DAG_ID = "shared_limits"
+PARALLELISM = 8
+UTC = dt.timezone.utc
+
+
+@dataclass
+class Outcome:
+    state: str
+    requests: list[dict[str, Any]]
+    max_running: int
+    seconds: float
+
+    def violations(self) -> dict[str, int]:
+        """Rule breaks the sandbox saw: second open Browsee requests and OpenPanel 429s."""
+        browsee = [e for e in self.requests if e["api"] == "browsee"]
+        openpanel = [e for e in self.requests if e["api"] == "openpanel"]
+        return {
+            "browsee_overlaps": sum(1 for e in browsee if e["overlap"]),
+            "browsee_429": sum(1 for e in browsee if e["status"] == 429),
+            "openpanel_429": sum(1 for e in openpanel if e["status"] == 429),
+        }
+
+
+def connections(sandbox: SandboxServer, backend: str | None) -> dict[str, str]:
+    """The sandbox's default connections, with ``limit_backend`` when ``backend`` is given."""
+    values = connection_env(sandbox.url)
+    if backend is None:
+        return values
+    for key in ("AIRFLOW_CONN_BROWSEE_DEFAULT", "AIRFLOW_CONN_OPENPANEL_DEFAULT"):
+        conn = json.loads(values[key])
+        conn["extra"] = {**conn.get("extra", {}), "limit_backend": backend}
+        values[key] = json.dumps(conn)
+    return values
+
+
+@contextmanager
+def services(runner: AirflowRunner, env: dict[str, str]) -> Iterator[None]:
+    """API server, DAG processor and scheduler (LocalExecutor) of ``runner``'s home, then stopped."""
+    port = int(env["AIRFLOW__API__PORT"])
+    procs = [
+        subprocess.Popen(
+            [runner.airflow, *command],
+            env={**runner.env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=(runner.home / f"{command[0]}.log").open("w"),
+            start_new_session=True,  # a group of its own: stopping it stops its task processes too
+        )
+        for command in (["api-server", "--port", str(port)], ["dag-processor"], ["scheduler"])
+    ]
+    try:
+        _wait_for_port(port, seconds=120)
+        yield
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def query(runner: AirflowRunner, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(runner.home / "airflow.db", timeout=30) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def wait_for(check: Any, seconds: float, what: str) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what} after {seconds} s")
+
+
+def max_running(runner: AirflowRunner) -> int:
+    """The most task instances that were running at one moment (Airflow's own start/end dates)."""
+    spans = query(runner, "SELECT start_date, end_date FROM task_instance WHERE dag_id = ?", DAG_ID)
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def run_dag(home: Path, sandbox: SandboxServer, export_root: Path, backend: str | None) -> Outcome:
+    """One triggered run of ``shared_limits`` by a real scheduler; the sandbox's log of it."""
+    runner = AirflowRunner(home, DAGS, sandbox.url, export_root.as_uri())
+    port = _free_port()
+    env = {
+        **connections(sandbox, backend),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "shared-limits-e2e-only",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    }
+    runner.env.update(env)
+    runner.migrate()
+    sandbox.config.update({"latency_ms": {"browsee": 30}})
+    sandbox.reset()
+    with services(runner, env):
+        wait_for(
+            lambda: query(runner, "SELECT 1 FROM serialized_dag WHERE dag_id = ?", DAG_ID),
+            300,
+            "the DAG processor has not serialized the DAG",
+        )
+        runner.cli("dags", "trigger", DAG_ID)
+        started = time.monotonic()
+        state = wait_for(
+            lambda: next(
+                (
+                    s
+                    for (s,) in query(runner, "SELECT state FROM dag_run WHERE dag_id = ?", DAG_ID)
+                    if s in ("success", "failed")
+                ),
+                None,
+            ),
+            600,
+            "the DAG run has not finished",
+        )
+        seconds = time.monotonic() - started
+    return Outcome(state, list(sandbox.requests_log), max_running(runner), seconds)
+
+
+def assert_files_exact(sandbox: SandboxServer, root: Path) -> None:
+    for project in OPENPANEL_PROJECTS:
+        got = [
+            json.loads(line) for line in (root / "openpanel" / f"{project}.jsonl").read_text().splitlines()
+        ]
+        assert got == list(openpanel_events(sandbox.config, project, OPENPANEL_DAY, OPENPANEL_DAY)), project
+    for day in BROWSEE_DAYS:
+        start = int(dt.datetime.combine(day, dt.time(), UTC).timestamp())
+        got = [json.loads(line) for line in (root / "browsee" / f"{day}.jsonl").read_text().splitlines()]
+        assert got == list(browsee_sessions(sandbox.config, start, start + 86_400)), day
+    assert not list(root.rglob("*.partial"))
+
+
+@pytest.mark.timeout(900)  # an Airflow deployment of its own: migrate, three services, eight tasks
+def test_eight_parallel_exports_keep_both_accounts_within_their_rules(
+    tmp_path: Path, sandbox_reset: SandboxServer, redis_url: str
+):
+    outcome = run_dag(tmp_path / "home", sandbox_reset, tmp_path / "exports", backend=redis_url)
+    assert outcome.state == "success"
+    assert outcome.max_running >= 4  # real parallelism, not one task after another
+    assert outcome.violations() == {"browsee_overlaps": 0, "browsee_429": 0, "openpanel_429": 0}
+    openpanel = sorted(e["started"] for e in outcome.requests if e["api"] == "openpanel")
+    assert len(openpanel) > 200  # several windows' worth: the limit had to hold, not just exist
+    assert all(b - a >= 10.0 for a, b in zip(openpanel, openpanel[100:], strict=False))
+    assert_files_exact(sandbox_reset, tmp_path / "exports" / "shared")
+
+
+if __name__ == "__main__":  # python -m tests.e2e.test_shared_limits [REDIS_URL]: numbers for the docs
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder, SandboxServer() as server:
+        backend = sys.argv[1] if len(sys.argv) > 1 else None
+        result = run_dag(Path(folder) / "home", server, Path(folder) / "exports", backend)
+        requests = {
+            api: sum(1 for e in result.requests if e["api"] == api) for api in ("browsee", "openpanel")
+        }
+        summary = {
+            "state": result.state,
+            "max_running": result.max_running,
+            "seconds": round(result.seconds, 1),
+        }
+        print(json.dumps({**summary, "requests": requests, **result.violations()}))
