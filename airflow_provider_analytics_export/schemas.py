@@ -188,8 +188,79 @@ PEER5_EXPORT = Schema(
     ),
 )
 
-#: Every declared schema, for the README's table.
-SCHEMAS: tuple[Schema, ...] = (BROWSEE_SESSIONS, BRAZE_SESSIONS, PEER5_EXPORT)
+#: OpenPanel ``/export/events``: every column the server can return (``transformEvent``), in
+#: the hook's export order; ``fields``/``includes`` select a subset (``id``, ``createdAt`` always).
+OPENPANEL_EVENTS = Schema(
+    "openpanel_events",
+    (
+        *_columns(
+            "string", "Event {name}.", ("id", "name", "deviceId", "profileId", "projectId", "sessionId")
+        ),
+        Column("createdAt", "timestamp", "When the event happened (ISO-8601 UTC)."),
+        *_columns(
+            "string",
+            "{name} of the event.",
+            ("path", "origin", "referrer", "referrerName", "referrerType", "country", "region", "city"),
+        ),
+        Column("longitude", "float64", "Longitude detected from the IP."),
+        Column("latitude", "float64", "Latitude detected from the IP."),
+        *_columns(
+            "string",
+            "{name} of the client.",
+            (
+                "os",
+                "osVersion",
+                "browser",
+                "browserVersion",
+                "device",
+                "brand",
+                "model",
+                "sdkName",
+                "sdkVersion",
+            ),
+        ),
+        Column("revenue", "float64", "Revenue recorded with the event."),
+        Column("groups", "json", "Groups of the event (JSON list)."),
+        Column("properties", "json", "Event properties (JSON object; OpenPanel sends every value as text)."),
+        Column("importedAt", "timestamp", "When the event was imported, if it was (includes=importedAt)."),
+        Column("profile", "json", "The event's profile (includes=profile)."),
+        Column("meta", "json", "The event's metadata, only for events that have one (includes=meta)."),
+    ),
+)
+
+
+def openpanel_chart(breakdowns: Sequence[str], previous: bool) -> Schema:
+    """OpenPanel ``/export/charts`` rows: one ``breakdown_<name>`` per breakdown, previous period if asked."""
+    return Schema(
+        "openpanel_chart",
+        (
+            Column("series_id", "string", "The series id."),
+            Column("event", "string", "The series' event name."),
+            Column("names", "json", "The series' names as OpenPanel sends them (JSON list)."),
+            *_columns("string", "Breakdown value ('' when empty).", (f"breakdown_{b}" for b in breakdowns)),
+            Column("date", "timestamp", "Start of the bucket (the organization's zone, stored as UTC)."),
+            Column("count", "float64", "The bucket's value (an average for some metrics)."),
+            *(
+                (
+                    Column("previous_value", "float64", "The previous period's value."),
+                    Column("previous_diff", "float64", "Change from the previous period, percent."),
+                    Column("previous_state", "string", "positive, negative or neutral."),
+                )
+                if previous
+                else ()
+            ),
+        ),
+    )
+
+
+#: Every declared schema, for the README's table (a chart shown with one breakdown and previous=True).
+SCHEMAS: tuple[Schema, ...] = (
+    BROWSEE_SESSIONS,
+    BRAZE_SESSIONS,
+    PEER5_EXPORT,
+    OPENPANEL_EVENTS,
+    openpanel_chart(["<name>"], previous=True),
+)
 
 
 def markdown(schemas: Sequence[Schema] = SCHEMAS) -> str:
