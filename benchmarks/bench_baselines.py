@@ -5,7 +5,10 @@
 - ``http_operator``: ``HttpOperator`` with a ``pagination_function`` and a ``response_filter``
   writing JSON lines; it keeps every page's response until the last one arrived.
 - ``ours_jsonl`` / ``ours_parquet``: ``OpenPanelEventsExportOperator`` (checks, retries, limits,
-  atomic writer).
+  atomic writer; parquet to the declared, typed schema).
+- ``dlt_jsonl`` / ``dlt_parquet``: dlt's REST API source (page-number paginator on ``meta.pages``)
+  into its filesystem destination, asking for the same columns as ours: the peer a user would
+  pick instead (the ``bench`` extra). Its files are compared with ours row by row.
 
 Each case runs in a fresh Python process, so its peak RSS (``ru_maxrss``) and CPU time are its
 own; the sandbox runs in another process with the OpenPanel rate limit disabled. Run alone:
@@ -28,14 +31,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-CASES: tuple[str, ...] = ("floor", "http_operator", "ours_jsonl", "ours_parquet")
+CASES: tuple[str, ...] = ("floor", "http_operator", "ours_jsonl", "ours_parquet", "dlt_jsonl", "dlt_parquet")
 DAY = "2024-04-15"
 PROJECT = "proj-web"
 PAGE_SIZE = 1000
 HTTP_CONN_ID = "openpanel_http"
+#: The parent puts the columns ours asks for here, so no case imports the provider to know them.
+INCLUDES_ENV = "BENCH_OPENPANEL_INCLUDES"
 #: Targets from issue 8.
 MIN_SHARE_OF_FLOOR = 0.70
 MAX_RSS_GROWTH_MB = 30.0
+#: Targets from issue 17: client CPU per row as a share of the floor's; parquet RSS over jsonl's.
+MAX_CPU_SHARE = {"ours_jsonl": 0.6, "ours_parquet": 1.0}
+MAX_PARQUET_RSS_OVER_JSONL_MB = 60.0
 
 
 # -- the sandbox in its own process --------------------------------------------------------------
@@ -92,7 +100,16 @@ def _credentials() -> dict[str, str]:
 
 
 def _query(page: int) -> dict[str, Any]:
-    return {"projectId": PROJECT, "start": DAY, "end": DAY, "limit": PAGE_SIZE, "page": page}
+    """Page ``page`` of the export every case makes: the columns ours asks for, so the same data."""
+    includes = os.environ[INCLUDES_ENV]
+    return {
+        "projectId": PROJECT,
+        "start": DAY,
+        "end": DAY,
+        "limit": PAGE_SIZE,
+        "page": page,
+        "includes": includes,
+    }
 
 
 def export_floor(url: str, out: Path) -> int:
@@ -162,11 +179,64 @@ def export_ours(url: str, out: Path) -> int:
     return int(operator.execute({})["rows"])
 
 
+def export_dlt(url: str, out: Path) -> int:
+    """dlt 1.31: ``rest_api_source`` into ``filesystem`` (``out`` is a folder), same columns as ours."""
+    import dlt
+    from dlt.sources.rest_api import rest_api_source
+
+    fmt = out.suffix.lstrip(".")
+    source = rest_api_source(
+        {
+            "client": {"base_url": url, "headers": _credentials()},
+            "resources": [
+                {
+                    "name": "events",
+                    "endpoint": {
+                        "path": "export/events",
+                        "params": _query(1),
+                        "data_selector": "data",
+                        "paginator": {
+                            "type": "page_number",
+                            "base_page": 1,
+                            "page_param": "page",
+                            "total_path": "meta.pages",
+                        },
+                    },
+                }
+            ],
+        }
+    )
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_{fmt}",
+        pipelines_dir=str(out.parent / f".dlt-{fmt}"),
+        destination=dlt.destinations.filesystem(bucket_url=out.with_suffix("").as_uri()),
+        dataset_name="openpanel",
+    )
+    pipeline.run(source, loader_file_format=fmt)
+    return len(dlt_rows(out))
+
+
+def dlt_files(out: Path) -> list[Path]:
+    """The data files dlt wrote for the ``events`` table."""
+    fmt = out.suffix.lstrip(".")
+    return sorted(out.with_suffix("").glob(f"openpanel/events/*.{fmt}"))
+
+
+def dlt_rows(out: Path) -> list[dict[str, Any]]:
+    if out.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [row for file in dlt_files(out) for row in pq.read_table(file).to_pylist()]
+    return [json.loads(line) for file in dlt_files(out) for line in file.read_text().splitlines()]
+
+
 _EXPORTS = {
     "floor": (export_floor, "jsonl"),
     "http_operator": (export_http_operator, "jsonl"),
     "ours_jsonl": (export_ours, "jsonl"),
     "ours_parquet": (export_ours, "parquet"),
+    "dlt_jsonl": (export_dlt, "jsonl"),
+    "dlt_parquet": (export_dlt, "parquet"),
 }
 
 
@@ -187,11 +257,14 @@ def run_case_here(case: str, url: str, out_dir: Path) -> dict[str, Any]:
         import airflow.providers.http.operators.http  # noqa: F401 - import cost is not export cost
     elif case.startswith("ours"):
         import airflow_provider_analytics_export.operators.openpanel  # noqa: F401
+    elif case.startswith("dlt"):
+        import dlt.sources.rest_api  # noqa: F401
     baseline = _rss_mb()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     rows = export(url, out)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, children)
     return {
         "case": case,
         "rows": rows,
@@ -201,15 +274,34 @@ def run_case_here(case: str, url: str, out_dir: Path) -> dict[str, Any]:
         "cpu_us_per_row": cpu / rows * 1e6 if rows else 0.0,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": peak,
-        "bytes": out.stat().st_size,
+        "bytes": sum(f.stat().st_size for f in dlt_files(out))
+        if case.startswith("dlt")
+        else out.stat().st_size,
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of any child it waited for (dlt may fork workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 # -- the parent: fresh processes, side by side ----------------------------------------------------
 def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
     """Serve ``events`` events for the day (no rate limit) and run ``case`` in a fresh process."""
+    from airflow_provider_analytics_export.hooks.openpanel import validate_event_args
+
     configure_sandbox(url, openpanel_events_per_day=events, openpanel_rate_limit=None)
-    env = {**os.environ, **sandbox_env(url), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        **sandbox_env(url),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # dlt: no telemetry (no network here), plain files like ours (jsonl not gzipped).
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "DATA_WRITER__DISABLE_COMPRESSION": "true",
+        "DLT_DATA_DIR": str(out_dir / ".dlt-home"),
+        INCLUDES_ENV: ",".join(validate_event_args(None, None, PAGE_SIZE)[1]),
+    }
     cmd = [sys.executable, "-m", "benchmarks.bench_baselines", "--child", case, "--url", url]
     result = subprocess.run(
         [*cmd, "--out", str(out_dir)], env=env, capture_output=True, text=True, check=False
