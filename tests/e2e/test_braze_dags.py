@@ -97,7 +97,8 @@ def test_new_york_workspace_days_across_dst_paced_by_the_pool_headers(
     )
     assert "state=success" in result.stdout + result.stderr, (result.stdout + result.stderr)[-4000:]
 
-    rows = _rows(export_root / "braze" / "2024-06-01" / "sessions.csv")
+    # A start/end override is written to its own partition, named by the bounds as given.
+    rows = _rows(export_root / "braze" / "reexport" / f"{conf['start']}_{conf['end']}" / "sessions.csv")
     truth = braze_window(sandbox_reset.config, start.astimezone(UTC), end.astimezone(UTC), "day")
     assert rows == [
         {

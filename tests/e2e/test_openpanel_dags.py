@@ -129,7 +129,10 @@ def test_daily_chart_in_a_new_york_organization(airflow_run, sandbox_reset, expo
     }
     # The run at New York midnight of 2024-04-16 covers 2024-04-15 in New York.
     airflow_run(
-        "openpanel_charts_daily", "2024-04-16T04:00:00+00:00", AIRFLOW_CONN_OPENPANEL_DEFAULT=json.dumps(conn)
+        "openpanel_charts_daily",
+        "2024-04-16T04:00:00+00:00",
+        AIRFLOW_CONN_OPENPANEL_DEFAULT=json.dumps(conn),
+        OPENPANEL_ORGANIZATION_ZONE="America/New_York",
     )
     rows = csv_rows(export_root / "openpanel-charts-daily" / "2024-04-15" / "views_by_referrer.csv")
     zone = ZoneInfo("America/New_York")

@@ -219,12 +219,17 @@ def test_test_button_for_a_read_client_without_a_project(sandbox_reset, monkeypa
     assert OpenPanelHook("op_read").test_connection()[0] is True
     connection(monkeypatch, sandbox_reset, "op_read_other", **login, extra={"project_id": "proj-app"})
     ok, message = OpenPanelHook("op_read_other").test_connection()
-    assert not ok and message == "You do not have access to this project"
+    assert not ok and message == (
+        "OpenPanel GET /export/events failed (HTTP 403): You do not have access to this project"
+    )
     root = {"login": creds["client_id"], "password": creds["client_secret"]}
     connection(monkeypatch, sandbox_reset, "op_root", **root, extra={"project_id": None})
     assert OpenPanelHook("op_root").test_connection()[0] is True
     connection(monkeypatch, sandbox_reset, "op_bad", login=creds["client_id"], password="wrong")
-    assert OpenPanelHook("op_bad").test_connection() == (False, "Export: Invalid client secret")
+    assert OpenPanelHook("op_bad").test_connection() == (
+        False,
+        "OpenPanel GET /export/events failed (HTTP 401): Export: Invalid client secret",
+    )
 
 
 # -- charts ---------------------------------------------------------------------------------------

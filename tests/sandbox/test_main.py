@@ -23,6 +23,12 @@ def test_sandbox_default_port_is_not_airflows_api_server_port():
 
 
 def test_make_sandbox_uses_the_modules_default_port():
-    recipe = subprocess.run(["make", "-n", "sandbox"], cwd=REPO, capture_output=True, text=True, check=True)
+    recipe = subprocess.run(
+        ["make", "--no-print-directory", "-n", "sandbox"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     command = recipe.stdout.strip().splitlines()[-1]
     assert command.endswith("-m airflow_provider_analytics_export.sandbox"), command  # no --port 8080
