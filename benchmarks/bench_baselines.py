@@ -303,6 +303,7 @@ def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
         INCLUDES_ENV: ",".join(validate_event_args(None, None, PAGE_SIZE)[1]),
     }
     cmd = [sys.executable, "-m", "benchmarks.bench_baselines", "--child", case, "--url", url]
+    load_before = os.getloadavg()[0]
     result = subprocess.run(
         [*cmd, "--out", str(out_dir)], env=env, capture_output=True, text=True, check=False
     )
@@ -311,13 +312,16 @@ def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
     measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     if measured["rows"] != events:
         raise RuntimeError(f"{case} exported {measured['rows']} rows, expected {events}")
-    return {**measured, "events": events}
+    return {**measured, "events": events, "load": f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"}
 
 
 def run(
     sizes: Sequence[int] = (100_000, 1_000_000), repeats: int = 1, url: str | None = None
 ) -> dict[str, Any]:
-    """Every case at every size (best of ``repeats`` by rows/s, all runs kept); returns results + targets."""
+    """Every case at every size (best of ``repeats`` by rows/s, all runs kept); returns results + targets.
+
+    After the last size, dlt's files are compared with ours row by row (:func:`compare_with_dlt`).
+    """
     with contextlib.ExitStack() as stack:
         base = url or stack.enter_context(sandbox_process())
         out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-baselines-")))
@@ -326,8 +330,92 @@ def run(
             for _ in range(repeats):
                 for case in CASES:  # interleaved, so load from other processes hits every case alike
                     runs.append(measure(case, base, events, out_dir))
+        matches = {
+            fmt: compare_with_dlt(out_dir / f"ours_{fmt}.{fmt}", out_dir / f"dlt_{fmt}.{fmt}")
+            for fmt in ("jsonl", "parquet")
+        }
     best = _best(runs)
-    return {"runs": runs, "best": best, "targets": targets(best, sizes)}
+    return {"runs": runs, "best": best, "dlt_matches": matches, "targets": targets(best, sizes, matches)}
+
+
+# -- dlt's files against ours, row by row -----------------------------------------------------------
+def _flat(row: dict[str, Any], naming: Any) -> dict[str, Any]:
+    """A row as dlt's normalizer lays it out: nested objects flattened into ``a__b`` columns in
+    snake case, lists moved out to child tables (so left out here), nulls dropped."""
+    out: dict[str, Any] = {}
+
+    def walk(path: list[str], value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk([*path, key], item)
+        elif value is not None and not isinstance(value, list):
+            out["__".join(naming.normalize_identifier(part) for part in path)] = value
+
+    for key, value in row.items():
+        if not key.startswith("_dlt_"):
+            walk([key], value)
+    return out
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    """Equal as values: instants compared as instants, numbers as numbers (dlt may retype both)."""
+    import datetime as dt
+
+    def instant(value: Any) -> dt.datetime | None:
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] in "T ":
+            try:
+                parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        return None
+
+    a, b = instant(ours), instant(theirs)
+    if a is not None or b is not None:
+        return a == b
+    if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+        return float(ours) == float(theirs)
+    return bool(ours == theirs)
+
+
+def _read_ours(path: Path) -> list[dict[str, Any]]:
+    """Our file's rows with JSON-text cells (parquet's nested values, ``_extra``) decoded again."""
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    import pyarrow.parquet as pq
+
+    from airflow_provider_analytics_export.schemas import EXTRA_COLUMN, OPENPANEL_EVENTS
+
+    nested = {c.name for c in OPENPANEL_EVENTS.columns if c.kind == "json"} | {EXTRA_COLUMN}
+    rows = pq.read_table(path).to_pylist()
+    return [{k: json.loads(v) if k in nested and v is not None else v for k, v in r.items()} for r in rows]
+
+
+def compare_with_dlt(ours_path: Path, dlt_out: Path) -> dict[str, Any]:
+    """Do dlt's rows hold the same events and values as ours? Matched by ``id``; every field of
+    ours that dlt keeps as a column (not lists: dlt moves them to child tables) must be equal."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    naming = NamingConvention()
+    ours = {row["id"]: _flat(row, naming) for row in _read_ours(ours_path)}
+    theirs = {row["id"]: _flat(row, naming) for row in dlt_rows(dlt_out)}
+    differing = [
+        key
+        for key, row in ours.items()
+        if key not in theirs or any(not _same(v, theirs[key].get(k)) for k, v in row.items())
+    ]
+    example = differing[0] if differing else None
+    return {
+        "ours_rows": len(ours),
+        "dlt_rows": len(theirs),
+        "same_ids": set(ours) == set(theirs),
+        "differing_rows": len(differing),
+        "fields_compared": sum(len(row) for row in ours.values()),
+        "matches": set(ours) == set(theirs) and not differing,
+        "example": None if example is None else {"ours": ours[example], "dlt": theirs.get(example)},
+    }
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -345,34 +433,77 @@ def _spread(runs: list[dict[str, Any]], key: tuple[str, int]) -> float:
     return (max(rates) - min(rates)) / max(rates) if len(rates) > 1 else 0.0
 
 
-def targets(best: dict[tuple[str, int], dict[str, Any]], sizes: Sequence[int]) -> list[dict[str, Any]]:
-    """Issue 8: ours >= 70 % of the floor's rows/s; our peak RSS flat from smallest to largest size."""
+def _target(text: str, measured: str, passed: bool) -> dict[str, Any]:
+    return {"target": text, "measured": measured, "passed": passed}
+
+
+def targets(
+    best: dict[tuple[str, int], dict[str, Any]],
+    sizes: Sequence[int],
+    matches: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Issue 8 (rows/s vs the floor, flat RSS) and issue 17 (CPU per row, parquet RSS, dlt)."""
     small, large = min(sizes), max(sizes)
     out: list[dict[str, Any]] = []
+    floor = best[("floor", large)]
     for case in ("ours_jsonl", "ours_parquet"):
-        share = best[(case, large)]["rows_per_s"] / best[("floor", large)]["rows_per_s"]
+        share = best[(case, large)]["rows_per_s"] / floor["rows_per_s"]
         out.append(
-            {
-                "target": f"{case} rows/s >= {MIN_SHARE_OF_FLOOR:.0%} of floor at {large:,} events",
-                "measured": f"{share:.0%}",
-                "passed": share >= MIN_SHARE_OF_FLOOR,
-            }
+            _target(
+                f"{case} rows/s >= {MIN_SHARE_OF_FLOOR:.0%} of floor at {large:,} events",
+                f"{share:.0%}",
+                share >= MIN_SHARE_OF_FLOOR,
+            )
+        )
+        ours_cpu = best[(case, large)]["cpu_us_per_row"]
+        cpu = ours_cpu / floor["cpu_us_per_row"]
+        out.append(
+            _target(
+                f"{case} client CPU/row <= {MAX_CPU_SHARE[case]:.1f}x the floor's at {large:,} events",
+                f"{cpu:.2f}x ({ours_cpu:.1f} vs {floor['cpu_us_per_row']:.1f} µs)",
+                cpu <= MAX_CPU_SHARE[case],
+            )
         )
         growth = best[(case, large)]["peak_rss_mb"] - best[(case, small)]["peak_rss_mb"]
         out.append(
-            {
-                "target": f"{case} peak RSS {large:,} vs {small:,} events within {MAX_RSS_GROWTH_MB:.0f} MB",
-                "measured": f"{growth:+.1f} MB",
-                "passed": growth <= MAX_RSS_GROWTH_MB,
-            }
+            _target(
+                f"{case} peak RSS {large:,} vs {small:,} events within {MAX_RSS_GROWTH_MB:.0f} MB",
+                f"{growth:+.1f} MB",
+                growth <= MAX_RSS_GROWTH_MB,
+            )
+        )
+    parquet, jsonl = best[("ours_parquet", large)]["peak_rss_mb"], best[("ours_jsonl", large)]["peak_rss_mb"]
+    out.append(
+        _target(
+            f"ours_parquet peak RSS within {MAX_PARQUET_RSS_OVER_JSONL_MB:.0f} MB of ours_jsonl's",
+            f"{parquet - jsonl:+.1f} MB ({parquet:.0f} vs {jsonl:.0f} MB)",
+            parquet - jsonl <= MAX_PARQUET_RSS_OVER_JSONL_MB,
+        )
+    )
+    if ("dlt_parquet", large) in best:
+        theirs = best[("dlt_parquet", large)]["peak_rss_mb"]
+        out.append(
+            _target(
+                "ours_parquet peak RSS <= dlt_parquet's",
+                f"{parquet:.0f} vs {theirs:.0f} MB",
+                parquet <= theirs,
+            )
+        )
+    for fmt, match in (matches or {}).items():
+        out.append(
+            _target(
+                f"dlt_{fmt} file matches ours_{fmt} row for row (by id, every field dlt keeps)",
+                f"{match['dlt_rows']:,} vs {match['ours_rows']:,} rows, {match['differing_rows']:,} differ",
+                bool(match["matches"]),
+            )
         )
     growth = best[("http_operator", large)]["peak_rss_mb"] - best[("http_operator", small)]["peak_rss_mb"]
     out.append(
-        {
-            "target": f"HttpOperator peak RSS grows with the export ({small:,} -> {large:,} events)",
-            "measured": f"{growth:+.1f} MB",
-            "passed": growth > MAX_RSS_GROWTH_MB,
-        }
+        _target(
+            f"HttpOperator peak RSS grows with the export ({small:,} -> {large:,} events)",
+            f"{growth:+.1f} MB",
+            growth > MAX_RSS_GROWTH_MB,
+        )
     )
     return out
 
