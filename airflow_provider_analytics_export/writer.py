@@ -23,6 +23,7 @@ import datetime as dt
 import gc
 import io
 import logging
+import os
 import posixpath
 import re
 import uuid
@@ -40,7 +41,7 @@ _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "
 #: A parquet row group ends at this many rows or :data:`PARQUET_ROW_GROUP_BYTES` of Arrow
 #: data, whichever comes first: wide rows (nested JSON) would otherwise hold far more memory.
 PARQUET_ROW_GROUP_ROWS = 50_000
-PARQUET_ROW_GROUP_BYTES = 16 * 1024 * 1024
+PARQUET_ROW_GROUP_BYTES = 8 * 1024 * 1024
 #: A sibling temp object untouched for this long belongs to a run that was killed; younger ones
 #: may belong to a run of the same destination that is still writing, and are left alone.
 STALE_TEMP_AGE = dt.timedelta(days=1)
@@ -395,9 +396,22 @@ class _TypedParquetEncoder(_Encoder):
             self.writer.close()
 
 
+def _load_pyarrow() -> None:
+    """Import pyarrow, by default with malloc as its memory pool when it is loaded here.
+
+    pyarrow's default jemalloc pool (which Arrow's C++ parquet writer always uses) held ~25 MB
+    more at a parquet export's peak than malloc did (benchmarks/results.md). Only Arrow's own
+    switch can change that pool, and only before pyarrow loads; pyarrow loads lazily, here, in
+    a task process that writes csv/parquet. An explicit ``ARROW_DEFAULT_MEMORY_POOL`` wins.
+    """
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    import pyarrow  # noqa: F401
+
+
 def _encoder(fmt: str, out: _CountingFile, schema: Schema | None, where: str) -> _Encoder:
     if fmt == "jsonl":
         return _JsonlEncoder(out)
+    _load_pyarrow()
     if schema is None:
         return _InferredCsvEncoder(out) if fmt == "csv" else _InferredParquetEncoder(out)
     pages = _Pages(schema, where)

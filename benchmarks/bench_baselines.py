@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,7 +214,7 @@ def export_dlt(url: str, out: Path) -> int:
         dataset_name="openpanel",
     )
     pipeline.run(source, loader_file_format=fmt)
-    return len(dlt_rows(out))
+    return int(pipeline.last_trace.last_normalize_info.row_counts["events"])
 
 
 def dlt_files(out: Path) -> list[Path]:
@@ -259,6 +260,10 @@ def run_case_here(case: str, url: str, out_dir: Path) -> dict[str, Any]:
         import airflow_provider_analytics_export.operators.openpanel  # noqa: F401
     elif case.startswith("dlt"):
         import dlt.sources.rest_api  # noqa: F401
+
+        # A fresh pipeline and folder each time: dlt appends loads and keeps pipeline state.
+        for folder in (out.with_suffix(""), out.parent / f".dlt-{suffix}"):
+            shutil.rmtree(folder, ignore_errors=True)
     baseline = _rss_mb()
     cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     rows = export(url, out)
