@@ -497,7 +497,7 @@ class ExportWriter:
         self._file = self.tmp_path.open("wb")
         self._out = _CountingFile(self._file)
         if self.format != "raw":
-            self._encoder = _encoder(self.format, self._out, self.schema, str(self.path))
+            self._encoder = _encoder(self.format, self._out, self.schema, self.uri)
         return self
 
     def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
