@@ -208,15 +208,7 @@ def baselines_section(result: dict[str, Any]) -> list[str]:
     matches = result.get("dlt_matches") or {}
     if matches:
         lines += ["**dlt's files against ours** (largest size, matched by `id`)", ""]
-        lines += table(
-            [
-                {"format": fmt, **{k: v for k, v in match.items() if k != "example"}}
-                for fmt, match in matches.items()
-            ]
-        )
-        for fmt, match in matches.items():
-            if match.get("example"):
-                lines += [f"First differing {fmt} row: `{match['example']}`", ""]
+        lines += table([{"format": fmt, **match} for fmt, match in matches.items()])
     return lines
 
 
