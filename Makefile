@@ -50,7 +50,9 @@ redis-server:
 demo: install
 	$(BIN)/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output
 
+# dlt (the `bench` extra) runs beside our operators as a peer; it is never a runtime dependency.
 bench: install
+	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test,bench]"
 	$(BIN)/python -m benchmarks.run
 
 # Serves on sandbox/analytics_export_sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.

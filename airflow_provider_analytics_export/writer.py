@@ -5,11 +5,14 @@ export finished without error is it moved over the destination. Readers therefor
 the complete previous file or the complete new one, never a partial file, and a re-run
 of the same window simply replaces the file.
 
-Formats: ``jsonl`` keeps nested values as they are; ``csv`` and ``parquet`` store every
-nested value (dict or list) as a JSON-encoded string column, the same way every time.
-pyarrow is imported only when a parquet file is written (pandas is never needed: rows go
-straight into Arrow columns), so importing this module (and every operator) stays cheap
-at DAG parse time.
+Formats: ``jsonl`` keeps every row exactly as the API sent it (encoded with msgspec). With a
+declared :class:`~airflow_provider_analytics_export.schemas.Schema`, ``csv`` and ``parquet``
+have exactly the schema's columns and types, whatever the data (absent fields null, unknown
+ones in ``_extra``), so daily files read as one dataset; each page becomes Arrow columns in C
+(no Python work per cell except for JSON-encoded nested values). Without a schema the columns
+and types come from the first page, and nested values are JSON strings too.
+pyarrow is imported only when a csv/parquet file is written (pandas is never needed), so
+importing this module (and every operator) stays cheap at DAG parse time.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import gc
 import io
-import json
 import logging
+import os
 import posixpath
 import re
 import uuid
@@ -29,14 +33,20 @@ from typing import IO, Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_analytics_export.codec import dumps_lines, dumps_sorted
+from airflow_provider_analytics_export.schemas import EXTRA_COLUMN, Column, Schema
+
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}
+#: A parquet row group ends at this many rows or :data:`PARQUET_ROW_GROUP_BYTES` of Arrow
+#: data, whichever comes first: wide rows (nested JSON) would otherwise hold far more memory.
+#: 4 MB keeps a parquet export's peak RSS within 60 MB of jsonl's (37 MB of it is pyarrow's
+#: libraries) on 1M OpenPanel events (benchmarks/results.md); 16 MB measured +107 MB, 8 MB +62.
 PARQUET_ROW_GROUP_ROWS = 50_000
+PARQUET_ROW_GROUP_BYTES = 4 * 1024 * 1024
 #: A sibling temp object untouched for this long belongs to a run that was killed; younger ones
 #: may belong to a run of the same destination that is still writing, and are left alone.
 STALE_TEMP_AGE = dt.timedelta(days=1)
-#: With declared columns, the column that keeps fields the declaration does not know (a JSON object).
-EXTRA_COLUMN = "_extra"
 #: The random part of a temp object's name: ``.<name>.<12 hex digits>.partial``.
 _TEMP_ID = re.compile(r"[0-9a-f]{12}")
 log = logging.getLogger(__name__)
@@ -67,7 +77,7 @@ _NESTED = (dict, list, tuple)
 def encode_value(value: Any) -> Any:
     """Flatten one value for a tabular format: nested values become compact, key-sorted JSON."""
     if isinstance(value, _NESTED):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return dumps_sorted(value).decode()
     return value
 
 
@@ -102,15 +112,30 @@ class _CountingFile:
 
 
 class _Encoder:
-    def __init__(self, out: _CountingFile, columns: Sequence[str] | None) -> None:
+    def __init__(self, out: _CountingFile) -> None:
         self.out = out
-        self.columns: list[str] | None = list(columns) if columns else None
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
         """Flush what the format buffers (parquet row groups and footer)."""
+
+    def abort(self) -> None:
+        """Release what the format holds on a failed export (its file is deleted next)."""
+
+
+class _JsonlEncoder(_Encoder):
+    """Rows exactly as the API sent them: no declared columns added, none removed."""
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.out.write(dumps_lines(rows))
+
+
+class _InferredEncoder(_Encoder):
+    """csv/parquet without a schema: the columns are the first page's fields."""
+
+    columns: list[str] | None = None
 
     def check_columns(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         """Fix the columns from the first page; a later unknown field is an error, not a silent drop."""
@@ -122,18 +147,12 @@ class _Encoder:
             if extra:
                 raise ValueError(
                     f"Row has fields {extra} that are not among the output columns {self.columns}; "
-                    "a csv/parquet file keeps the columns of its first page (pass columns/fields explicitly)."
+                    "a csv/parquet file without a declared schema keeps the columns of its first page."
                 )
         return self.columns
 
 
-class _JsonlEncoder(_Encoder):
-    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
-        self.out.write(text.encode())
-
-
-class _CsvEncoder(_Encoder):
+class _InferredCsvEncoder(_InferredEncoder):
     header_written = False
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -146,21 +165,12 @@ class _CsvEncoder(_Encoder):
         writer.writerows([encode_value(row.get(column)) for column in columns] for row in rows)
         self.out.write(buffer.getvalue().encode())
 
-    def close(self) -> None:
-        """An export with no rows still gets its header when the columns are known."""
-        if not self.header_written and self.columns:
-            self.write([])
 
+class _InferredParquetEncoder(_InferredEncoder):
+    """Buffers one row group column by column; the first row group's types are the file's."""
 
-class _ParquetEncoder(_Encoder):
-    """Buffers one row group column by column (a list per column, not a dict per row).
-
-    ``Table.from_pylist`` builds exactly these per-column lists itself, so the result is the
-    same, without holding a dict per buffered row and then a second copy while converting.
-    """
-
-    def __init__(self, out: _CountingFile, columns: Sequence[str] | None) -> None:
-        super().__init__(out, columns)
+    def __init__(self, out: _CountingFile) -> None:
+        super().__init__(out)
         self.pending: dict[str, list[Any]] = {}
         self.pending_rows = 0
         self.schema: Any = None
@@ -205,16 +215,209 @@ class _ParquetEncoder(_Encoder):
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            schema = pa.schema([pa.field(column, pa.string()) for column in self.columns or []])
-            self.writer = pq.ParquetWriter(self.out, schema)
+            self.writer = pq.ParquetWriter(self.out, pa.schema([]))
         self.writer.close()
 
+    def abort(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
 
-_ENCODERS: dict[str, type[_Encoder]] = {
-    "jsonl": _JsonlEncoder,
-    "csv": _CsvEncoder,
-    "parquet": _ParquetEncoder,
-}
+
+class _Pages:
+    """Turns pages of rows into Arrow record batches of one declared :class:`Schema`.
+
+    The flat columns are converted in one C call per page (``pyarrow.array`` of the rows as
+    a struct); only ``json`` columns and ``_extra`` take Python work per value. Every page
+    is checked to fit: a fraction in an int64 column, text in a number column or a timestamp
+    without zone fails the export naming the column, never truncates it.
+    """
+
+    def __init__(self, schema: Schema, where: str) -> None:
+        import pyarrow as pa
+
+        self.schema = schema
+        self.where = where
+        self.arrow = schema.arrow()
+        self.known = set(schema.names)
+        self.unknown_seen: set[str] = set()
+        self.flat = [c for c in schema.columns if c.kind != "json"]
+        # ISO-8601 strings are read as text, then parsed by pyarrow.compute in one call.
+        self.struct = pa.struct(
+            [(c.name, pa.string() if c.kind == "timestamp" else c.arrow_type()) for c in self.flat]
+        )
+        self.ints = [c.name for c in self.flat if c.kind == "int64"]
+        self.int_shadow = pa.struct([(name, pa.float64()) for name in self.ints])
+
+    def batch(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            flat = pa.array(rows, type=self.struct)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            raise self._misfit(rows) from None
+        self._check_ints(rows, flat)
+        columns: dict[str, Any] = {}
+        for index, column in enumerate(self.flat):
+            values = flat.field(index)
+            if column.kind == "timestamp":
+                try:
+                    values = pc.cast(values, column.arrow_type())
+                except pa.ArrowException as exc:
+                    raise self._error(column, f"expects ISO-8601 text with Z or an offset ({exc})") from None
+            columns[column.name] = values
+        for column in self.schema.columns:
+            if column.kind == "json":
+                columns[column.name] = _json_array([row.get(column.name) for row in rows])
+        columns[EXTRA_COLUMN] = _json_array(self._extra(rows))
+        return pa.RecordBatch.from_arrays([columns[f.name] for f in self.arrow], schema=self.arrow)
+
+    def _check_ints(self, rows: Sequence[Mapping[str, Any]], flat: Any) -> None:
+        """pyarrow turns 4.5 into int64 4 without a word: compare with a float64 reading."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.ints:
+            return
+        try:
+            shadow = pa.array(rows, type=self.int_shadow)
+        except pa.ArrowInvalid:  # an int beyond 2**53 has no exact float: check in Python
+            for name in self.ints:
+                self._exact_ints(name, [row.get(name) for row in rows])
+            return
+        for index, name in enumerate(self.ints):
+            as_int = pc.cast(flat.field(name), pa.float64())
+            if pc.all(pc.equal(as_int, shadow.field(index))).as_py() not in (True, None):
+                self._exact_ints(name, [row.get(name) for row in rows])
+
+    def _exact_ints(self, name: str, values: list[Any]) -> None:
+        for value in values:
+            if isinstance(value, float) and not value.is_integer():
+                column = next(c for c in self.flat if c.name == name)
+                raise self._error(column, f"got {value!r}: a fraction (declare the column float64)")
+
+    def _extra(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Per row, the fields the schema lacks (an object), or None; each new field logged once."""
+        unknown = set().union(*rows) - self.known
+        if not unknown:
+            return [None] * len(rows)
+        new = unknown - self.unknown_seen
+        if new:
+            self.unknown_seen |= new
+            log.warning(
+                "Fields %s are not among the declared columns of %s; kept in the %r column.",
+                sorted(new),
+                self.where,
+                EXTRA_COLUMN,
+            )
+        return [{key: row[key] for key in unknown if key in row} or None for row in rows]
+
+    def _misfit(self, rows: Sequence[Mapping[str, Any]]) -> ValueError:
+        """The error for a page that does not convert: find the first column and value that do not fit."""
+        import pyarrow as pa
+
+        for column in self.flat:
+            kind = pa.string() if column.kind == "timestamp" else column.arrow_type()
+            for value in (row.get(column.name) for row in rows):
+                try:
+                    pa.array([value], type=kind)
+                except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                    shown = repr(value)[:60]
+                    return self._error(column, f"got {type(value).__name__} {shown}")
+        return ValueError(f"Rows of {self.where} do not fit the declared schema {self.schema.name!r}.")
+
+    def _error(self, column: Column, detail: str) -> ValueError:
+        return ValueError(
+            f"Column {column.name!r} of schema {self.schema.name!r} is declared {column.type_name}: "
+            f"{detail}. Nothing was written to {self.where}."
+        )
+
+
+def _json_array(values: list[Any]) -> Any:
+    """A string array of compact, key-sorted JSON texts (null stays null)."""
+    import pyarrow as pa
+
+    return pa.array([None if value is None else dumps_sorted(value) for value in values], pa.string())
+
+
+class _TypedCsvEncoder(_Encoder):
+    """csv of the schema's columns: header once (also for no rows), cells written by pyarrow."""
+
+    def __init__(self, out: _CountingFile, pages: _Pages) -> None:
+        super().__init__(out)
+        self.pages = pages
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(pages.arrow.names)
+        self.out.write(buffer.getvalue().encode())
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        import pyarrow.csv as pa_csv
+
+        buffer = io.BytesIO()
+        options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+        pa_csv.write_csv(self.pages.batch(rows), buffer, options)
+        self.out.write(buffer.getvalue())
+
+
+class _TypedParquetEncoder(_Encoder):
+    """parquet of the schema's columns; a row group ends at a row or a byte bound."""
+
+    def __init__(self, out: _CountingFile, pages: _Pages) -> None:
+        import pyarrow.parquet as pq
+
+        super().__init__(out)
+        self.pages = pages
+        self.pending: list[Any] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        self.writer = pq.ParquetWriter(out, pages.arrow)
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        batch = self.pages.batch(rows)
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= PARQUET_ROW_GROUP_ROWS or self.pending_bytes >= PARQUET_ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.pending_rows:
+            table = pa.Table.from_batches(self.pending, schema=self.pages.arrow)
+            self.writer.write_table(table, row_group_size=self.pending_rows)
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+
+    def close(self) -> None:
+        self._flush()
+        self.writer.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+def _load_pyarrow() -> None:
+    """Import pyarrow, by default with malloc as its memory pool when it is loaded here.
+
+    pyarrow's default jemalloc pool (which Arrow's C++ parquet writer always uses) held ~25 MB
+    more at a parquet export's peak than malloc did (benchmarks/results.md). Only Arrow's own
+    switch can change that pool, and only before pyarrow loads; pyarrow loads lazily, here, in
+    a task process that writes csv/parquet. An explicit ``ARROW_DEFAULT_MEMORY_POOL`` wins.
+    """
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    import pyarrow  # noqa: F401
+
+
+def _encoder(fmt: str, out: _CountingFile, schema: Schema | None, where: str) -> _Encoder:
+    if fmt == "jsonl":
+        return _JsonlEncoder(out)
+    _load_pyarrow()
+    if schema is None:
+        return _InferredCsvEncoder(out) if fmt == "csv" else _InferredParquetEncoder(out)
+    pages = _Pages(schema, where)
+    return _TypedCsvEncoder(out, pages) if fmt == "csv" else _TypedParquetEncoder(out, pages)
 
 
 def _temp_name(name: str, temp_id: str) -> str:
@@ -252,10 +455,10 @@ class ExportWriter:
     :param destination: URL or ObjectStoragePath (``file://``, ``s3://``, ``memory://`` ...).
     :param output_format: ``jsonl``, ``csv`` or ``parquet`` (or ``raw`` for bytes); default from the suffix.
     :param conn_id: Airflow connection for the destination's storage (e.g. an ``aws`` connection).
-    :param columns: the export's declared columns, in every format. A row missing one gets null;
-        fields the declaration does not know go, as an object, into a last ``_extra`` column
-        (null when there are none) and are logged once each, so nothing is dropped and an API
-        adding a field fails no export. Default: the fields of the first page, and a later
+    :param schema: the export's declared columns and types. csv/parquet files then have exactly
+        these columns (a row missing one gets null), then ``_extra`` with the fields the schema
+        does not know (logged once each), so nothing is dropped and an API adding a field fails
+        no export. jsonl rows stay as sent. Default: the fields of the first page, and a later
         unknown field is an error in csv/parquet.
     :param stale_temp_age: how long a sibling temp object must have been untouched before a
         commit removes it as a killed run's leftover.
@@ -266,7 +469,7 @@ class ExportWriter:
         destination: str | ObjectStoragePath,
         output_format: str | None = None,
         conn_id: str | None = None,
-        columns: Sequence[str] | None = None,
+        schema: Schema | None = None,
         stale_temp_age: dt.timedelta = STALE_TEMP_AGE,
     ) -> None:
         self.path = (
@@ -278,9 +481,7 @@ class ExportWriter:
             output_format if output_format == "raw" else resolve_format(str(self.path), output_format)
         )
         self.stale_temp_age = stale_temp_age
-        self.declared = tuple(columns) if columns else None
-        self.columns = [*self.declared, EXTRA_COLUMN] if self.declared else None
-        self._unknown_seen: set[str] = set()
+        self.schema = schema
         self.rows = 0
         self.tmp_path = self.path.parent / _temp_name(self.path.name, uuid.uuid4().hex[:12])
         self._file: IO[bytes] | None = None
@@ -288,12 +489,17 @@ class ExportWriter:
         self._encoder: _Encoder | None = None
 
     def __enter__(self) -> ExportWriter:
+        # The objects that exist now (Airflow's, the provider's: millions) are left out of the
+        # garbage collector's full passes until the export ends. Each page is tens of thousands
+        # of new containers; every pass would otherwise walk them all again: ~40 % of the CPU of
+        # a 1M-event export (benchmarks/results.md). Unfrozen on exit, like Airflow's executor.
+        gc.freeze()
         if self.path.protocol in ("", "file", "local"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.tmp_path.open("wb")
         self._out = _CountingFile(self._file)
         if self.format != "raw":
-            self._encoder = _ENCODERS[self.format](self._out, self.columns)
+            self._encoder = _encoder(self.format, self._out, self.schema, self.uri)
         return self
 
     def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -301,29 +507,10 @@ class ExportWriter:
         if self._encoder is None:
             raise RuntimeError("write_rows() needs an open row writer (use `with ExportWriter(...)`).")
         page = rows if isinstance(rows, list) else list(rows)
-        if self.declared is not None:
-            page = [self._declared_row(row) for row in page]
         if page:
             self._encoder.write(page)
             self.rows += len(page)
         return len(page)
-
-    def _declared_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """``row`` as the declared columns (absent -> null) plus ``_extra`` for the fields they lack."""
-        assert self.declared is not None
-        out = {column: row.get(column) for column in self.declared}
-        extra = {key: value for key, value in row.items() if key not in out}
-        new = set(extra) - self._unknown_seen
-        if new:
-            self._unknown_seen |= new
-            log.warning(
-                "Fields %s are not among the declared columns of %s; kept in the %r column.",
-                sorted(new),
-                self.path,
-                EXTRA_COLUMN,
-            )
-        out[EXTRA_COLUMN] = extra or None
-        return out
 
     def write_bytes(self, chunk: bytes) -> None:
         """Append bytes the API already encoded."""
@@ -334,6 +521,7 @@ class ExportWriter:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        gc.unfreeze()
         try:
             if exc_type is None and self._encoder is not None:
                 self._encoder.close()
@@ -396,6 +584,8 @@ class ExportWriter:
                 fs.rm_file(sibling)
 
     def _discard(self) -> None:
+        if self._encoder is not None:
+            self._encoder.abort()
         if self._file is not None and not self._file.closed:
             # Closing a half-written remote file can fail; it is deleted just below anyway.
             with contextlib.suppress(Exception):
@@ -408,8 +598,20 @@ class ExportWriter:
         return self._out.bytes if self._out else 0
 
     def summary(self) -> dict[str, Any]:
-        """The small XCom-friendly result: ``{"uri", "rows", "bytes", "format"}``."""
-        return {"uri": self.uri, "rows": self.rows, "bytes": self.bytes, "format": self.format}
+        """The small XCom-friendly result: ``{"uri", "rows", "bytes", "format"}``, and ``schema``.
+
+        ``schema``, only for a writer given one, lists the csv/parquet file's columns and Arrow
+        types; it is None for jsonl, whose rows are as the API sent them.
+        """
+        summary: dict[str, Any] = {
+            "uri": self.uri,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "format": self.format,
+        }
+        if self.schema is not None:
+            summary["schema"] = self.schema.describe() if self.format in ("csv", "parquet") else None
+        return summary
 
     @property
     def uri(self) -> str:

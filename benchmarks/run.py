@@ -186,6 +186,7 @@ def baselines_section(result: dict[str, Any]) -> list[str]:
     sizes = sorted({events for _, events in result["best"]})
     for events in sizes:
         floor = result["best"][("floor", events)]["rows_per_s"]
+        floor_cpu = result["best"][("floor", events)]["cpu_us_per_row"]
         rows = []
         for case in bench_baselines.CASES:
             item = result["best"][(case, events)]
@@ -196,12 +197,18 @@ def baselines_section(result: dict[str, Any]) -> list[str]:
                     "% of floor": f"{item['rows_per_s'] / floor:.0%}",
                     "wall s": item["seconds"],
                     "client CPU µs/row": item["cpu_us_per_row"],
+                    "CPU vs floor": f"{item['cpu_us_per_row'] / floor_cpu:.2f}x",
                     "peak RSS MB": item["peak_rss_mb"],
                     "RSS after imports MB": item["baseline_rss_mb"],
                     "rows/s spread": f"{item['spread']:.0%}",
+                    "load 1m before → after": item.get("load", ""),
                 }
             )
         lines += [f"**{events:,} events** (best of the repeats by rows/s)", "", *table(rows)]
+    matches = result.get("dlt_matches") or {}
+    if matches:
+        lines += ["**dlt's files against ours** (largest size, matched by `id`)", ""]
+        lines += table([{"format": fmt, **match} for fmt, match in matches.items()])
     return lines
 
 

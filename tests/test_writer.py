@@ -13,8 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_analytics_export.writer import ExportWriter, encode_value, resolve_format
+from airflow_provider_analytics_export.schemas import Column, Schema
+from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
 
+ID_N = Schema("id_n", (Column("id", "string", "id"), Column("n", "int64", "n")))
 ROWS = [
     {"id": "a", "n": 1, "props": {"path": "/x", "tags": ["b", "a"]}, "missing": None},
     {"id": "b", "n": 2, "props": {"tags": [], "path": "/y"}, "missing": "present"},
@@ -163,10 +165,10 @@ def test_unknown_field_after_the_first_page_is_an_error_not_a_silent_drop(tmp_pa
 
 def test_empty_export_still_writes_a_readable_file(tmp_path):
     url = (tmp_path / "rows.parquet").as_uri()
-    with ExportWriter(url, columns=["id", "n"]) as writer:
+    with ExportWriter(url, schema=ID_N) as writer:
         pass
     # Declared columns, then _extra (see test_declared_columns_...): the schema is known without rows.
-    assert pq.read_table(tmp_path / "rows.parquet").column_names == ["id", "n", "_extra"]
+    assert pq.read_table(tmp_path / "rows.parquet").schema == ID_N.arrow()
     assert writer.summary()["rows"] == 0
 
 
@@ -195,10 +197,11 @@ def test_bad_format_names_the_parameter_and_the_allowed_values(destination, fmt,
         resolve_format(destination, fmt)
 
 
-def test_csv_with_explicit_columns_has_one_header_even_when_empty(tmp_path):
+def test_csv_with_a_schema_has_one_header_even_when_empty(tmp_path):
+    schema = Schema("ab", (Column("a", "int64", "a"), Column("b", "int64", "b")))
     for rows in ([], [{"b": 1, "a": 2}]):
         url = (tmp_path / f"rows{len(rows)}.csv").as_uri()
-        with ExportWriter(url, columns=["a", "b"]) as writer:
+        with ExportWriter(url, schema=schema) as writer:
             writer.write_rows(rows)
             writer.write_rows(rows)
     assert (tmp_path / "rows0.csv").read_text() == "a,b,_extra\n"
@@ -214,12 +217,13 @@ SPARSE_PAGES = [
     [{"id": "a", "n": 1}, {"id": "b"}],  # n absent (not null) in the second row
     [{"n": 3, "id": "c", "new": {"k": 1}}, {"id": "d", "n": None}],  # a field nobody declared
 ]
+SPARSE = Schema("sparse", (*ID_N.columns, Column("absent", "string", "never sent")))
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_declared_columns_take_sparse_rows_and_keep_unknown_fields_in_extra(tmp_path, fmt, caplog):
     url = (tmp_path / f"rows.{fmt}").as_uri()
-    with ExportWriter(url, columns=["id", "n", "absent"]) as writer:
+    with ExportWriter(url, schema=SPARSE) as writer:
         for page in SPARSE_PAGES:
             writer.write_rows(page)
         writer.write_rows([{"id": "e", "new": 2}])
@@ -227,17 +231,159 @@ def test_declared_columns_take_sparse_rows_and_keep_unknown_fields_in_extra(tmp_
     expected = [
         {"id": "a", "n": 1, "absent": None, "_extra": None},
         {"id": "b", "n": None, "absent": None, "_extra": None},
-        {"id": "c", "n": 3, "absent": None, "_extra": {"new": {"k": 1}}},
+        {"id": "c", "n": 3, "absent": None, "_extra": '{"new":{"k":1}}'},
         {"id": "d", "n": None, "absent": None, "_extra": None},
-        {"id": "e", "n": None, "absent": None, "_extra": {"new": 2}},
+        {"id": "e", "n": None, "absent": None, "_extra": '{"new":2}'},
     ]
     if fmt == "csv":
-        expected = [
-            {k: "" if v is None else str(encode_value(v)) for k, v in row.items()} for row in expected
-        ]
-    elif fmt == "parquet":
-        expected = [{k: encode_value(v) for k, v in row.items()} for row in expected]
+        expected = [{k: "" if v is None else str(v) for k, v in row.items()} for row in expected]
     assert rows == expected
     assert [list(row) for row in rows] == [["id", "n", "absent", "_extra"]] * 5
     warnings = [r.getMessage() for r in caplog.records if "not among the declared columns" in r.getMessage()]
     assert len(warnings) == 1 and "['new']" in warnings[0]
+    assert writer.summary()["schema"] == [
+        {"name": "id", "type": "string"},
+        {"name": "n", "type": "int64"},
+        {"name": "absent", "type": "string"},
+        {"name": "_extra", "type": "string (JSON)"},
+    ]
+
+
+def test_jsonl_keeps_rows_as_the_api_sent_them_even_with_a_schema(tmp_path, caplog):
+    """No added nulls, no _extra, key order and non-ASCII text kept; big ints exact."""
+    url = (tmp_path / "rows.jsonl").as_uri()
+    pages = [*SPARSE_PAGES, [{"n": 2**70, "id": "é", "x": 0.1}]]
+    with ExportWriter(url, schema=SPARSE) as writer:
+        for page in pages:
+            writer.write_rows(page)
+    text = (tmp_path / "rows.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == [row for page in pages for row in page]
+    assert text.splitlines()[-1] == '{"n":1180591620717411303424,"id":"é","x":0.1}'
+    assert writer.summary()["schema"] is None
+    assert not [r for r in caplog.records if "not among the declared columns" in r.getMessage()]
+
+
+TYPED = Schema(
+    "typed",
+    (
+        Column("id", "string", "id"),
+        Column("count", "int64", "a count"),
+        Column("avg", "float64", "a measure"),
+        Column("ok", "bool", "a flag"),
+        Column("at", "timestamp_ms", "epoch ms"),
+        Column("iso", "timestamp", "ISO-8601"),
+        Column("email", "string", "optional, often absent"),
+        Column("meta", "json", "nested"),
+    ),
+)
+
+
+def write_pages(url: str, pages: list[list[dict]], schema: Schema = TYPED) -> dict:
+    with ExportWriter(url, schema=schema) as writer:
+        for page in pages:
+            writer.write_rows(page)
+    return writer.summary()
+
+
+def test_a_field_that_first_appears_on_a_later_page_is_a_column_from_the_start(tmp_path):
+    """Real services omit absent optional fields: a late ``email`` is neither an error nor lost."""
+    url = (tmp_path / "rows.parquet").as_uri()
+    write_pages(url, [[{"id": "a"}] * 3, [{"id": "b", "email": "b@example.com", "meta": {"z": 1, "a": [2]}}]])
+    table = pq.read_table(tmp_path / "rows.parquet")
+    assert table.schema == TYPED.arrow()
+    assert table.column("email").to_pylist() == [None, None, None, "b@example.com"]
+    assert table.column("meta").to_pylist() == [None, None, None, '{"a":[2],"z":1}']
+
+
+def test_a_column_null_in_the_first_row_group_keeps_its_declared_type(tmp_path, monkeypatch):
+    """All null in row group 1, ints in row group 2: int64 throughout, values kept."""
+    monkeypatch.setattr("airflow_provider_analytics_export.writer.PARQUET_ROW_GROUP_ROWS", 2)
+    url = (tmp_path / "rows.parquet").as_uri()
+    write_pages(url, [[{"id": "a"}, {"id": "b", "count": None}], [{"id": "c", "count": 7, "ok": False}]])
+    file = pq.ParquetFile(tmp_path / "rows.parquet")
+    assert file.metadata.num_row_groups == 2
+    table = file.read()
+    assert table.schema.field("count").type == "int64" and table.schema.field("ok").type == "bool"
+    assert table.column("count").to_pylist() == [None, None, 7]
+
+
+def test_an_int_then_a_float_in_a_float64_column_keeps_the_value_exactly(tmp_path, monkeypatch):
+    """Peer5's averaged sessions: 3, 4 in one row group and 4.5 in the next are 3.0, 4.0, 4.5."""
+    monkeypatch.setattr("airflow_provider_analytics_export.writer.PARQUET_ROW_GROUP_ROWS", 2)
+    url = (tmp_path / "rows.parquet").as_uri()
+    write_pages(url, [[{"avg": 3}, {"avg": 4}], [{"avg": 4.5}]])
+    assert pq.read_table(tmp_path / "rows.parquet").column("avg").to_pylist() == [3.0, 4.0, 4.5]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"count": 4.5}, r"Column 'count' of schema 'typed' is declared int64: got 4\.5: a fraction"),
+        ({"count": "5"}, r"Column 'count' .* declared int64: got str '5'"),
+        ({"count": True}, r"Column 'count' .* declared int64: got bool True"),
+        ({"count": 2**64}, r"Column 'count' .* declared int64: got int 18446744073709551616"),
+        ({"ok": 1}, r"Column 'ok' .* declared bool: got int 1"),
+        ({"at": "2024-04-15"}, r"Column 'at' .* declared timestamp\[ms, tz=UTC\]: got str"),
+        ({"iso": "2024-04-15T10:00:00"}, r"Column 'iso' .* expects ISO-8601 text with Z or an offset"),
+        ({"id": {"k": 1}}, r"Column 'id' .* declared string: got dict"),
+    ],
+)
+def test_a_value_that_does_not_fit_its_declared_type_fails_loudly(tmp_path, fmt, row, message):
+    """Never truncated, never coerced to text: the export fails naming the column and nothing lands."""
+    url = (tmp_path / f"rows.{fmt}").as_uri()
+    with pytest.raises(ValueError, match=message):
+        write_pages(url, [[{"count": 3, "id": "a"}], [{"count": 4}, row]])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_integral_float_and_a_huge_int_in_an_int64_column_are_kept_exactly(tmp_path):
+    url = (tmp_path / "rows.parquet").as_uri()
+    write_pages(url, [[{"count": 3.0}, {"count": 2**62 + 1}]])
+    assert pq.read_table(tmp_path / "rows.parquet").column("count").to_pylist() == [3, 2**62 + 1]
+
+
+def test_timestamps_are_utc_timestamp_columns_in_parquet_and_csv(tmp_path):
+    rows = [{"at": 1713139200123, "iso": "2024-04-15T02:00:00.5+02:00"}, {"iso": "2024-04-15T00:00:00Z"}]
+    write_pages((tmp_path / "rows.parquet").as_uri(), [rows])
+    table = pq.read_table(tmp_path / "rows.parquet")
+    assert str(table.schema.field("at").type) == "timestamp[ms, tz=UTC]"
+    assert str(table.schema.field("iso").type) == "timestamp[us, tz=UTC]"
+    utc = dt.timezone.utc
+    assert table.column("at").to_pylist() == [dt.datetime(2024, 4, 15, 0, 0, 0, 123000, tzinfo=utc), None]
+    assert table.column("iso").to_pylist() == [
+        dt.datetime(2024, 4, 15, 0, 0, 0, 500000, tzinfo=utc),
+        dt.datetime(2024, 4, 15, tzinfo=utc),
+    ]
+    write_pages((tmp_path / "rows.csv").as_uri(), [rows])
+    cells = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert [row["at"] for row in cells] == ["2024-04-15 00:00:00.123Z", ""]
+    assert [row["iso"] for row in cells] == ["2024-04-15 00:00:00.500000Z", "2024-04-15 00:00:00.000000Z"]
+
+
+def test_two_daily_partitions_with_different_data_read_as_one_table_with_one_schema(tmp_path):
+    """Day 1 has no email, no flag and int counts; day 2 has them and an unknown field."""
+    import pyarrow.dataset as ds
+
+    day1 = [{"id": "a", "count": 1, "at": 1713139200000}, {"id": "b", "avg": 2}]
+    day2 = [{"id": "c", "count": None, "avg": 2.5, "ok": True, "email": "c@x", "meta": [1], "new": "n"}]
+    for day, rows in (("2024-04-15", day1), ("2024-04-16", day2)):
+        write_pages(f"file://{tmp_path}/day={day}/rows.parquet", [rows])
+    dataset = ds.dataset(tmp_path, format="parquet", partitioning="hive")
+    table = dataset.to_table()
+    files = sorted(tmp_path.glob("day=*/rows.parquet"))
+    assert [pq.read_schema(file) for file in files] == [TYPED.arrow()] * 2
+    assert table.num_rows == 3 and table.schema.remove(table.schema.get_field_index("day")) == TYPED.arrow()
+    by_id = {row["id"]: row for row in table.to_pylist()}
+    assert by_id["a"]["count"] == 1 and by_id["b"]["avg"] == 2.0 and by_id["c"]["avg"] == 2.5
+    assert by_id["c"]["email"] == "c@x" and by_id["c"]["_extra"] == '{"new":"n"}' and by_id["a"]["ok"] is None
+
+
+def test_parquet_row_groups_are_bounded_by_bytes_as_well_as_rows(tmp_path, monkeypatch):
+    """Wide rows end a row group before the row bound: the buffered Arrow data stays small."""
+    monkeypatch.setattr("airflow_provider_analytics_export.writer.PARQUET_ROW_GROUP_BYTES", 100_000)
+    url = (tmp_path / "rows.parquet").as_uri()
+    write_pages(url, [[{"id": "x" * 1000, "count": i} for i in range(50)] for _ in range(10)])
+    file = pq.ParquetFile(tmp_path / "rows.parquet")
+    assert file.metadata.num_rows == 500
+    assert 4 <= file.metadata.num_row_groups <= 10

@@ -23,6 +23,7 @@ import tenacity
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_analytics_export.codec import loads
 from airflow_provider_analytics_export.exceptions import (
     ApiError,
     AuthenticationError,
@@ -319,7 +320,7 @@ class AnalyticsApiHook(BaseHook):
         method: str,
         endpoint: str,
         *,
-        parse: Callable[[requests.Response], T] = lambda response: response.json(),
+        parse: Callable[[requests.Response], T] = lambda response: loads(response.content),
         url: str | None = None,
         authenticated: bool = True,
         **kwargs: Any,
@@ -409,7 +410,11 @@ class AnalyticsApiHook(BaseHook):
     def fields(self, response: requests.Response, method: str, endpoint: str) -> Callable[..., Any]:
         """:meth:`require` bound to one response's JSON body: ``fields(...)("exports", "total")``."""
         return partial(
-            self.require, response.json(), method=method, endpoint=endpoint, status=response.status_code
+            self.require,
+            loads(response.content),
+            method=method,
+            endpoint=endpoint,
+            status=response.status_code,
         )
 
     def series_rows(
@@ -523,7 +528,7 @@ class AnalyticsApiHook(BaseHook):
                 raw = await response.read()
                 self.observe_rate_headers(response.status, response.headers)
                 try:
-                    body: Any = json.loads(raw) if raw else None
+                    body: Any = loads(raw) if raw else None
                 except ValueError:
                     body = None
                 if response.status >= 400:
@@ -551,7 +556,7 @@ class AnalyticsApiHook(BaseHook):
         if status < 400:
             return
         try:
-            body: Any = response.json()
+            body: Any = loads(response.content)
         except ValueError:
             body = None
         except _transport_errors():

@@ -450,7 +450,10 @@ class OpenPanelHook(AnalyticsApiHook):
         field = self.fields(response, "GET", EVENTS_ENDPOINT)
         field("meta", "totalCount")
         data = field("data", kind=list)
-        for index in range(len(data)):
+        # One pass in C over the rows; only a row lacking a field goes through field() for its error.
+        complete = [isinstance(row, dict) and ID_FIELD in row and TIME_FIELD in row for row in data]
+        if not all(complete):
+            index = complete.index(False)
             field("data", index, ID_FIELD)
             field("data", index, TIME_FIELD)
         return field("meta", kind=dict), data
@@ -504,8 +507,13 @@ class OpenPanelHook(AnalyticsApiHook):
             pages = self._newest_first(params, window, page_size, profile_id)
         else:
             pages = self._all_pages(params, window, page_size, max_concurrency)
+        # Columns the server sends though not asked for (its defaults) are dropped; the rest of
+        # each row is kept as sent: no nulls added, a field unknown to us kept (and the common
+        # page, where nothing is to drop, costs one set union, not a dict per row).
+        unasked = frozenset(INCLUDES) - set(columns)
         for rows in pages:
-            yield [{name: row.get(name) for name in columns} for row in rows]
+            drop = unasked & set().union(*rows)
+            yield [{k: v for k, v in row.items() if k not in drop} for row in rows] if drop else rows
 
     def _all_pages(
         self,
@@ -702,6 +710,14 @@ def _instant(moment: dt.datetime) -> str:
 
 
 def _created(value: Any) -> dt.datetime:
+    """An event's ``createdAt``; the server's ISO text is parsed directly (once per row, so cheap)."""
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass  # to_datetime names the field and the value
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
     return to_datetime(value, TIME_FIELD)
 
 

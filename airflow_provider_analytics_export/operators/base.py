@@ -19,6 +19,7 @@ from airflow_provider_analytics_export.assets import (
 )
 from airflow_provider_analytics_export.hooks.base import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
+from airflow_provider_analytics_export.schemas import Schema
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window, to_datetime
 from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
@@ -201,7 +202,7 @@ class AnalyticsExportOperator(BaseExportOperator):
         """[start, end): the arguments, else the run's data interval (an empty one is an error)."""
         return resolve_window(self.start, self.end, context)
 
-    def open_writer(self, columns: Sequence[str] | None = None) -> ExportWriter:
-        """An atomic writer for the rendered destination and format."""
+    def open_writer(self, schema: Schema | None = None) -> ExportWriter:
+        """An atomic writer for the rendered destination and format (csv/parquet follow ``schema``)."""
         fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
-        return ExportWriter(self.destination, fmt, self.destination_conn_id, columns)
+        return ExportWriter(self.destination, fmt, self.destination_conn_id, schema)

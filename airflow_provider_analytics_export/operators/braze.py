@@ -12,10 +12,8 @@ from airflow_provider_analytics_export.hooks.braze import DATA_SERIES_ENDPOINT, 
 from airflow_provider_analytics_export.links import BrazeDashboardLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.schemas import BRAZE_SESSIONS
 from airflow_provider_analytics_export.windows import window_fields
-
-#: The declared columns: ``time`` as Braze wrote it, the bucket's UTC start, the count, the filters.
-COLUMNS = ("time", "bucket_start", "sessions", "app_id", "segment_id")
 
 
 class BrazeSessionsExportOperator(AnalyticsExportOperator):
@@ -86,7 +84,7 @@ class BrazeSessionsExportOperator(AnalyticsExportOperator):
         hook = BrazeHook(braze_conn_id=self.braze_conn_id)
         progress = ExportProgress(self.log, "Braze sessions")
         requests = 0
-        with self.open_writer(COLUMNS) as writer:
+        with self.open_writer(BRAZE_SESSIONS) as writer:
             for points in hook.iter_sessions_series(start, end, self.unit, self.app_id, self.segment_id):
                 requests += 1
                 written = writer.write_rows(

@@ -10,7 +10,6 @@ from airflow.sdk import Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.hooks.browsee import (
     ID_FIELD,
-    SELECT_FIELDS,
     SESSIONS_ENDPOINT,
     BrowseeHook,
     validate_session_args,
@@ -18,6 +17,7 @@ from airflow_provider_analytics_export.hooks.browsee import (
 from airflow_provider_analytics_export.links import BrowseeSegmentsLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
+from airflow_provider_analytics_export.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.validation import is_templated
 
 
@@ -82,5 +82,5 @@ class BrowseeSessionsExportOperator(AnalyticsExportOperator):
         select = validate_session_args(self.fields, self.page_size)
         hook = BrowseeHook(browsee_conn_id=self.browsee_conn_id)
         pages = hook.iter_session_pages(*window, self.segment_id or None, select, self.page_size)
-        columns = (ID_FIELD, *(select or SELECT_FIELDS))
-        return export_pages(self.open_writer(columns), pages, window)
+        schema = BROWSEE_SESSIONS.select(select, keep=[ID_FIELD]) if select else BROWSEE_SESSIONS
+        return export_pages(self.open_writer(schema), pages, window)

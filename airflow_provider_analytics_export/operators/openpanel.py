@@ -21,6 +21,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.pagination import export_pages
+from airflow_provider_analytics_export.schemas import OPENPANEL_EVENTS, openpanel_chart
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import to_datetime, window_fields
 
@@ -121,7 +122,8 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
             max_concurrency=self.max_concurrency,
             fields=self.fields or None,
         )
-        return export_pages(self.open_writer(), pages, window)
+        _, columns = validate_event_args(self.events, self.includes, self.page_size, 1, self.fields)
+        return export_pages(self.open_writer(OPENPANEL_EVENTS.select(columns)), pages, window)
 
 
 class OpenPanelChartsExportOperator(AnalyticsExportOperator):
@@ -218,7 +220,8 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
         )
         if window:
             check_chart_coverage(chart, window, self.interval, zone)
-        with self.open_writer() as writer:
+        schema = openpanel_chart([str(dim["name"]) for dim in breakdowns], self.previous)
+        with self.open_writer(schema) as writer:
             writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window, zone)))
         return {
             **writer.summary(),

@@ -16,6 +16,7 @@ from airflow_provider_analytics_export.hooks.peer5 import (
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.schemas import PEER5_EXPORT
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import window_fields
 from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
@@ -104,8 +105,8 @@ class Peer5ExportOperator(AnalyticsExportOperator):
         fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
         passthrough = fmt == "csv"
         hook = Peer5Hook(peer5_conn_id=self.peer5_conn_id)
-        columns = ["timestamp", *(self.dimensions or []), *self.metrics]
-        with self.open_writer(None if passthrough else columns) as writer:
+        schema = PEER5_EXPORT.select([*(self.dimensions or []), *self.metrics], keep=["timestamp"])
+        with self.open_writer(None if passthrough else schema) as writer:
             if passthrough:
                 chunks = self._write_csv(hook, writer, start, end)
             else:

@@ -20,12 +20,17 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def _csv_time(iso: str) -> str:
+    """A UTC ISO time as the csv writes a ``timestamp[us, tz=UTC]`` cell (see README, file formats)."""
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S.%fZ")
+
+
 def _expected(sandbox: SandboxServer, first: dt.date, days: int) -> list[dict[str, str]]:
     start = dt.datetime.combine(first, dt.time(), UTC)
     return [
         {
             "time": point["time"],
-            "bucket_start": point["bucket_start"],
+            "bucket_start": _csv_time(point["bucket_start"]),
             "sessions": str(point["sessions"]),
             "app_id": "",
             "segment_id": "",
@@ -96,14 +101,20 @@ def test_new_york_workspace_days_across_dst_paced_by_the_pool_headers(
     rows = _rows(export_root / "braze" / "reexport" / f"{conf['start']}_{conf['end']}" / "sessions.csv")
     truth = braze_window(sandbox_reset.config, start.astimezone(UTC), end.astimezone(UTC), "day")
     assert rows == [
-        {**{k: str(v) for k, v in point.items()}, "app_id": "", "segment_id": "", "_extra": ""}
+        {
+            **{k: str(v) for k, v in point.items()},
+            "bucket_start": _csv_time(point["bucket_start"]),
+            "app_id": "",
+            "segment_id": "",
+            "_extra": "",
+        }
         for point in truth
     ]
     assert len(rows) == 121
     assert [row["bucket_start"] for row in rows[68:71]] == [
-        "2024-03-09T05:00:00Z",
-        "2024-03-10T05:00:00Z",
-        "2024-03-11T04:00:00Z",  # after the spring-forward day
+        "2024-03-09 05:00:00.000000Z",
+        "2024-03-10 05:00:00.000000Z",
+        "2024-03-11 04:00:00.000000Z",  # after the spring-forward day
     ]
     braze = [entry for entry in sandbox_reset.requests_log if entry["api"] == "braze"]
     assert [entry["status"] for entry in braze] == [200, 200]

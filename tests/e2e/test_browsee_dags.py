@@ -9,23 +9,20 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from airflow_provider_analytics_export.hooks.browsee import SELECT_FIELDS
-from airflow_provider_analytics_export.writer import encode_value
+from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
+from airflow_provider_analytics_export.schemas import BROWSEE_SESSIONS
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import browsee_sessions
+from tests.typed import csv_rows, parquet_rows
 
 UTC = dt.timezone.utc
 CSV_FIELDS = ["userId", "timestamp", "duration", "activeTime", "pageCount", "country", "device"]
 
 
 def day_sessions(sandbox: SandboxServer, day: dt.date, fields: list[str] | None = None) -> list[dict]:
-    """The day's sessions as the export writes them: declared columns (absent -> null), then _extra."""
+    """The day's sessions as the sandbox sends them (what jsonl keeps)."""
     start = int(dt.datetime.combine(day, dt.time(), UTC).timestamp())
-    columns = ["sessionId", *(fields or SELECT_FIELDS)]
-    return [
-        {**{column: row.get(column) for column in columns}, "_extra": None}
-        for row in browsee_sessions(sandbox.config, start, start + 86_400, fields=fields)
-    ]
+    return list(browsee_sessions(sandbox.config, start, start + 86_400, fields=fields))
 
 
 def read_files(folder: Path) -> dict[str, list[dict]]:
@@ -43,11 +40,9 @@ def assert_day_exported(sandbox: SandboxServer, export_root: Path, day: dt.date)
     want = day_sessions(sandbox, day)
     assert len(want) == 480
     assert files["jsonl"] == want
-    assert files["parquet"] == [{key: encode_value(value) for key, value in row.items()} for row in want]
-    assert files["csv"] == [
-        {key: "" if value is None else str(encode_value(value)) for key, value in row.items()}
-        for row in day_sessions(sandbox, day, CSV_FIELDS)
-    ]
+    assert files["parquet"] == parquet_rows(want, BROWSEE_SESSIONS)
+    csv_schema = BROWSEE_SESSIONS.select(CSV_FIELDS, keep=[ID_FIELD])
+    assert files["csv"] == csv_rows(day_sessions(sandbox, day, CSV_FIELDS), csv_schema)
     return files
 
 
@@ -89,7 +84,7 @@ def test_open_readings_session_at_midnight_no_ids_sparse_fields(airflow_run, san
     midnight = int(dt.datetime(2024, 4, 16, tzinfo=UTC).timestamp() * 1000)
     assert second["jsonl"][0]["timestamp"] == midnight + 348
     assert all(row["timestamp"] < midnight for row in first["jsonl"])
-    assert all(row["sessionId"] is None for row in first["jsonl"] + second["jsonl"])
+    assert all(row.get("sessionId") is None for row in first["jsonl"] + second["jsonl"])
     served = [e for e in sandbox_reset.requests_log if e["api"] == "browsee" and e["status"] == 200]
     assert served  # the one-open-request rule still holds with these readings
     assert not any(e["overlap"] for e in sandbox_reset.requests_log)

@@ -54,7 +54,7 @@ def assert_every_api_landed(sandbox: SandboxServer, export_root: Path) -> None:
         for line in (root / "braze" / "2024-04-15" / "sessions.jsonl").read_text().splitlines()
     ]
     (point,) = braze_window(config, DAY, DAY + dt.timedelta(days=1), "day")
-    assert braze == [{**point, "app_id": None, "segment_id": None, "_extra": None}]
+    assert braze == [{**point, "app_id": None, "segment_id": None}]  # jsonl: no _extra
 
     rows = peer5_rows(config, start * 1000, end * 1000, "1d", METRICS)
     peer5 = (root / "peer5" / "2024-04-15" / "traffic.csv").read_text()

@@ -17,9 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS
-from airflow_provider_analytics_export.writer import encode_value
+from airflow_provider_analytics_export.schemas import OPENPANEL_EVENTS, Schema, openpanel_chart
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
-from analytics_export_sandbox.data import openpanel_chart, openpanel_events
+from analytics_export_sandbox.data import openpanel_chart as sandbox_chart
+from analytics_export_sandbox.data import openpanel_events
+from tests import typed
 
 UTC = dt.timezone.utc
 
@@ -33,10 +35,9 @@ def csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def as_csv(rows: list[dict]) -> list[dict]:
-    return [
-        {key: "" if value is None else str(encode_value(value)) for key, value in row.items()} for row in rows
-    ]
+def as_csv(rows: list[dict], schema: Schema) -> list[dict]:
+    """How the csv (written to ``schema``) reads back: see tests/typed.py."""
+    return typed.csv_rows(rows, schema)
 
 
 def assert_day_exported(sandbox: SandboxServer, export_root: Path, day: dt.date) -> list[dict]:
@@ -45,16 +46,17 @@ def assert_day_exported(sandbox: SandboxServer, export_root: Path, day: dt.date)
     assert len(want) == 2400
     jsonl = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     assert jsonl == want
-    assert pq.read_table(folder / "events.parquet").to_pylist() == [
-        {key: encode_value(value) for key, value in row.items()} for row in want
-    ]
+    assert pq.read_table(folder / "events.parquet").to_pylist() == typed.parquet_rows(
+        want, OPENPANEL_EVENTS.select(EVENT_FIELDS)
+    )
     assert list(jsonl[0]) == list(EVENT_FIELDS) and jsonl[0]["properties"]  # the full event
     conversions = day_events(sandbox, day, events=["purchase", "sign_up"], includes=["meta"])
     assert {row["name"] for row in conversions} == {"purchase", "sign_up"}
-    assert csv_rows(folder / "conversions.csv") == as_csv(conversions)
+    conversions_schema = OPENPANEL_EVENTS.select([*EVENT_FIELDS, "meta"])
+    assert csv_rows(folder / "conversions.csv") == as_csv(conversions, conversions_schema)
     columns = ["id", "name", "profileId", "createdAt", "path", "country", "properties"]
     views = [{key: row[key] for key in columns} for row in day_events(sandbox, day, events=["screen_view"])]
-    assert views and csv_rows(folder / "page_views.csv") == as_csv(views)
+    assert views and csv_rows(folder / "page_views.csv") == as_csv(views, OPENPANEL_EVENTS.select(columns))
     profile = day_events(sandbox, day, profile_id="100017")
     got = [json.loads(line) for line in (folder / "profile.jsonl").read_text().splitlines()]
     assert got == profile
@@ -136,7 +138,7 @@ def test_daily_chart_in_a_new_york_organization(airflow_run, sandbox_reset, expo
     zone = ZoneInfo("America/New_York")
     window = dt.datetime(2024, 4, 15, tzinfo=zone), dt.datetime(2024, 4, 16, tzinfo=zone)
     event = {"name": "screen_view", "segment": "event", "property": None, "filters": []}
-    chart = openpanel_chart(
+    chart = sandbox_chart(
         sandbox_reset.config,
         "proj-web",
         [event],
@@ -161,8 +163,8 @@ def test_daily_chart_in_a_new_york_organization(airflow_run, sandbox_reset, expo
         for series in chart["series"]
         for point in series["data"]
     ]
-    assert len(rows) == 3 and "" in {row["breakdown_referrer"] for row in rows}
-    assert rows == as_csv(want)
+    assert len(rows) == 3 and '""' not in {row["breakdown_referrer"] for row in rows}
+    assert rows == as_csv(want, openpanel_chart(["referrer"], previous=True))
 
 
 def test_weekly_chart_has_one_row_per_series_and_day(airflow_run, sandbox_reset, export_root):
@@ -179,9 +181,7 @@ def test_weekly_chart_has_one_row_per_series_and_day(airflow_run, sandbox_reset,
         },
     ]
     week = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 22, tzinfo=UTC)
-    chart = openpanel_chart(
-        sandbox_reset.config, "proj-web", events, [{"name": "country"}], "day", *week, True
-    )
+    chart = sandbox_chart(sandbox_reset.config, "proj-web", events, [{"name": "country"}], "day", *week, True)
     want = [
         {
             "series_id": series["id"],
@@ -198,4 +198,4 @@ def test_weekly_chart_has_one_row_per_series_and_day(airflow_run, sandbox_reset,
         for point in series["data"]
     ]
     assert len(rows) == 2 * 5 * 7
-    assert rows == as_csv(want)
+    assert rows == as_csv(want, openpanel_chart(["country"], previous=True))

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
+from airflow_provider_analytics_export.schemas import BRAZE_SESSIONS
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import braze_window
 from tests.scripted_server import Reply, ScriptedServer
@@ -53,7 +54,7 @@ def test_exports_hours_with_app_and_segment_in_every_row(
     assert rows == [
         {
             "time": p["time"],
-            "bucket_start": p["bucket_start"],
+            "bucket_start": csv_timestamp(p["bucket_start"]),
             "sessions": str(p["sessions"]),
             "app_id": "app-1",
             "segment_id": "seg-2",
@@ -63,6 +64,12 @@ def test_exports_hours_with_app_and_segment_in_every_row(
     ]
     assert summary["rows"] == 150
     assert summary["requests"] == 2
+    assert summary["schema"] == BRAZE_SESSIONS.describe()
+
+
+def csv_timestamp(iso: str) -> str:
+    """A UTC ISO time as the csv writes a ``timestamp[us, tz=UTC]`` cell."""
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S.%fZ")
 
 
 def test_a_day_unit_on_an_hourly_run_is_refused_before_any_request(
@@ -99,7 +106,7 @@ def test_a_point_with_fields_nobody_declared_keeps_them_in_extra(
     assert pq.read_table(tmp_path / "s.parquet").to_pylist() == [
         {
             "time": "2024-02-01",
-            "bucket_start": "2024-02-01T00:00:00Z",
+            "bucket_start": dt.datetime(2024, 2, 1, tzinfo=UTC),
             "sessions": 3,
             "app_id": None,
             "segment_id": None,
@@ -107,7 +114,7 @@ def test_a_point_with_fields_nobody_declared_keeps_them_in_extra(
         },
         {
             "time": "2024-02-02",
-            "bucket_start": "2024-02-02T00:00:00Z",
+            "bucket_start": dt.datetime(2024, 2, 2, tzinfo=UTC),
             "sessions": None,
             "app_id": None,
             "segment_id": None,

@@ -11,33 +11,25 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.browsee import SELECT_FIELDS
+from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
-from airflow_provider_analytics_export.writer import encode_value
+from airflow_provider_analytics_export.schemas import BROWSEE_SESSIONS
 from analytics_export_sandbox.data import browsee_sessions
 from tests.scripted_server import Reply
+from tests.typed import csv_rows, parquet_rows
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)
 CONTEXT = {"data_interval_start": START, "data_interval_end": END}
 
 
-def declared(rows: list[dict], fields: list[str] | None = None) -> list[dict]:
-    """Rows as the operator writes them: its declared columns (absent -> null), then ``_extra``."""
-    columns = ["sessionId", *(fields or SELECT_FIELDS)]
-    return [{**{column: row.get(column) for column in columns}, "_extra": None} for row in rows]
-
-
 def expected(sandbox, **kwargs) -> list[dict]:
-    rows = browsee_sessions(sandbox.config, int(START.timestamp()), int(END.timestamp()), **kwargs)
-    return declared(list(rows), kwargs.get("fields"))
+    """The window's sessions as the sandbox sends them (what jsonl keeps)."""
+    return list(browsee_sessions(sandbox.config, int(START.timestamp()), int(END.timestamp()), **kwargs))
 
 
-def as_strings(rows: list[dict]) -> list[dict]:
-    """How csv stores a row: nested values JSON-encoded, None empty, everything text."""
-    return [
-        {key: "" if value is None else str(encode_value(value)) for key, value in row.items()} for row in rows
-    ]
+def schema(fields: list[str] | None = None):
+    return BROWSEE_SESSIONS.select(fields, keep=[ID_FIELD]) if fields else BROWSEE_SESSIONS
 
 
 def test_jsonl_export_of_the_data_interval(sandbox_reset, tmp_path: Path):
@@ -53,14 +45,17 @@ def test_jsonl_export_of_the_data_interval(sandbox_reset, tmp_path: Path):
 def test_parquet_and_csv_exports_hold_the_same_rows(sandbox_reset, tmp_path: Path):
     want = expected(sandbox_reset)
     BrowseeSessionsExportOperator(task_id="p", destination=(tmp_path / "s.parquet").as_uri()).execute(CONTEXT)
-    table = pq.read_table(tmp_path / "s.parquet").to_pylist()
-    assert table == [{key: encode_value(value) for key, value in row.items()} for row in want]
+    table = pq.read_table(tmp_path / "s.parquet")
+    assert table.to_pylist() == parquet_rows(want, BROWSEE_SESSIONS)
+    assert table.schema == BROWSEE_SESSIONS.arrow()
 
     fields = ["userId", "duration", "country"]
     op = BrowseeSessionsExportOperator(task_id="c", destination=(tmp_path / "s.csv").as_uri(), fields=fields)
     op.execute(CONTEXT)
     with (tmp_path / "s.csv").open(newline="") as handle:
-        assert list(csv.DictReader(handle)) == as_strings(expected(sandbox_reset, fields=fields))
+        want = csv_rows(expected(sandbox_reset, fields=fields), schema(fields))
+        assert list(csv.DictReader(handle)) == want
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "sessionId,userId,duration,country,_extra"
 
 
 def test_memory_destination_and_explicit_window(sandbox_reset, memory_fs):
@@ -75,7 +70,7 @@ def test_memory_destination_and_explicit_window(sandbox_reset, memory_fs):
             sandbox_reset.config, int(START.timestamp()) + 6 * 3600, int(START.timestamp()) + 7 * 3600
         )
     )
-    assert rows == declared(want) and result["rows"] == len(want) > 0
+    assert rows == want and result["rows"] == len(want) > 0
 
 
 @pytest.mark.parametrize(
@@ -141,12 +136,12 @@ def test_sparse_sessions_without_ids_and_an_inclusive_end_give_exact_files(sandb
     destination = (tmp_path / f"s.{fmt}").as_uri()
     BrowseeSessionsExportOperator(task_id="sparse", destination=destination, page_size=50).execute(CONTEXT)
 
-    want = declared(raw)
-    if fmt == "jsonl":
-        assert [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()] == want
+    if fmt == "jsonl":  # as sent: absent fields stay absent
+        assert [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()] == raw
     elif fmt == "csv":
         with (tmp_path / "s.csv").open(newline="") as handle:
-            assert list(csv.DictReader(handle)) == as_strings(want)
-    else:
+            assert list(csv.DictReader(handle)) == csv_rows(raw, BROWSEE_SESSIONS)
+    else:  # every declared column, typed, even those the first page lacked
         table = pq.read_table(tmp_path / "s.parquet")
-        assert table.to_pylist() == [{key: encode_value(value) for key, value in row.items()} for row in want]
+        assert table.to_pylist() == parquet_rows(raw, BROWSEE_SESSIONS)
+        assert table.schema == BROWSEE_SESSIONS.arrow()

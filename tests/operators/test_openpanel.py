@@ -13,13 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.openpanel import window_buckets
+from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS, window_buckets
 from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
 )
-from airflow_provider_analytics_export.writer import encode_value
+from airflow_provider_analytics_export.schemas import OPENPANEL_EVENTS
 from analytics_export_sandbox.data import openpanel_chart, openpanel_events
+from tests.typed import csv_rows, parquet_rows
 
 UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 16, tzinfo=UTC)
@@ -54,14 +55,16 @@ def test_events_export_in_every_format(sandbox_reset, tmp_path: Path, fmt: str):
     assert result["rows"] == 2400 and result["pages"] == 5
     if fmt == "jsonl":
         assert [json.loads(line) for line in path.read_text().splitlines()] == want
-    elif fmt == "parquet":
-        assert pq.read_table(path).to_pylist() == [
-            {k: encode_value(v) for k, v in row.items()} for row in want
-        ]
+        return
+    schema = OPENPANEL_EVENTS.select([*EVENT_FIELDS, "profile"])
+    assert result["schema"] == schema.describe()
+    if fmt == "parquet":
+        table = pq.read_table(path)
+        assert table.to_pylist() == parquet_rows(want, schema) and table.schema == schema.arrow()
     else:
         with path.open(newline="") as handle:
             got = list(csv.DictReader(handle))
-        assert got == [{k: str(encode_value(v)) for k, v in row.items()} for row in want]
+        assert got == csv_rows(want, schema)
 
 
 def test_hourly_runs_tile_the_day(sandbox_reset, memory_fs):
@@ -193,7 +196,7 @@ def test_events_to_s3_through_a_destination_connection(sandbox_reset, s3_destina
     with path.open("rb") as handle:
         rows = pq.read_table(handle).to_pylist()
     want = expected(sandbox_reset, events=["purchase"])
-    assert rows == [{k: encode_value(v) for k, v in row.items()} for row in want] and rows
+    assert rows == parquet_rows(want, OPENPANEL_EVENTS.select(EVENT_FIELDS)) and rows
     assert [p.name for p in path.parent.iterdir()] == ["events.parquet"]  # no temporary object left
 
 

@@ -13,8 +13,10 @@ import pytest
 
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
+from airflow_provider_analytics_export.schemas import PEER5_EXPORT
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import peer5_csv, peer5_rows
+from tests.typed import parquet_rows
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2024, 6, 15, 12, 0, tzinfo=UTC)
@@ -132,8 +134,11 @@ def test_sparse_rows_with_the_bucket_at_to_give_exact_files(
     if fmt == "csv":  # Peer5's own bytes, the bucket at each chunk's `to` dropped
         assert (tmp_path / "s.csv").read_text() == peer5_csv(truth, columns)
     else:
-        written = pq.read_table(tmp_path / "s.parquet").to_pylist()
-        assert written == [{**{c: row.get(c) for c in columns}, "_extra": None} for row in truth]
+        schema = PEER5_EXPORT.select(columns)
+        table = pq.read_table(tmp_path / "s.parquet")
+        assert table.to_pylist() == parquet_rows(truth, schema) and table.schema == schema.arrow()
+        assert str(table.schema.field("timestamp").type) == "timestamp[ms, tz=UTC]"
+        assert summary["schema"] == schema.describe()
     assert summary["rows"] == len(truth) == 7 * 12 * 5
     assert summary["chunks"] == 2
 
@@ -156,7 +161,7 @@ def test_jsonl_with_two_dimensions_has_one_row_per_timestamp_and_values(
     rows = [json.loads(line) for line in (tmp_path / "d.jsonl").open()]
     filters = {"os.name": ["iOS", "Android"]}
     truth = peer5_rows(pinned.config, _ms(NOW - 2 * HOUR), _ms(NOW), "30m", ["played"], filters, dims)
-    assert rows == [{**row, "_extra": None} for row in truth]  # declared columns, then _extra
+    assert rows == truth  # as Peer5 sent them
     assert len({(r["timestamp"], r["os.name"], r["session.page"]) for r in rows}) == len(rows) == 4 * 2 * 3
 
 
