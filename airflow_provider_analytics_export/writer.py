@@ -492,14 +492,15 @@ class ExportWriter:
         # The objects that exist now (Airflow's, the provider's: millions) are left out of the
         # garbage collector's full passes until the export ends. Each page is tens of thousands
         # of new containers; every pass would otherwise walk them all again: ~40 % of the CPU of
-        # a 1M-event export (benchmarks/results.md). Unfrozen on exit, like Airflow's executor.
-        gc.freeze()
+        # a 1M-event export (benchmarks/results.md). Unfrozen on exit, like Airflow's executor;
+        # frozen last, so a failed open (no __exit__ then) cannot leave the process frozen.
         if self.path.protocol in ("", "file", "local"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.tmp_path.open("wb")
         self._out = _CountingFile(self._file)
         if self.format != "raw":
             self._encoder = _encoder(self.format, self._out, self.schema, self.uri)
+        gc.freeze()
         return self
 
     def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:

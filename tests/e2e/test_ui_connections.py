@@ -196,7 +196,9 @@ def test_refused_credentials_name_the_api_call_status_and_the_apis_text(
     assert result["status"] is False
     api_name = hook_class(conn_type).api_name
     assert result["message"].startswith(f"{api_name} {refused['method']} {refused['path']} failed ")
-    assert f"(HTTP {refused['status']}): " in result["message"] and refused["status"] in (401, 403)
+    # "(HTTP 401): ..." or, with the error code and request id, "(HTTP 401; code ...; request_id ...): ..."
+    assert re.search(rf"\(HTTP {refused['status']}(; [^)]*)?\): ", result["message"])
+    assert refused["status"] in (401, 403)
     assert len(result["message"].split("): ", 1)[1]) > 3  # the API's own words follow
 
 
