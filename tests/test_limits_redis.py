@@ -25,6 +25,9 @@ from analytics_export_sandbox import SandboxServer, connection_env
 from tests.conftest import _free_port
 from tests.test_import_cost import parse_time_modules
 
+# Processes against a real Redis (~50 s): the main suite runs them; the per-Python matrix does not.
+pytestmark = pytest.mark.heavy
+
 # Each worker builds its hook and its limit, says "ready", waits for "go" on stdin (so all
 # start at once, after Airflow's slow import) and then makes its requests.
 WORKER = textwrap.dedent(

@@ -456,6 +456,7 @@ def test_a_preexisting_identical_job_is_not_adopted(hook, sandbox_reset, monkeyp
     assert list(sandbox_reset.state["sealmetrics"]["jobs"]) == [older["job_id"]]
 
 
+@pytest.mark.heavy  # 20 seeded runs (~70 s): in the main suite, not again per Python version
 @pytest.mark.parametrize("seed", range(1, 21))
 def test_zero_duplicate_jobs_under_lost_creates(sandbox_reset, monkeypatch, seed):
     """Seeded runs with 30 % of requests faulted: creates that act then drop, drops before acting, 5xx."""
@@ -484,6 +485,7 @@ def test_zero_duplicate_jobs_under_lost_creates(sandbox_reset, monkeypatch, seed
 LOST_CREATES: dict[int, int] = {}
 
 
+@pytest.mark.heavy
 def test_the_seeded_runs_did_lose_creates():
     """The runs above mean something only if creates that acted really lost their answer."""
     if len(LOST_CREATES) < 20:
