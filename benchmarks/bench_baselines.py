@@ -407,7 +407,7 @@ def compare_with_dlt(ours_path: Path, dlt_out: Path) -> dict[str, Any]:
     ours that dlt keeps as a column (not lists: dlt moves them to child tables) must be equal."""
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-    from airflow_provider_analytics_export.schemas import EXTRA_COLUMN, OPENPANEL_EVENTS
+    from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN, OPENPANEL_EVENTS
 
     naming = NamingConvention()
     nested = frozenset({c.name for c in OPENPANEL_EVENTS.columns if c.kind == "json"} | {EXTRA_COLUMN})

@@ -71,8 +71,8 @@ def _timed(action: Callable[[], Any], count: int) -> dict[str, float]:
 
 
 def bench_slot(redis_url: str, count: int) -> dict[str, dict[str, float]]:
-    from airflow_provider_analytics_export.limits import RequestLimit
-    from airflow_provider_analytics_export.limits_redis import RedisLimit
+    from airflow_provider_analytics_export.transport.limits import RequestLimit
+    from airflow_provider_analytics_export.transport.redis_limits import RedisLimit
 
     def use(limit: Any) -> Callable[[], None]:
         def once() -> None:

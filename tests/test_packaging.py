@@ -128,7 +128,9 @@ def test_the_wheel_declares_exactly_the_third_party_packages_it_imports(wheel: z
     assert required - {"apache-airflow"} | extras["redis"] == imported
     # The extra's packages are imported by the shared-limit backend alone (lazily, when a connection asks).
     assert {top for top in imports if owners[top] & extras["redis"]} == {"redis", "limits"}
-    assert set().union(*(imports[top] for top in ("redis", "limits"))) == {f"{PACKAGE}/limits_redis.py"}
+    assert set().union(*(imports[top] for top in ("redis", "limits"))) == {
+        f"{PACKAGE}/transport/redis_limits.py"
+    }
 
 
 def test_the_provider_is_imported_from_where_its_distribution_is_installed() -> None:

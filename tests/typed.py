@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_provider_analytics_export.schemas import EXTRA_COLUMN, Schema
+from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN, Schema
 
 UTC = dt.timezone.utc
 

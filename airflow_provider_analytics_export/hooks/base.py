@@ -32,7 +32,7 @@ from airflow_provider_analytics_export.exceptions import (
     RateLimitedError,
 )
 from airflow_provider_analytics_export.extras import extra_fields
-from airflow_provider_analytics_export.limits import (
+from airflow_provider_analytics_export.transport.limits import (
     AccountLimit,
     RateLimitHeaders,
     RequestLimit,
@@ -272,7 +272,7 @@ class AnalyticsApiHook(BaseHook):
         backend = self.extra("limit_backend")
         if not backend:
             return shared_limit(self.account_key, lambda: RequestLimit(max_in_flight, max_calls, period))
-        from airflow_provider_analytics_export.limits_redis import RedisLimit, backend_url
+        from airflow_provider_analytics_export.transport.redis_limits import RedisLimit, backend_url
 
         url = backend_url(backend, self.get_connection, self._where)
         return shared_limit(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.pagination import PageLedger
+from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.validation import check_choices, check_int_range
 from airflow_provider_analytics_export.windows import to_datetime
 

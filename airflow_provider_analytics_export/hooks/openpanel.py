@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError, InvalidRequestError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.limits import RateLimitHeaders
-from airflow_provider_analytics_export.pagination import NewestFirstCursor, PageLedger, fetch_in_order
+from airflow_provider_analytics_export.paging.ledger import PageLedger
+from airflow_provider_analytics_export.paging.newest_first import NewestFirstCursor
+from airflow_provider_analytics_export.paging.parallel import fetch_in_order
+from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.validation import (
     as_name_list,
     check_choice,

@@ -31,16 +31,16 @@ from airflow_provider_analytics_export.exceptions import (
     QuotaExceededError,
     RateLimitedError,
 )
+from airflow_provider_analytics_export.files.writer import ExportWriter
 from airflow_provider_analytics_export.hooks.base import (
     AnalyticsApiHook,
     TransientApiError,
     backoff_seconds,
     parse_retry_after,
 )
-from airflow_provider_analytics_export.limits import RateLimitHeaders
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.validation import check_choice
-from airflow_provider_analytics_export.writer import ExportWriter
 
 if TYPE_CHECKING:
     import logging

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,12 +17,12 @@ from airflow_provider_analytics_export.assets import (
     default_partial_outlets,
     wire_export_outlets,
 )
+from airflow_provider_analytics_export.files.schemas import Schema
+from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
 from airflow_provider_analytics_export.hooks.base import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
-from airflow_provider_analytics_export.schemas import Schema
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import resolve_window, to_datetime
-from airflow_provider_analytics_export.writer import FORMATS, ExportWriter, resolve_format
+from airflow_provider_analytics_export.windows import resolve_window, to_datetime, window_fields
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
@@ -80,6 +80,25 @@ def _with_closing_line(post_execute: PostExecuteHook) -> PostExecuteHook:
         post_execute(context, result)
 
     return hook
+
+
+def export_pages(
+    writer: ExportWriter, pages: Iterable[Sequence[dict[str, Any]]], window: tuple[dt.datetime, dt.datetime]
+) -> dict[str, Any]:
+    """Stream each page into ``writer`` as it arrives; the operators' result (summary + ``pages``).
+
+    The writer is atomic: if the pages fail their checks midway, nothing reaches the destination.
+    """
+    count = 0
+    with writer:
+        for rows in pages:
+            writer.write_rows(rows)
+            count += 1
+    return {
+        **writer.summary(),
+        "pages": count,
+        **window_fields(*window),
+    }
 
 
 class BaseExportOperator(ExportLineageMixin, BaseOperator):

@@ -8,11 +8,11 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.files.schemas import BRAZE_SESSIONS
 from airflow_provider_analytics_export.hooks.braze import DATA_SERIES_ENDPOINT, BrazeHook, validate_unit
 from airflow_provider_analytics_export.links import BrazeDashboardLink
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
-from airflow_provider_analytics_export.schemas import BRAZE_SESSIONS
 from airflow_provider_analytics_export.windows import window_fields
 
 

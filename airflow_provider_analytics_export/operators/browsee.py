@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.hooks.browsee import (
     ID_FIELD,
     SESSIONS_ENDPOINT,
@@ -15,9 +16,7 @@ from airflow_provider_analytics_export.hooks.browsee import (
     validate_session_args,
 )
 from airflow_provider_analytics_export.links import BrowseeSegmentsLink
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
-from airflow_provider_analytics_export.pagination import export_pages
-from airflow_provider_analytics_export.schemas import BROWSEE_SESSIONS
+from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, export_pages
 from airflow_provider_analytics_export.validation import is_templated
 
 

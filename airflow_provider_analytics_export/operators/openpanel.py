@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, openpanel_chart
 from airflow_provider_analytics_export.hooks.openpanel import (
     CHARTS_ENDPOINT,
     EVENTS_ENDPOINT,
@@ -19,9 +20,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     validate_chart_args,
     validate_event_args,
 )
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
-from airflow_provider_analytics_export.pagination import export_pages
-from airflow_provider_analytics_export.schemas import OPENPANEL_EVENTS, openpanel_chart
+from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, export_pages
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import to_datetime, window_fields
 

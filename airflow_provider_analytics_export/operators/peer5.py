@@ -8,6 +8,8 @@ from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
+from airflow_provider_analytics_export.files.writer import ExportWriter, resolve_format
 from airflow_provider_analytics_export.hooks.peer5 import (
     EXPORT_ENDPOINT,
     Peer5Hook,
@@ -16,10 +18,8 @@ from airflow_provider_analytics_export.hooks.peer5 import (
 )
 from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator
 from airflow_provider_analytics_export.progress import ExportProgress
-from airflow_provider_analytics_export.schemas import PEER5_EXPORT
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import window_fields
-from airflow_provider_analytics_export.writer import ExportWriter, resolve_format
 
 
 class Peer5ExportOperator(AnalyticsExportOperator):
@@ -36,7 +36,7 @@ class Peer5ExportOperator(AnalyticsExportOperator):
     each record byte for byte); records are parsed only to drop the bucket starting at the
     chunk's ``to``, which Peer5 may or may not include. ``jsonl``/``parquet`` rows have the
     declared columns ``timestamp``, the dimensions and the metrics; a metric a row lacks is
-    null (see :class:`~airflow_provider_analytics_export.writer.ExportWriter`).
+    null (see :class:`~airflow_provider_analytics_export.files.writer.ExportWriter`).
 
     :param task_id: the task id.
     :param destination: where to write (templated), e.g. ``s3://bucket/peer5/{{ ds }}/{{ ts_nodash }}.csv``.

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath, ResumableJobMixin, conf
 
 from airflow_provider_analytics_export.exceptions import AnalyticsExportError, InvalidRequestError
+from airflow_provider_analytics_export.files.writer import resolve_format
 from airflow_provider_analytics_export.hooks.sealmetrics import (
     COMPLETED,
     EXPIRED,
@@ -33,7 +34,6 @@ from airflow_provider_analytics_export.operators.base import AnalyticsExportOper
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window
-from airflow_provider_analytics_export.writer import resolve_format
 
 #: XCom key under which SealmetricsCreateExportOperator pushes the job (without its download URL).
 XCOM_JOB_KEY = "sealmetrics_export_job"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
-from airflow_provider_analytics_export.schemas import BROWSEE_SESSIONS
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import browsee_sessions
 from tests.typed import csv_rows, parquet_rows

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, Schema, openpanel_chart
 from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS
-from airflow_provider_analytics_export.schemas import OPENPANEL_EVENTS, Schema, openpanel_chart
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.data import openpanel_chart as sandbox_chart
 from analytics_export_sandbox.data import openpanel_events

@@ -27,7 +27,7 @@ from airflow_provider_analytics_export.hooks.base import (
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
-from airflow_provider_analytics_export.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from tests.scripted_server import Reply, ScriptedServer
 
 TOKEN = "peer5-token-that-must-never-leak"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_analytics_export.files.schemas import BRAZE_SESSIONS
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
-from airflow_provider_analytics_export.schemas import BRAZE_SESSIONS
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import braze_window
 from tests.scripted_server import Reply, ScriptedServer

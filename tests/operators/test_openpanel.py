@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS
 from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS, window_buckets
 from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
 )
-from airflow_provider_analytics_export.schemas import OPENPANEL_EVENTS
 from analytics_export_sandbox.data import openpanel_chart, openpanel_events
 from tests.typed import csv_rows, parquet_rows
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_analytics_export.limits import RequestLimit, shared_limit
+from airflow_provider_analytics_export.transport.limits import RequestLimit, shared_limit
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ Limits are shared by every hook instance that talks to the same account in one p
 (several tasks in one worker, or a TaskFlow task using threads), because the API counts
 per account, not per hook object. A connection whose ``limit_backend`` extra names a Redis
 server holds them across every process and machine instead
-(:mod:`airflow_provider_analytics_export.limits_redis`). Where an API reports its window in
+(:mod:`airflow_provider_analytics_export.transport.redis_limits`). Where an API reports its window in
 ``X-RateLimit-*`` headers (:class:`RateLimitHeaders`), every caller of the account pauses
 when it is used up, so clients in other processes slow us down instead of causing 429s.
 """

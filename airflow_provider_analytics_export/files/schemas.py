@@ -4,7 +4,7 @@ A data lake reads a folder of daily files as one table, so a csv/parquet file mu
 its columns or types from the data it happens to hold: a day without ``email`` still has an
 ``email`` column, a count that is null all day is still int64, and a timestamp is a timestamp
 column in UTC. Each export declares its columns here (name, kind, description); the writer
-(:mod:`airflow_provider_analytics_export.writer`) turns every page into exactly these columns.
+(:mod:`airflow_provider_analytics_export.files.writer`) turns every page into exactly these columns.
 
 Kinds and how a value becomes a cell:
 
@@ -273,5 +273,5 @@ def markdown(schemas: Sequence[Schema] = SCHEMAS) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m airflow_provider_analytics_export.schemas > paste into README
+if __name__ == "__main__":  # python -m airflow_provider_analytics_export.files.schemas > paste into README
     print(markdown(), end="")

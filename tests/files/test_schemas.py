@@ -7,9 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_analytics_export.hooks.browsee import ID_FIELD, SELECT_FIELDS
-from airflow_provider_analytics_export.hooks.peer5 import FIELDS, METRICS
-from airflow_provider_analytics_export.schemas import (
+from airflow_provider_analytics_export.files.schemas import (
     BRAZE_SESSIONS,
     BROWSEE_SESSIONS,
     EXTRA_COLUMN,
@@ -19,15 +17,18 @@ from airflow_provider_analytics_export.schemas import (
     Schema,
     markdown,
 )
+from airflow_provider_analytics_export.hooks.browsee import ID_FIELD, SELECT_FIELDS
+from airflow_provider_analytics_export.hooks.peer5 import FIELDS, METRICS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_table_is_the_one_the_code_declares():
     text = README.read_text()
     start, end = "<!-- schemas:start -->\n", "<!-- schemas:end -->"
     assert text[text.index(start) + len(start) : text.index(end)] == markdown(), (
-        "README is stale: paste `python -m airflow_provider_analytics_export.schemas` between the markers"
+        "README is stale: paste `python -m airflow_provider_analytics_export.files.schemas` output between"
+        " the markers"
     )
 
 

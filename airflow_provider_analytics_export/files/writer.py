@@ -6,7 +6,7 @@ the complete previous file or the complete new one, never a partial file, and a 
 of the same window simply replaces the file.
 
 Formats: ``jsonl`` keeps every row exactly as the API sent it (encoded with msgspec). With a
-declared :class:`~airflow_provider_analytics_export.schemas.Schema`, ``csv`` and ``parquet``
+declared :class:`~airflow_provider_analytics_export.files.schemas.Schema`, ``csv`` and ``parquet``
 have exactly the schema's columns and types, whatever the data (absent fields null, unknown
 ones in ``_extra``), so daily files read as one dataset; each page becomes Arrow columns in C
 (no Python work per cell except for JSON-encoded nested values). Without a schema the columns
@@ -34,7 +34,7 @@ from typing import IO, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_analytics_export.codec import dumps_lines, dumps_sorted
-from airflow_provider_analytics_export.schemas import EXTRA_COLUMN, Column, Schema
+from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN, Column, Schema
 
 FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}

@@ -107,7 +107,7 @@ def backend_url(value: str, get_connection: Callable[[str], Any], where: str) ->
 
 
 class RedisLimit:
-    """One API account's limit held in Redis; same interface as :class:`~.limits.RequestLimit`.
+    """One API account's limit held in Redis; same interface as :class:`.RequestLimit`.
 
     :param url: the Redis URL.
     :param account: who the API counts against (hashed into the key names, so Redis holds no login).

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.pagination import NewestFirstCursor
+from airflow_provider_analytics_export.paging.newest_first import NewestFirstCursor
 
 UTC = dt.timezone.utc
 WINDOW = dt.datetime(2024, 4, 15, 10, tzinfo=UTC), dt.datetime(2024, 4, 15, 11, tzinfo=UTC)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from airflow_provider_analytics_export.pagination import fetch_in_order
+from airflow_provider_analytics_export.paging.parallel import fetch_in_order
 
 
 class Recorder:

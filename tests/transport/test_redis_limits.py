@@ -19,8 +19,8 @@ import pytest
 from airflow_provider_analytics_export.exceptions import RateLimitedError
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
-from airflow_provider_analytics_export.limits import RateLimitHeaders, RequestLimit
-from airflow_provider_analytics_export.limits_redis import LimitBackendError, RedisLimit
+from airflow_provider_analytics_export.transport.limits import RateLimitHeaders, RequestLimit
+from airflow_provider_analytics_export.transport.redis_limits import LimitBackendError, RedisLimit
 from analytics_export_sandbox import SandboxServer, connection_env
 from tests.conftest import _free_port
 from tests.test_import_cost import parse_time_modules
@@ -144,7 +144,7 @@ def test_a_killed_lease_holder_frees_the_slot_within_the_lease(redis_url: str):
             textwrap.dedent(
                 f"""
                 import time
-                from airflow_provider_analytics_export.limits_redis import RedisLimit
+                from airflow_provider_analytics_export.transport.redis_limits import RedisLimit
                 limit = RedisLimit({redis_url!r}, "test|lease", max_in_flight=1, lease={lease})
                 with limit.slot():
                     print("held", flush=True)

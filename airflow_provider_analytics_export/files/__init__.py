@@ -1,0 +1,1 @@
+"""Files: the atomic writer, the declared schemas of the exports, record counters."""

@@ -1,0 +1,124 @@
+"""Checks offset/page-numbered pages as they arrive (Browsee offsets, OpenPanel past days).
+
+Offset/page pagination over a live dataset can go wrong silently: rows inserted or
+deleted mid-export shift later pages (a row doubled at a page boundary, or one skipped),
+and a misbehaving server can repeat a page or stop early. :class:`PageLedger` checks
+each page as it arrives and the totals at the end, so an export either holds every row
+the API reported exactly once or fails with :class:`ExportIntegrityError`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.progress import ExportProgress
+
+Row = dict[str, Any]
+
+#: Pages whose ids are remembered for de-duplication. A shift moves rows across a page
+#: boundary only, so overlaps are always with recent pages; remembering every id would
+#: make memory grow with the export.
+REMEMBERED_PAGES = 4
+
+
+class PageLedger:
+    """Checks one paginated export page by page, in page order.
+
+    :param api: API name for messages (``"Browsee"``).
+    :param id_field: the rows' stable id (``sessionId`` / ``id``), used to drop overlaps.
+    :param log: logger for progress lines and overlap warnings.
+    :param label: what is exported, for progress lines (``"Browsee sessions"``).
+    :param key: a row's identity when it is more than ``row[id_field]`` (e.g. a content key
+        for rows that may lack the id); None means "cannot tell" and is never de-duplicated.
+    """
+
+    def __init__(
+        self, api: str, id_field: str, log: Any, label: str, key: Callable[[Row], Any] | None = None
+    ) -> None:
+        self.api = api
+        self.id_field = id_field
+        self.key: Callable[[Row], Any] = key or (lambda row: row.get(id_field))
+        self.log = log
+        self.total: int | None = None
+        self.pages = 0
+        self.rows = 0
+        self.duplicates = 0
+        self.progress = ExportProgress(log, label)
+        self._recent: deque[set[Any]] = deque(maxlen=REMEMBERED_PAGES)
+        self._previous_ids: tuple[Any, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """True once the rows received reach the total the API reported."""
+        return self.total is not None and self.rows >= self.total
+
+    def accept(self, page: int, rows: Sequence[Row], total: int, total_pages: int | None = None) -> list[Row]:
+        """Check page ``page`` (its rows and the total the API reported with it); return its new rows."""
+        self._check_total(page, total)
+        if not rows and not self.complete:
+            raise ExportIntegrityError(
+                f"{self.api} returned an empty page {page} after {self.rows:,} of {total:,} rows: "
+                "the server stopped early; the export is incomplete."
+            )
+        ids = tuple(self.key(row) for row in rows)
+        if any(key is not None for key in ids) and ids == self._previous_ids:
+            raise ExportIntegrityError(
+                f"{self.api} page {page} repeats the previous page ({len(rows)} identical rows): "
+                "the server is not advancing through the result set."
+            )
+        fresh = self._drop_seen(page, rows, ids)
+        self.pages += 1
+        self.rows += len(fresh)
+        if self.rows > total:
+            raise ExportIntegrityError(
+                f"{self.api} sent {self.rows:,} distinct rows but reported a total of {total:,}: "
+                "the dataset changed during the export."
+            )
+        self.progress.update(len(fresh), total_pages=total_pages, total=total)
+        return fresh
+
+    def finish(self) -> None:
+        """Fail unless exactly the reported total arrived; then log the final progress line."""
+        total = self.total or 0
+        if self.rows != total:
+            raise ExportIntegrityError(
+                f"{self.api} reported {total:,} rows but {self.rows:,} distinct rows arrived"
+                f" ({self.duplicates:,} duplicates dropped): the dataset shifted during pagination"
+                " or the server stopped early. Nothing was written; re-run the task."
+            )
+        self.progress.finish()
+
+    def _check_total(self, page: int, total: int) -> None:
+        if self.total is None:
+            self.total = total
+        elif total != self.total:
+            raise ExportIntegrityError(
+                f"{self.api} total changed from {self.total:,} to {total:,} at page {page}: "
+                "the dataset shifted during pagination, so offsets no longer line up."
+            )
+
+    def _drop_seen(self, page: int, rows: Sequence[Row], ids: tuple[Any, ...]) -> list[Row]:
+        seen: set[Any] = set().union(*self._recent)
+        fresh: list[Row] = []
+        for row, key in zip(rows, ids, strict=True):
+            if key is not None and key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            fresh.append(row)
+        dropped = len(rows) - len(fresh)
+        if dropped:
+            self.duplicates += dropped
+            self.log.warning(
+                "%s page %d overlaps earlier pages: dropped %d duplicate %s value(s).",
+                self.api,
+                page,
+                dropped,
+                self.id_field,
+            )
+        self._recent.append({key for key in ids if key is not None})
+        self._previous_ids = ids
+        return fresh

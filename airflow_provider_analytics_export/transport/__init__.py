@@ -1,0 +1,1 @@
+"""The HTTP transport under every hook: sending, retrying, client-side limits."""
