@@ -17,10 +17,10 @@ from airflow_provider_analytics_export.exceptions import (
     MalformedResponseError,
     QuotaExceededError,
 )
+from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.hooks.base import TransientApiError
 from airflow_provider_analytics_export.hooks.sealmetrics import (
     EXPORT_TYPES,
-    RecordCounter,
     SealmetricsExportExpiredError,
     SealmetricsHook,
     export_body,
