@@ -154,21 +154,26 @@ def api_error_message(body: Any, fallback: str) -> str:
 class AnalyticsApiHook(BaseHook):
     """Base hook: a ``requests.Session`` per hook with timeouts, retries and shared limits.
 
-    Subclasses set the class attributes and implement :meth:`auth_headers` and
-    :meth:`check_connection`.
+    Subclasses set ``conn_type`` and ``hook_name`` (the rest of Airflow's hook attributes
+    follow from them), their API's limits and headers, and implement :meth:`auth_headers`
+    and :meth:`check_connection`.
 
     Connection extras are declared in :mod:`airflow_provider_analytics_export.extras` and
     read with :meth:`extra`, whatever way Airflow stored them.
 
-    :param conn_id: the Airflow connection to use; defaults to the API's ``*_default``.
+    :param conn_id: the Airflow connection to use; defaults to ``<conn_type>_default``. Also
+        accepted under the API's own name, ``<conn_type>_conn_id`` (e.g. ``browsee_conn_id``),
+        which is how Airflow's UI builds a hook.
     :param max_attempts: attempts per request before giving up (default: the connection
         extra ``max_attempts``).
     """
 
-    conn_name_attr: ClassVar[str]
-    default_conn_name: ClassVar[str]
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
+    #: ``<conn_type>_conn_id``, ``<conn_type>_default`` and ``hook_name``: set by
+    #: :meth:`__init_subclass__`, since Airflow's provider manager and UI read them.
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
     api_name: ClassVar[str]
     default_host: ClassVar[str | None] = None
     #: Client-side limit per API account: (max requests in flight, max calls, period seconds).
@@ -176,9 +181,27 @@ class AnalyticsApiHook(BaseHook):
     #: Headers in which the API reports its own rate-limit window, if it does.
     rate_limit_headers: ClassVar[RateLimitHeaders | None] = None
 
-    def __init__(self, conn_id: str | None = None, max_attempts: int | None = None) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Derive the connection attributes of a hook that declares its ``conn_type``."""
+        super().__init_subclass__(**kwargs)
+        if "conn_type" in cls.__dict__:
+            cls.conn_name_attr = f"{cls.conn_type}_conn_id"
+            cls.default_conn_name = f"{cls.conn_type}_default"
+            cls.api_name = cls.hook_name
+
+    def __init__(
+        self, conn_id: str | None = None, max_attempts: int | None = None, **named_conn_id: str
+    ) -> None:
+        api_conn_id = named_conn_id.pop(self.conn_name_attr, None)
+        if named_conn_id:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {', '.join(named_conn_id)}; "
+                f"the connection id is conn_id= or {self.conn_name_attr}=."
+            )
+        if conn_id and api_conn_id and conn_id != api_conn_id:
+            raise TypeError(f"{type(self).__name__}() got both conn_id= and {self.conn_name_attr}=.")
         super().__init__()
-        self.conn_id = conn_id or self.default_conn_name
+        self.conn_id = conn_id or api_conn_id or self.default_conn_name
         self._max_attempts = max_attempts
 
     # -- connection -----------------------------------------------------------------

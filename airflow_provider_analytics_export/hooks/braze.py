@@ -46,21 +46,13 @@ class BrazeHook(AnalyticsApiHook):
     ``https://rest.iad-01.braze.com``), password = REST API key with the
     ``sessions.data_series`` permission, extra ``timezone`` = the workspace's company time
     zone (default UTC), which days and offset-less hourly times follow.
-
-    :param braze_conn_id: the Airflow connection id (``braze_default``).
     """
 
-    conn_name_attr = "braze_conn_id"
-    default_conn_name = "braze_default"
     conn_type = "braze"
     hook_name = "Braze"
-    api_name = "Braze"
     default_host = None
     #: Every answer reports the shared 250,000/hour pool; a 429 carries no Retry-After, only the reset.
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
-
-    def __init__(self, braze_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=braze_conn_id, **kwargs)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secret(self.connection.password, 'REST API key (password)')}"}

@@ -78,20 +78,12 @@ class BrowseeHook(AnalyticsApiHook):
 
     Connection: login = project API key, password = secret key. Browsee allows one open
     request per account, so every hook on the same account in this process shares one slot.
-
-    :param browsee_conn_id: the Airflow connection id (``browsee_default``).
     """
 
-    conn_name_attr = "browsee_conn_id"
-    default_conn_name = "browsee_default"
     conn_type = "browsee"
     hook_name = "Browsee"
-    api_name = "Browsee"
     default_host = "https://api.browsee.io"
     request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (1, None, 0.0)
-
-    def __init__(self, browsee_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=browsee_conn_id, **kwargs)
 
     def credentials_body(self) -> dict[str, str]:
         """The body fields that authenticate a call (Browsee takes keys in the body, not headers)."""

@@ -400,15 +400,10 @@ class OpenPanelHook(AnalyticsApiHook):
 
     Event dates are whole UTC days on the server; the exports here ask for the days covering
     [start, end) and keep rows by their own ``createdAt``.
-
-    :param openpanel_conn_id: the Airflow connection id (``openpanel_default``).
     """
 
-    conn_name_attr = "openpanel_conn_id"
-    default_conn_name = "openpanel_default"
     conn_type = "openpanel"
     hook_name = "OpenPanel"
-    api_name = "OpenPanel"
     default_host = "https://api.openpanel.dev"
     request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (None, 100, 10.0)
     #: @fastify/rate-limit's headers (reset = seconds left in the fixed window). The reserve
@@ -416,9 +411,6 @@ class OpenPanelHook(AnalyticsApiHook):
     rate_limit_headers = RateLimitHeaders(
         remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", reset_is="seconds", reserve=4
     )
-
-    def __init__(self, openpanel_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=openpanel_conn_id, **kwargs)
 
     def auth_headers(self) -> dict[str, str]:
         return {

@@ -305,21 +305,13 @@ class SealmetricsHook(AnalyticsApiHook):
     (the site slug; ``site_id`` is accepted as its deprecated old name); extra
     ``timezone`` = the account's time zone, in which ``date_from``/``date_to`` are
     local days (default UTC).
-
-    :param sealmetrics_conn_id: the Airflow connection id (``sealmetrics_default``).
     """
 
-    conn_name_attr = "sealmetrics_conn_id"
-    default_conn_name = "sealmetrics_default"
     conn_type = "sealmetrics"
     hook_name = "Sealmetrics"
-    api_name = "Sealmetrics"
     default_host = "https://my.sealmetrics.com"
     #: X-RateLimit-* come on every response; the reset is a Unix timestamp.
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
-
-    def __init__(self, sealmetrics_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=sealmetrics_conn_id, **kwargs)
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.secret(self.connection.password, "API key (password)")}

@@ -429,3 +429,19 @@ def test_a_5xx_is_backed_off_not_held_until_the_windows_reset(scripted, monkeypa
     started = time.monotonic()
     assert call(hook) == {"ok": 1}
     assert time.monotonic() - started < 5
+
+
+def test_hooks_take_their_apis_conn_id_keyword_and_default_to_its_default_connection():
+    assert BrowseeHook().conn_id == "browsee_default"
+    assert BrowseeHook(browsee_conn_id="x").conn_id == "x"
+    assert BrowseeHook("y").conn_id == "y"
+    assert BrowseeHook(conn_id="z", max_attempts=2).max_attempts == 2
+    assert (Peer5Hook.conn_name_attr, Peer5Hook.default_conn_name, Peer5Hook.api_name) == (
+        "peer5_conn_id",
+        "peer5_default",
+        "Peer5",
+    )
+    with pytest.raises(TypeError, match="peer5_conn_id"):
+        BrowseeHook(peer5_conn_id="x")
+    with pytest.raises(TypeError, match="both"):
+        BrowseeHook("x", browsee_conn_id="y")
