@@ -253,8 +253,8 @@ class AnalyticsApiHook(BaseHook):
     def max_attempts(self) -> int:
         return int(self._max_attempts or self.extra("max_attempts"))
 
-    def secret(self, value: str | None, field: str) -> str:
-        """Return a required credential, raising a clear error that names the field when empty."""
+    def required_credential(self, value: str | None, field: str) -> str:
+        """``value``, or a clear error naming the connection field when the credential is empty."""
         if not value:
             raise ValueError(f"Connection {self.conn_id!r} ({self.api_name}) is missing its {field}.")
         return value
@@ -430,8 +430,8 @@ class AnalyticsApiHook(BaseHook):
             raise MalformedResponseError(self.api_name, method, endpoint, status, message)
         return value
 
-    def fields(self, response: requests.Response, method: str, endpoint: str) -> Callable[..., Any]:
-        """:meth:`require` bound to one response's JSON body: ``fields(...)("exports", "total")``."""
+    def body_reader(self, response: requests.Response, method: str, endpoint: str) -> Callable[..., Any]:
+        """:meth:`require` bound to one response's JSON body: ``body_reader(...)("exports", "total")``."""
         return partial(
             self.require,
             loads(response.content),
@@ -453,7 +453,7 @@ class AnalyticsApiHook(BaseHook):
         Braze and Peer5 answer 200 with a status in the body (``message``/``error``); a body
         that reports failure, or has no ``data`` list, raises with the API's own message.
         """
-        field = self.fields(response, method, endpoint)
+        field = self.body_reader(response, method, endpoint)
         body = field()
         if not isinstance(body, dict) or not succeeded(body) or not isinstance(body.get("data"), list):
             message = body.get("message") if isinstance(body, dict) else None

@@ -55,7 +55,8 @@ class BrazeHook(AnalyticsApiHook):
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secret(self.connection.password, 'REST API key (password)')}"}
+        key = self.required_credential(self.connection.password, "REST API key (password)")
+        return {"Authorization": f"Bearer {key}"}
 
     def check_connection(self) -> None:
         self.request("GET", DATA_SERIES_ENDPOINT, params={"length": 1, "unit": "day"})

@@ -224,7 +224,7 @@ class Peer5Hook(AnalyticsApiHook):
     default_host = "https://control.peer5.com"
 
     def auth_headers(self) -> dict[str, str]:
-        return {"X-Auth-Token": self.secret(self.connection.password, "auth token (password)")}
+        return {"X-Auth-Token": self.required_credential(self.connection.password, "auth token (password)")}
 
     def check_connection(self) -> None:
         today = _ms(floor_to(now(), _DAY))

@@ -314,7 +314,7 @@ class SealmetricsHook(AnalyticsApiHook):
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.secret(self.connection.password, "API key (password)")}
+        return {"X-API-Key": self.required_credential(self.connection.password, "API key (password)")}
 
     def account_id(self, account_id: str | None = None) -> str:
         """The given account, else the connection's ``account_id`` (or deprecated ``site_id``) extra."""

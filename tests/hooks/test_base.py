@@ -267,7 +267,7 @@ def test_error_is_catchable_as_api_error(peer5, scripted):
 def test_missing_field_fails_at_once_naming_api_endpoint_and_field(peer5, scripted, body, path, message):
     """A complete body without a documented field is not retried: the same body would come back."""
     scripted.queue(Reply(200, body))
-    parse = lambda response: peer5.fields(response, "POST", "/v1/export")(*path)  # noqa: E731
+    parse = lambda response: peer5.body_reader(response, "POST", "/v1/export")(*path)  # noqa: E731
     with pytest.raises(MalformedResponseError) as info:
         peer5.request("POST", "/v1/export", json={}, parse=parse)
     assert message in str(info.value)
@@ -277,7 +277,7 @@ def test_missing_field_fails_at_once_naming_api_endpoint_and_field(peer5, script
 
 def test_required_field_of_the_wrong_type_is_named(peer5, scripted):
     scripted.queue(Reply(200, {"data": {"rows": []}}))
-    parse = lambda response: peer5.fields(response, "POST", "/v1/export")("data", kind=list)  # noqa: E731
+    parse = lambda response: peer5.body_reader(response, "POST", "/v1/export")("data", kind=list)  # noqa: E731
     with pytest.raises(MalformedResponseError, match="response field 'data' is dict, not list"):
         peer5.request("POST", "/v1/export", json={}, parse=parse)
 
