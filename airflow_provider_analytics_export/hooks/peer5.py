@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
@@ -314,14 +315,15 @@ class Peer5Hook(AnalyticsApiHook):
             yield list(filter(bucket_keeper(chunk, key_fields), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
-        return self.series_rows(
-            response, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
+        return series_rows(
+            response, self.api_name, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
         )
 
     def _parse_csv(self, response: requests.Response) -> bytes:
         """The CSV as sent, once it is one: a 200 with an HTML page or a JSON error is refused."""
-        chunks = self.file_chunks(
+        chunks = file_chunks(
             response,
+            self.api_name,
             "POST",
             EXPORT_ENDPOINT,
             content_type="text/csv",

@@ -30,17 +30,15 @@ from airflow_provider_analytics_export.exceptions import (
     MalformedResponseError,
     QuotaExceededError,
     RateLimitedError,
+    TransientApiError,
 )
 from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.files.writer import ExportWriter
-from airflow_provider_analytics_export.hooks.base import (
-    AnalyticsApiHook,
-    TransientApiError,
-    backoff_seconds,
-    parse_retry_after,
-)
+from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.responses import file_chunks
+from airflow_provider_analytics_export.transport.retry import backoff_seconds, parse_retry_after
 from airflow_provider_analytics_export.validation import check_choice
 
 if TYPE_CHECKING:
@@ -401,13 +399,13 @@ class SealmetricsHook(AnalyticsApiHook):
         lost = 0
         while True:
             try:
-                response = self._send_once(
+                response = self.request(
                     "POST",
                     EXPORTS_ENDPOINT,
-                    lambda r: r.json(),
-                    f"{self.base_url}{EXPORTS_ENDPOINT}",
-                    True,
-                    {"params": {"account_id": account}, "json": dict(body)},
+                    parse=lambda r: r.json(),
+                    retry=False,
+                    params={"account_id": account},
+                    json=dict(body),
                 )
             except TransientApiError as exc:
                 lost += 1
@@ -681,8 +679,9 @@ class SealmetricsHook(AnalyticsApiHook):
             progress = ExportProgress(cast("logging.Logger", self.log), label, unit="bytes")
             content_type, layout, start, expected = self._file_kind(response, method, endpoint, fmt)
             counter = RecordCounter(layout)
-            chunks = self.file_chunks(
+            chunks = file_chunks(
                 response,
+                self.api_name,
                 method,
                 endpoint,
                 content_type=content_type,

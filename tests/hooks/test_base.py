@@ -16,18 +16,15 @@ from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     MalformedResponseError,
     RateLimitedError,
-)
-from airflow_provider_analytics_export.hooks.base import (
-    TRANSPORT_COUNTS,
     TlsHandshakeError,
     TransientApiError,
-    api_error_message,
-    parse_retry_after,
 )
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.responses import api_error_message
+from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS, parse_retry_after
 from tests.scripted_server import Reply, ScriptedServer
 
 TOKEN = "peer5-token-that-must-never-leak"
@@ -445,3 +442,29 @@ def test_hooks_take_their_apis_conn_id_keyword_and_default_to_its_default_connec
         BrowseeHook(peer5_conn_id="x")
     with pytest.raises(TypeError, match="both"):
         BrowseeHook("x", browsee_conn_id="y")
+
+
+def test_the_async_sender_answers_like_the_sync_one(scripted, monkeypatch):
+    """One answer path: an HTML page described, not dumped; a 429 pauses every caller of the account."""
+    import asyncio
+
+    import aiohttp
+
+    _rate_hooks(scripted, monkeypatch, Peer5Hook, count=2)
+    first, second = Peer5Hook("peer5_rate_0", max_attempts=1), Peer5Hook("peer5_rate_1")
+    scripted.queue(
+        Reply(503, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"}),
+        Reply(429, {"error": True, "message": "slow down"}, {"Retry-After": "2"}),
+        Reply(200, {"ok": 1}),
+    )
+
+    async def call_async() -> None:
+        async with aiohttp.ClientSession() as session:
+            await first.arequest(session, "POST", "/v1/export", json={"from": 0})
+
+    with pytest.raises(TransientApiError, match=r"HTTP 503\): HTML error page \(text/html\)$"):
+        asyncio.run(call_async())
+    with pytest.raises(RateLimitedError, match="slow down"):
+        asyncio.run(call_async())
+    assert call(second) == {"ok": 1}  # a sync caller of the same account waited out the 429
+    assert scripted.requests[2]["time"] - scripted.requests[1]["time"] >= 1.9

@@ -16,9 +16,9 @@ from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     MalformedResponseError,
     QuotaExceededError,
+    TransientApiError,
 )
 from airflow_provider_analytics_export.files.counters import RecordCounter
-from airflow_provider_analytics_export.hooks.base import TransientApiError
 from airflow_provider_analytics_export.hooks.sealmetrics import (
     EXPORT_TYPES,
     SealmetricsExportExpiredError,
