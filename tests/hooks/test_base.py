@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
@@ -23,8 +22,7 @@ from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
-from airflow_provider_analytics_export.transport.responses import api_error_message
-from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS, parse_retry_after
+from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS
 from tests.scripted_server import Reply, ScriptedServer
 
 TOKEN = "peer5-token-that-must-never-leak"
@@ -57,13 +55,6 @@ def test_retry_after_seconds_is_honoured_and_logged(peer5, scripted, logs):
     assert time.monotonic() - started >= 1.0
     assert len(scripted.requests) == 2
     assert "HTTP 429): slow down; retry 1/5 in 1." in logs()
-
-
-def test_retry_after_http_date_is_understood():
-    in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
-    assert 0.5 <= parse_retry_after(in_two_seconds) <= 2.5
-    assert parse_retry_after("7") == 7
-    assert parse_retry_after("not a date") is None
 
 
 @pytest.mark.parametrize(
@@ -222,23 +213,6 @@ def test_missing_host_is_a_clear_error(monkeypatch):
     ok, message = BrazeHook("braze_nohost").test_connection()
     assert not ok
     assert "has no host" in message and "REST endpoint" in message
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ({"status": "failure", "message": {"error": "API Key missing."}}, "API Key missing."),
-        ({"message": "Invalid API key"}, "Invalid API key"),
-        ({"error": True, "message": "Invalid auth token"}, "Invalid auth token"),
-        ({"detail": [{"loc": ["body", "export_type"], "msg": "bad type"}]}, "bad type"),
-        (
-            {"error": "Bad Request", "message": "Invalid query parameters", "details": [{"path": ["limit"]}]},
-            'Invalid query parameters [{"path": ["limit"]}]',
-        ),
-    ],
-)
-def test_api_error_message_understands_every_apis_shape(body, expected):
-    assert api_error_message(body, "fallback") == expected
 
 
 def test_error_is_catchable_as_api_error(peer5, scripted):
