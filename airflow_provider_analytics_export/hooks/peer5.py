@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
@@ -79,15 +80,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-def _allowed(name: str, value: Any, allowed: Sequence[str]) -> str:
-    return f"{name} has unknown value {value!r}; allowed values: {', '.join(allowed)}."
-
-
 def validate_interval(interval: Any) -> dt.timedelta:
     """The bucket size of ``interval``, or an error listing the documented intervals."""
-    if interval not in INTERVALS:
-        raise ValueError(_allowed("interval", interval, list(INTERVALS)))
-    return INTERVALS[interval]
+    return INTERVALS[check_choice("interval", interval, list(INTERVALS))]
 
 
 def validate_query(
@@ -100,30 +95,26 @@ def validate_query(
     validate_interval(interval)
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"metrics={metrics!r} must be a non-empty list of: {', '.join(METRICS)}.")
-    for metric in metrics:
-        if metric not in METRICS:
-            raise ValueError(_allowed("metrics", metric, METRICS))
+    check_choices("metrics", metrics, METRICS)
     if not isinstance(filters or {}, Mapping):
         raise ValueError(
             f"filters={filters!r} must be a mapping of field to values; fields: {', '.join(FIELDS)}."
         )
+    if filters:
+        check_choices("filters", filters, FIELDS)  # its keys
     for key, values in (filters or {}).items():
-        if key not in FIELDS:
-            raise ValueError(_allowed("filters", key, FIELDS))
         if not isinstance(values, (str, list, tuple)) or not all(
             isinstance(v, str) for v in _as_list(values)
         ):
             raise ValueError(f"filters[{key!r}]={values!r} must be a string or a list of strings.")
     if isinstance(dimensions, str):
         raise ValueError(f"dimensions={dimensions!r} must be a list of: {', '.join(FIELDS)}.")
-    dimensions = list(dimensions or [])
-    for dimension in dimensions:
-        if dimension not in FIELDS:
-            raise ValueError(_allowed("dimensions", dimension, FIELDS))
-    if len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions):
+    if dimensions:
+        check_choices("dimensions", dimensions, FIELDS)
+    if dimensions and (len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions)):
         raise ValueError(
-            f"dimensions={dimensions!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct dimensions "
-            f"per query; allowed values: {', '.join(FIELDS)}."
+            f"dimensions={list(dimensions)!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct "
+            f"dimensions per query; allowed: {', '.join(FIELDS)}."
         )
 
 

@@ -39,13 +39,19 @@ def pinned(sandbox_reset: SandboxServer, mocker: Any) -> SandboxServer:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"metrics": ["views"]}, "metrics has unknown value 'views'; allowed values: http, p2p, played"),
-        ({"interval": "15m"}, "interval has unknown value '15m'; allowed values: 1m, 5m, 10m, 30m"),
-        ({"filters": {"device": ["tv"]}}, "filters has unknown value 'device'; allowed values: browser.name"),
-        ({"dimensions": ["asn"]}, "dimensions has unknown value 'asn'; allowed values: browser.name"),
+        (
+            {"metrics": ["views"]},
+            "metrics=['views'] has unknown value(s) 'views'; allowed: http, p2p, played",
+        ),
+        ({"interval": "15m"}, "interval='15m' is not supported; use one of: 1m, 5m, 10m, 30m"),
+        (
+            {"filters": {"device": ["tv"]}},
+            "filters={'device': ['tv']} has unknown value(s) 'device'; allowed: browser.name",
+        ),
+        ({"dimensions": ["asn"]}, "dimensions=['asn'] has unknown value(s) 'asn'; allowed: browser.name"),
         (
             {"dimensions": ["os.name", "city.name", "isp.name"]},
-            "Peer5 splits by at most 2 distinct dimensions per query; allowed values: browser.name",
+            "Peer5 splits by at most 2 distinct dimensions per query; allowed: browser.name",
         ),
         (
             {"destination": "file:///tmp/x.xml"},
@@ -69,7 +75,9 @@ def test_templated_filters_are_checked_after_rendering(pinned: SandboxServer, tm
         task_id="t", destination=(tmp_path / "x.csv").as_uri(), metrics=["http"], filters="{{ params.f }}"
     )
     operator.filters = {"device": ["tv"]}  # what rendering produced
-    with pytest.raises(ValueError, match="filters has unknown value 'device'"):
+    with pytest.raises(
+        ValueError, match=re.escape("filters={'device': ['tv']} has unknown value(s) 'device'")
+    ):
         operator.execute({"data_interval_start": NOW - HOUR, "data_interval_end": NOW})
     assert not pinned.requests_log
 
