@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
@@ -79,15 +80,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-def _allowed(name: str, value: Any, allowed: Sequence[str]) -> str:
-    return f"{name} has unknown value {value!r}; allowed values: {', '.join(allowed)}."
-
-
 def validate_interval(interval: Any) -> dt.timedelta:
     """The bucket size of ``interval``, or an error listing the documented intervals."""
-    if interval not in INTERVALS:
-        raise ValueError(_allowed("interval", interval, list(INTERVALS)))
-    return INTERVALS[interval]
+    return INTERVALS[check_choice("interval", interval, list(INTERVALS))]
 
 
 def validate_query(
@@ -100,30 +95,26 @@ def validate_query(
     validate_interval(interval)
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"metrics={metrics!r} must be a non-empty list of: {', '.join(METRICS)}.")
-    for metric in metrics:
-        if metric not in METRICS:
-            raise ValueError(_allowed("metrics", metric, METRICS))
+    check_choices("metrics", metrics, METRICS)
     if not isinstance(filters or {}, Mapping):
         raise ValueError(
             f"filters={filters!r} must be a mapping of field to values; fields: {', '.join(FIELDS)}."
         )
+    if filters:
+        check_choices("filters", filters, FIELDS)  # its keys
     for key, values in (filters or {}).items():
-        if key not in FIELDS:
-            raise ValueError(_allowed("filters", key, FIELDS))
         if not isinstance(values, (str, list, tuple)) or not all(
             isinstance(v, str) for v in _as_list(values)
         ):
             raise ValueError(f"filters[{key!r}]={values!r} must be a string or a list of strings.")
     if isinstance(dimensions, str):
         raise ValueError(f"dimensions={dimensions!r} must be a list of: {', '.join(FIELDS)}.")
-    dimensions = list(dimensions or [])
-    for dimension in dimensions:
-        if dimension not in FIELDS:
-            raise ValueError(_allowed("dimensions", dimension, FIELDS))
-    if len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions):
+    if dimensions:
+        check_choices("dimensions", dimensions, FIELDS)
+    if dimensions and (len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions)):
         raise ValueError(
-            f"dimensions={dimensions!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct dimensions "
-            f"per query; allowed values: {', '.join(FIELDS)}."
+            f"dimensions={list(dimensions)!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct "
+            f"dimensions per query; allowed: {', '.join(FIELDS)}."
         )
 
 
@@ -209,32 +200,37 @@ def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bo
 
 
 @dataclass(frozen=True)
-class _Query:
-    """One validated export: the chunks to request, the body they share, and each row's key."""
+class Peer5Query:
+    """What to export, checked against the documented values when built (before any request).
 
-    chunks: list[Chunk]
-    body: dict[str, Any]
-    key_fields: list[str]
+    :param interval: bucket size, one of ``1m 5m 10m 30m 1h 3h 12h 1d 7d 14d``.
+    :param metrics: metrics to export (``http``, ``p2p``, ``played``, ``rebuffered``, ``sessions``).
+    :param filters: field -> value or list of values to keep.
+    :param dimensions: up to two fields to split rows by (one row per bucket and value combination).
+    """
 
-    @classmethod
-    def of(
-        cls,
-        start: dt.datetime,
-        end: dt.datetime,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None,
-        dimensions: Sequence[str] | None,
-    ) -> _Query:
-        """Validate every field and plan the chunks, before any request (raises ValueError)."""
-        validate_query(interval, metrics, filters, dimensions)
-        body = {
-            "interval": interval,
-            "metrics": list(metrics),
-            **({"filters": {key: _as_list(v) for key, v in filters.items()}} if filters else {}),
-            **({"dimensions": list(dimensions)} if dimensions else {}),
+    interval: str
+    metrics: Sequence[str]
+    filters: Mapping[str, str | Sequence[str]] | None = None
+    dimensions: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        validate_query(self.interval, self.metrics, self.filters, self.dimensions)
+
+    def body(self, chunk: Chunk) -> dict[str, Any]:
+        """The request body for one chunk: bounds in epoch ms, then the query."""
+        return {
+            "from": _ms(chunk[0]),
+            "to": _ms(chunk[1]),
+            "interval": self.interval,
+            "metrics": list(self.metrics),
+            **({"filters": {key: _as_list(v) for key, v in self.filters.items()}} if self.filters else {}),
+            **({"dimensions": list(self.dimensions)} if self.dimensions else {}),
         }
-        return cls(plan_chunks(start, end, interval, now()), body, ["timestamp", *(dimensions or [])])
+
+    def keeper(self, chunk: Chunk) -> Callable[[Any], bool]:
+        """:func:`bucket_keeper` of ``chunk``, keyed by timestamp and the dimension values."""
+        return bucket_keeper(chunk, ["timestamp", *(self.dimensions or [])])
 
 
 class Peer5Hook(AnalyticsApiHook):
@@ -264,41 +260,24 @@ class Peer5Hook(AnalyticsApiHook):
         self.request("POST", EXPORT_ENDPOINT, params={"format": "json"}, json=body)
 
     def export_rows(
-        self,
-        start: dt.datetime,
-        end: dt.datetime,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        dimensions: Sequence[str] | None = None,
+        self, start: dt.datetime, end: dt.datetime, query: Peer5Query
     ) -> Iterator[list[dict[str, Any]]]:
-        """[start, end) as rows: one list of row dicts per request (chunk), validated before any request.
+        """[start, end) as rows: one list of row dicts per request (chunk); the window is checked first.
 
-        Bounds must fall on ``interval`` boundaries (a bucket cut by the window would be
-        written partial and never corrected) and are sent as epoch milliseconds. Long windows
-        at fine intervals are split into chunks the API accepts. A bucket is written when it
-        starts in [start, end): whether or not Peer5 also returns the bucket starting at
-        ``to``, each bucket lands once, within a file and across consecutive runs.
+        Bounds must fall on ``query.interval`` boundaries (a bucket cut by the window would be
+        written partial and never corrected), and the window must be within the interval's
+        recency limit: both are refused before any request. Long windows at fine intervals are
+        split into chunks the API accepts. A bucket is written when it starts in [start, end):
+        whether or not Peer5 also returns the bucket starting at ``to``, each bucket lands
+        once, within a file and across consecutive runs.
 
         :param start: window start (inclusive, aware).
         :param end: window end (exclusive, aware).
-        :param interval: bucket size, one of ``1m 5m 10m 30m 1h 3h 12h 1d 7d 14d``.
-        :param metrics: metrics to export (``http``, ``p2p``, ``played``, ``rebuffered``, ``sessions``).
-        :param filters: field -> value or list of values to keep.
-        :param dimensions: up to two fields to split rows by (one row per bucket and value combination).
+        :param query: what to export.
         """
-        query = _Query.of(start, end, interval, metrics, filters, dimensions)
-        return self._json_chunks(query)
+        return self._json_chunks(plan_chunks(start, end, query.interval, now()), query)
 
-    def export_csv(
-        self,
-        start: dt.datetime,
-        end: dt.datetime,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        dimensions: Sequence[str] | None = None,
-    ) -> Iterator[bytes]:
+    def export_csv(self, start: dt.datetime, end: dt.datetime, query: Peer5Query) -> Iterator[bytes]:
         """[start, end) as Peer5's own CSV: one bytes chunk per request, to be joined into one file.
 
         The same window rules and chunks as :meth:`export_rows`. The first chunk starts with
@@ -306,17 +285,16 @@ class Peer5Hook(AnalyticsApiHook):
         not line up) and is dropped. Records are passed byte for byte, parsed only to drop the
         bucket at each chunk's ``to`` and to check the rest.
         """
-        query = _Query.of(start, end, interval, metrics, filters, dimensions)
-        return self._csv_chunks(query)
+        return self._csv_chunks(plan_chunks(start, end, query.interval, now()), query)
 
-    def _post(self, chunk: Chunk, body: dict[str, Any], fmt: str, parse: Any) -> Any:
-        request_body = {"from": _ms(chunk[0]), "to": _ms(chunk[1]), **body}
-        return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=request_body, parse=parse)
+    def _post(self, chunk: Chunk, query: Peer5Query, fmt: str, parse: Any) -> Any:
+        body = query.body(chunk)
+        return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=body, parse=parse)
 
-    def _json_chunks(self, query: _Query) -> Iterator[list[dict[str, Any]]]:
-        for chunk in query.chunks:
-            rows = self._post(chunk, query.body, "json", self._parse_json)
-            yield list(filter(bucket_keeper(chunk, query.key_fields), rows))
+    def _json_chunks(self, chunks: list[Chunk], query: Peer5Query) -> Iterator[list[dict[str, Any]]]:
+        for chunk in chunks:
+            rows = self._post(chunk, query, "json", self._parse_json)
+            yield list(filter(query.keeper(chunk), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
         return self.series_rows(
@@ -335,11 +313,11 @@ class Peer5Hook(AnalyticsApiHook):
         )
         return b"".join(chunks)
 
-    def _csv_chunks(self, query: _Query) -> Iterator[bytes]:
+    def _csv_chunks(self, chunks: list[Chunk], query: Peer5Query) -> Iterator[bytes]:
         """Each chunk's CSV records as sent; the header line of every chunk after the first is dropped."""
         header: bytes | None = None
-        for chunk in query.chunks:
-            content: bytes = self._post(chunk, query.body, "csv", self._parse_csv)
+        for chunk in chunks:
+            content: bytes = self._post(chunk, query, "csv", self._parse_csv)
             first_line, records = _csv_records(content)
             if header is not None and first_line != header:
                 raise ExportIntegrityError(
@@ -347,7 +325,7 @@ class Peer5Hook(AnalyticsApiHook):
                     "the columns would not line up."
                 )
             columns = next(csv.reader([first_line.decode("utf-8-sig")]))
-            keep = bucket_keeper(chunk, query.key_fields)
+            keep = query.keeper(chunk)
             kept = b"".join(raw for raw, values in records if keep(dict(zip(columns, values, strict=False))))
             if header is None:
                 header = first_line

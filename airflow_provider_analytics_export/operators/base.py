@@ -245,7 +245,7 @@ class BaseExportOperator(DestinationOperator):
         """[start, end): the arguments, else the run's data interval (an empty one is an error)."""
         return resolve_window(self.start, self.end, context)
 
-    def export(self, context: Context, output_format: str) -> ExportSource:
+    def export(self, context: Context, output_format: str) -> RowPages | FileChunks:
         """What to write for the rendered arguments: :class:`RowPages` or :class:`FileChunks`.
 
         Called once per execute, before the writer opens: raise here for anything invalid,
@@ -263,7 +263,7 @@ class BaseExportOperator(DestinationOperator):
             if isinstance(source, RowPages):
                 for page in tally.each(source.pages, len):
                     writer.write_rows(page)
-            elif isinstance(source, FileChunks):
+            else:
                 writer.copy(tally.each(source.chunks, len), source.record_format)
         tally.finish()
         return {

@@ -8,12 +8,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
-from airflow_provider_analytics_export.hooks.peer5 import (
-    EXPORT_ENDPOINT,
-    Peer5Hook,
-    check_window,
-    validate_query,
-)
+from airflow_provider_analytics_export.hooks.peer5 import EXPORT_ENDPOINT, Peer5Hook, Peer5Query, check_window
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, FileChunks, RowPages
 from airflow_provider_analytics_export.validation import is_templated
 
@@ -72,19 +67,18 @@ class Peer5ExportOperator(BaseExportOperator):
         self.filters = filters
         self.dimensions = dimensions
         if not is_templated(filters) and not is_templated(dimensions):
-            validate_query(interval, self.metrics, filters, dimensions)  # type: ignore[arg-type]
+            self.query()
         check_window(*self.static_window(), interval)
 
+    def query(self) -> Peer5Query:
+        """The rendered query, checked against the documented values (raises ValueError)."""
+        return Peer5Query(self.interval, self.metrics, self.filters or None, self.dimensions or None)  # type: ignore[arg-type]
+
     def export(self, context: Context, output_format: str) -> RowPages | FileChunks:
-        """Rows, or for csv Peer5's own CSV; the hook checks the rendered query and window first."""
+        """Rows, or for csv Peer5's own CSV; the rendered query and the window are checked first."""
+        query = self.query()
         window = self.export_window(context)
         hook = Peer5Hook(peer5_conn_id=self.peer5_conn_id)
-        query: dict[str, Any] = {
-            "interval": self.interval,
-            "metrics": self.metrics,
-            "filters": self.filters or None,
-            "dimensions": self.dimensions or None,
-        }
         passthrough = output_format == "csv"
         common: dict[str, Any] = {
             "window": window,
@@ -92,8 +86,8 @@ class Peer5ExportOperator(BaseExportOperator):
             "counted_as": "chunks",
         }
         if passthrough:
-            chunks = hook.export_csv(*window, **query)
+            chunks = hook.export_csv(*window, query)
             return FileChunks(chunks=chunks, record_format="csv", progress="Peer5 CSV", **common)
-        pages = hook.export_rows(*window, **query)
+        pages = hook.export_rows(*window, query)
         schema = PEER5_EXPORT.select([*(self.dimensions or []), *self.metrics], keep=["timestamp"])
         return RowPages(pages=pages, schema=schema, progress="Peer5 rows", **common)
