@@ -295,7 +295,7 @@ def _cpu_seconds() -> float:
 # -- the parent: fresh processes, side by side ----------------------------------------------------
 def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
     """Serve ``events`` events for the day (no rate limit) and run ``case`` in a fresh process."""
-    from airflow_provider_analytics_export.hooks.openpanel import validate_event_args
+    from airflow_provider_analytics_export.hooks.openpanel import EventQuery
 
     configure_sandbox(url, openpanel_events_per_day=events, openpanel_rate_limit=None)
     env = {
@@ -306,7 +306,7 @@ def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
         "RUNTIME__DLTHUB_TELEMETRY": "false",
         "DATA_WRITER__DISABLE_COMPRESSION": "true",
         "DLT_DATA_DIR": str(out_dir / ".dlt-home"),
-        INCLUDES_ENV: ",".join(validate_event_args(None, None, PAGE_SIZE)[1]),
+        INCLUDES_ENV: ",".join(EventQuery.build(page_size=PAGE_SIZE).columns),
     }
     cmd = [sys.executable, "-m", "benchmarks.bench_baselines", "--child", case, "--url", url]
     load_before = os.getloadavg()[0]
