@@ -1,4 +1,9 @@
-"""The export operator base: the five shared arguments, the window, and the one write loop."""
+"""The bases of the export operators.
+
+:class:`DestinationOperator` reports the one file a task wrote (asset event, lineage, closing log
+line); :class:`BaseExportOperator` adds the five shared arguments, the window and the one write
+loop, so an API's operator only says what to write (:class:`RowPages` or :class:`FileChunks`).
+"""
 
 from __future__ import annotations
 
