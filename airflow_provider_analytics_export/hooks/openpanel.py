@@ -751,4 +751,15 @@ def _created(value: Any) -> dt.datetime:
 
 
 def _in_window(rows: list[Any], window: tuple[dt.datetime, dt.datetime]) -> list[dict[str, Any]]:
-    return [row for row in rows if in_window(_created(row[TIME_FIELD]), *window)]
+    """The rows created in [start, end), read by their own timestamps.
+
+    When every ``createdAt`` is UTC text of one shape (``...Z``, what the server's JSON dates
+    are), text order is time order: if the earliest and the latest are inside the window, all
+    rows are, and only those two are parsed. Anything else is parsed row by row.
+    """
+    stamps = [row[TIME_FIELD] for row in rows]
+    shape = len(stamps[0]) if stamps else 0
+    uniform = all(type(stamp) is str and stamp[-1:] == "Z" and len(stamp) == shape for stamp in stamps)
+    if stamps and uniform and all(in_window(_created(edge), *window) for edge in (min(stamps), max(stamps))):
+        return list(rows)
+    return [row for row, stamp in zip(rows, stamps, strict=True) if in_window(_created(stamp), *window)]

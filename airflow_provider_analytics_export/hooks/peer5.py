@@ -18,21 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.paging.paginators import BucketChunker, Chunk
 from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
     floor_to,
-    split_window,
 )
 
 if TYPE_CHECKING:
     import requests
 
 EXPORT_ENDPOINT = "/v1/export"
-#: [from, to) of one request.
-Chunk = tuple[dt.datetime, dt.datetime]
 DAY_MS = 86_400_000
 _HOUR = dt.timedelta(hours=1)
 _DAY = dt.timedelta(days=1)
@@ -159,10 +157,8 @@ def plan_chunks(start: dt.datetime, end: dt.datetime, interval: str, clock_now: 
             f"start={start.isoformat()} is before {(clock_now - max_age).isoformat()}; "
             f"use a coarser interval: {', '.join(working)}."
         )
-    span = step * MAX_BUCKETS_PER_REQUEST
-    if limit.max_range is not None:
-        span = min(span, limit.max_range)
-    return list(split_window(start, end, span))
+    chunker = BucketChunker(lambda moment: moment + step, MAX_BUCKETS_PER_REQUEST, limit.max_range)
+    return list(chunker.chunks(start, end))
 
 
 def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bool]:
@@ -173,7 +169,7 @@ def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bo
     Any other row outside the chunk, or a (bucket, dimension values) key seen twice, would
     double or shift rows, so it fails the export.
     """
-    from_ms, to_ms = _ms(chunk[0]), _ms(chunk[1])
+    from_ms, to_ms = _ms(chunk.start), _ms(chunk.end)
     seen: set[tuple[Any, ...]] = set()
 
     def keep(row: Mapping[str, Any]) -> bool:
@@ -191,7 +187,7 @@ def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bo
             raise ExportIntegrityError(
                 f"Peer5 returned timestamp={timestamp} "
                 + ("twice for the same dimension values " if key in seen else "")
-                + f"for the requested range [{chunk[0].isoformat()}, {chunk[1].isoformat()}); "
+                + f"for the requested range [{chunk.start.isoformat()}, {chunk.end.isoformat()}); "
                 "refusing to write shifted or doubled rows."
             )
         seen.add(key)
@@ -221,8 +217,8 @@ class Peer5Query:
     def body(self, chunk: Chunk) -> dict[str, Any]:
         """The request body for one chunk: bounds in epoch ms, then the query."""
         return {
-            "from": _ms(chunk[0]),
-            "to": _ms(chunk[1]),
+            "from": _ms(chunk.start),
+            "to": _ms(chunk.end),
             "interval": self.interval,
             "metrics": list(self.metrics),
             **({"filters": {key: _as_list(v) for key, v in self.filters.items()}} if self.filters else {}),

@@ -53,7 +53,7 @@ class PageLedger:
         self.api = api
         self.page_size = page_size
         self.id_field = id_field
-        self.key: Callable[[Row], Any] = key or (lambda row: row.get(id_field))
+        self.key = key
         self.log = log
         self.total: int | None = None
         self.pages = 0
@@ -82,7 +82,7 @@ class PageLedger:
                 f"{self.api} returned an empty page {page} after {self.rows:,} of {total:,} rows: "
                 "the server stopped early; the export is incomplete."
             )
-        ids = tuple(self.key(row) for row in rows)
+        ids = tuple(map(self.key, rows)) if self.key else tuple(row.get(self.id_field) for row in rows)
         if any(key is not None for key in ids) and ids == self._previous_ids:
             raise ExportIntegrityError(
                 f"{self.api} page {page} repeats the previous page ({len(rows)} identical rows): "
@@ -132,14 +132,10 @@ class PageLedger:
             )
 
     def _drop_seen(self, page: int, rows: Sequence[Row], ids: tuple[Any, ...]) -> list[Row]:
-        seen: set[Any] = set().union(*self._recent)
-        fresh: list[Row] = []
-        for row, key in zip(rows, ids, strict=True):
-            if key is not None and key in seen:
-                continue
-            if key is not None:
-                seen.add(key)
-            fresh.append(row)
+        known = {key for key in ids if key is not None}
+        overlaps = any(not known.isdisjoint(recent) for recent in self._recent)
+        # The usual page: every id new and present once, so nothing to drop row by row.
+        fresh = list(rows) if not overlaps and len(known) == len(ids) else self._fresh_rows(rows, ids)
         dropped = len(rows) - len(fresh)
         if dropped:
             self.duplicates += dropped
@@ -150,6 +146,18 @@ class PageLedger:
                 dropped,
                 self.id_field,
             )
-        self._recent.append({key for key in ids if key is not None})
+        self._recent.append(known)
         self._previous_ids = ids
+        return fresh
+
+    def _fresh_rows(self, rows: Sequence[Row], ids: tuple[Any, ...]) -> list[Row]:
+        """The rows whose id is neither in the recent pages nor earlier on this page (None: kept)."""
+        seen: set[Any] = set().union(*self._recent)
+        fresh: list[Row] = []
+        for row, key in zip(rows, ids, strict=True):
+            if key is not None and key in seen:
+                continue
+            if key is not None:
+                seen.add(key)
+            fresh.append(row)
         return fresh

@@ -173,3 +173,21 @@ def test_a_failing_page_leaves_the_destination_untouched(tmp_path: Path):
         op.execute({})
     assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
     assert (tmp_path / "rows.jsonl").read_text() == "previous\n"
+
+
+def test_lineage_reports_what_execute_wrote(tmp_path: Path):
+    """execute -> post_execute -> lineage, as the task runner and the OpenLineage listener call them."""
+    chunks = [b'id,note\n1,"a\nb"\n', b"2,c\n"]
+    with DAG("lineage_run", schedule=None):
+        op = _Described(
+            task_id="t",
+            destination=(tmp_path / "f.csv").as_uri(),
+            source=FileChunks(window=(START, END), chunks=iter(chunks), record_format="csv"),
+        )
+    result = run_like_airflow(op, {"data_interval_start": START, "data_interval_end": END})
+
+    lineage = op.get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("file", str(tmp_path / "f.csv"))]
+    statistics = lineage.outputs[0].outputFacets["outputStatistics"]
+    assert (statistics.rowCount, statistics.size) == (result["rows"], result["bytes"]) == (2, 20)
