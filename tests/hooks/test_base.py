@@ -442,3 +442,12 @@ def test_the_async_sender_answers_like_the_sync_one(scripted, monkeypatch):
         asyncio.run(call_async())
     assert call(second) == {"ok": 1}  # a sync caller of the same account waited out the 429
     assert scripted.requests[2]["time"] - scripted.requests[1]["time"] >= 1.9
+
+
+def test_a_missing_credential_is_named_before_anything_is_sent(scripted, monkeypatch):
+    conn = {"conn_type": "browsee", "host": scripted.url, "password": "browsee-secret-xyz"}
+    monkeypatch.setenv("AIRFLOW_CONN_BROWSEE_NOKEY", json.dumps(conn))
+    missing = r"^Connection 'browsee_nokey' \(Browsee\) is missing its API key \(login\)\.$"
+    with pytest.raises(ValueError, match=missing):
+        BrowseeHook("browsee_nokey").post_sessions({"from": 0, "limit": 1})
+    assert scripted.requests == []
