@@ -2,16 +2,114 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .config import SandboxConfig
 from .credentials import CREDENTIALS
-from .data import DAY_MS, PEER5_DIMENSION_VALUES, PEER5_INTERVALS_MS, PEER5_METRICS, peer5_csv, peer5_rows
 from .server import ErrorResponse, Request, Response, json_response
+from .synthetic import DAY_MS, stable_hash
 
 if TYPE_CHECKING:
     from .server import SandboxServer
+
+PEER5_INTERVALS_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "10m": 600_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "3h": 10_800_000,
+    "12h": 43_200_000,
+    "1d": DAY_MS,
+    "7d": 7 * DAY_MS,
+    "14d": 14 * DAY_MS,
+}
+PEER5_METRICS: tuple[str, ...] = ("http", "p2p", "played", "rebuffered", "sessions")
+PEER5_DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
+    "browser.name": ("Chrome", "Firefox", "Safari", "Edge"),
+    "country.code": ("US", "DE", "IL", "BR", "IN"),
+    "city.name": ("New York", "Berlin", "Tel Aviv", "Sao Paulo"),
+    "isp.name": ("Comcast", "Deutsche Telekom", "Bezeq", "Vivo"),
+    "os.name": ("Windows", "macOS", "Android", "iOS"),
+    "session.page": ("/live", "/vod/intro", "/vod/finale"),
+}
+
+
+def peer5_rows(
+    config: SandboxConfig,
+    from_ms: int,
+    to_ms: int,
+    interval: str,
+    metrics: Sequence[str],
+    filters: dict[str, Sequence[str]] | None = None,
+    dimensions: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for buckets from_ms <= t < to_ms; with dimensions one row per (t, value combination)."""
+    step = PEER5_INTERVALS_MS[interval]
+    filters = filters or {}
+    dims = list(dimensions or [])
+    value_lists = []
+    for dim in dims:
+        allowed = PEER5_DIMENSION_VALUES[dim]
+        if dim in filters:
+            allowed = tuple(v for v in allowed if v in set(filters[dim]))
+        value_lists.append(allowed)
+    # Filters on non-split fields shrink the volume proportionally to the share of values kept.
+    share = 1.0
+    for key, vals in filters.items():
+        if key not in dims:
+            known = PEER5_DIMENSION_VALUES.get(key, ())
+            kept = len([v for v in set(vals) if v in known])
+            share *= kept / len(known) if known else 0.0
+    fkey = json.dumps({k: sorted(v) for k, v in filters.items()}, sort_keys=True)
+    minutes = step / 60_000
+    rows: list[dict[str, Any]] = []
+    t = int(from_ms)
+    while t < to_ms:
+        for combo in itertools.product(*value_lists):
+            row: dict[str, Any] = {"timestamp": t}
+            for dim, val in zip(dims, combo, strict=True):
+                row[dim] = val
+            part = share / max(1, 2 ** len(dims))
+            for m in metrics:
+                r = stable_hash("peer5", config.seed, t, interval, m, combo, fkey)
+                if config.peer5_sparse and r % 5 == 0:
+                    continue  # sparse: no value for this metric in this row, not even null
+                noise = 0.6 + (r % 800) / 1000
+                if m == "http":
+                    row[m] = int(2_000_000 * minutes * part * noise)
+                elif m == "p2p":
+                    row[m] = int(3_500_000 * minutes * part * noise)
+                elif m == "played":
+                    row[m] = int(55_000 * minutes * 40 * part * noise)
+                elif m == "rebuffered":
+                    row[m] = int(900 * minutes * 40 * part * noise)
+                else:
+                    row[m] = round(40 * part * noise, 2)
+            rows.append(row)
+        t += step
+    return rows
+
+
+def peer5_csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Documented CSV: quoted header, quoted strings, bare numbers, \\n line ends."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, str):
+            return '"' + v.replace('"', '""') + '"'
+        if v is None:
+            return ""
+        return json.dumps(v)
+
+    lines = [",".join(cell(c) for c in columns)]
+    lines.extend(",".join(cell(row.get(c)) for c in columns) for row in rows)
+    return "\n".join(lines) + "\n"
+
 
 HOUR_MS = 3_600_000
 #: interval -> (max to-from in ms or None, max age of `from` in ms or None)

@@ -8,13 +8,8 @@ import time
 import requests
 
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
-from analytics_export_sandbox.data import (
-    OPENPANEL_DEFAULT_FIELDS,
-    openpanel_events,
-    openpanel_select,
-    peer5_csv,
-    peer5_rows,
-)
+from analytics_export_sandbox.openpanel import OPENPANEL_DEFAULT_FIELDS, openpanel_events, openpanel_select
+from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
 
 from .conftest import OPENPANEL_HEADERS, PEER5_HEADERS
 

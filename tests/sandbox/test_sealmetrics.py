@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import sealmetrics_file_chunks, sealmetrics_row_count
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks, sealmetrics_row_count
 
 from .conftest import SEAL_HEADERS
 
