@@ -666,7 +666,7 @@ def openpanel_chart(
     start: datetime,
     end: datetime,
     previous: bool,
-    timezone_name: str = "timezone.utc",
+    timezone_name: str = "UTC",
 ) -> dict[str, Any]:
     """``ChartEngine.execute`` for ``created_at >= start AND created_at <= end`` (aware datetimes).
 
