@@ -1,4 +1,16 @@
-"""Fake Braze GET /sessions/data_series (Bearer REST key)."""
+"""Fake Braze GET /sessions/data_series: session counts per hour or day and the shared rate pool.
+
+Counts are a pure function of ``seed``, the hour and ``app_id``/``segment_id``; a day is the sum
+of its hours, so both units agree. :func:`braze_window` is the truth of an export window.
+
+Open questions of real-services.md (Braze) and their ``SandboxConfig`` switches:
+
+- which zone an hourly ``time`` is in, and in what form: ``braze_time_format`` (UTC with ``Z``,
+  the company's offset, or naive local time);
+- whether days (and hours) follow the company time zone: ``braze_timezone``;
+- the 250,000/hour pool shared with other endpoints: ``braze_rate_limit``/``braze_rate_window``
+  (429 with ``X-RateLimit-*`` and no ``Retry-After``, as documented).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +29,7 @@ from .synthetic import stable_hash
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: session counts ----------------------------------------------------------------------------
 #: Relative traffic per UTC hour (peaks in the afternoon).
 _DIURNAL = (3, 2, 2, 2, 2, 3, 5, 7, 9, 10, 11, 12, 12, 12, 12, 13, 13, 12, 11, 10, 8, 6, 5, 4)
 
@@ -116,6 +129,7 @@ def braze_window(
     return out
 
 
+# -- API: GET /sessions/data_series ------------------------------------------------------------------
 _OFFSET_RE = re.compile(r"([+-])(\d{1,2}):?(\d{2})$")
 
 

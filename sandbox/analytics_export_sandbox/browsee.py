@@ -1,4 +1,19 @@
-"""Fake Browsee session export: POST /api/v1/export/sessions, one open request per API key."""
+"""Fake Browsee session export: the sessions it serves and POST /api/v1/export/sessions.
+
+Sessions are a pure function of ``seed``, ``browsee_sessions_per_day`` and the day: session ``i``
+of a day is computed from its index alone, so a page is O(page) and tests compute the truth with
+:func:`browsee_sessions` (the half-open window) and compare row by row. The route enforces the
+documented "one open request" rule per API key (a concurrent request gets 429).
+
+Nothing beyond the doc page is known of the real service (real-services.md, Browsee), so each
+open question is a ``SandboxConfig`` switch:
+
+- does ``end`` include sessions starting within its second? ``browsee_end_inclusive``;
+- does a session carry an id (``sessionId`` is undocumented)? ``browsee_session_id``;
+- are empty optional fields of anonymous sessions absent rather than null? ``browsee_sparse``.
+
+What a second concurrent request gets is open too; the sandbox answers the documented 429 only.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +31,7 @@ from .synthetic import DAY_MS, DAY_S, FIRST_NAMES, LAST_NAMES, mix, slot_ms, sta
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: the sessions ------------------------------------------------------------------------------
 BROWSEE_FIELDS: tuple[str, ...] = (
     "userId",
     "duration",
@@ -269,6 +285,7 @@ def browsee_page(
     return total, out
 
 
+# -- API: POST /api/v1/export/sessions ---------------------------------------------------------------
 ONE_OPEN_MESSAGE = "Only one open request allowed. Wait for the previous response."
 
 

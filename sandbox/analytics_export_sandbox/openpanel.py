@@ -1,10 +1,22 @@
-"""Fake OpenPanel export API (/export/events, /export/charts) as the open-source server behaves.
+"""Fake OpenPanel export API: the events and charts it serves and /export/events, /export/charts.
 
+The server is open source, so the fake follows it instead of switches (real-services.md, OpenPanel).
 Read from Openpanel-dev/openpanel: ``apps/api/src/routes/export.router.ts`` (rate limit, auth,
 query parsing), ``apps/api/src/utils/parse-zod-query-string.ts`` (digits become numbers,
 ``true``/``false`` booleans, JSON is parsed), ``apps/api/src/controllers/export.controller.ts``
 (zod schemas, clamped ``limit``/``page``, project rules, chart dates), ``packages/db`` (event list
 and count, chart SQL and formatting) and ``apps/api/src/app.ts`` (error bodies).
+
+Events are a pure function of ``seed``, ``openpanel_events_per_day`` and the day; event ``i`` is
+computed from its index alone, so a page is O(page), and :func:`openpanel_events` /
+:func:`openpanel_chart` are the truth tests compare with. The ``SandboxConfig`` knobs serve the
+server's known behaviour under each setting a real organization may have:
+
+- live traffic arriving while an export pages (rows shift, ``totalCount`` grows):
+  ``openpanel_live_events_per_second``;
+- the organization's time zone that charts read dates in and bucket by: ``openpanel_timezone``;
+- the subscription's chart end date: ``openpanel_subscription_chart_end``;
+- the 100-per-10-s limit: ``openpanel_rate_limit``/``openpanel_rate_window``.
 """
 
 from __future__ import annotations
@@ -29,8 +41,9 @@ from .synthetic import DAY_MS, DAY_S, FIRST_NAMES, LAST_NAMES, mix, parse_date, 
 if TYPE_CHECKING:
     from .server import SandboxServer
 
-# Modelled on the open-source server (Openpanel-dev/openpanel): newest-first listing, anonymous
-# device events stitched to a profile, every ``properties`` value a string, two-letter countries.
+# -- data: events ------------------------------------------------------------------------------------
+# Newest-first listing, anonymous device events stitched to a profile, every ``properties`` value a
+# string, two-letter countries.
 
 OPENPANEL_PROJECTS: dict[str, float] = {"proj-web": 1.0, "proj-app": 0.5, "proj-shop": 0.5, "proj-docs": 0.5}
 #: (event name, weight out of 100)
@@ -489,7 +502,7 @@ def openpanel_page(
     return total, out
 
 
-# -- charts ------------------------------------------------------------------------------------------
+# -- data: charts ------------------------------------------------------------------------------------
 
 _INTERVAL_DELTA = {
     "minute": timedelta(minutes=1),
@@ -725,6 +738,7 @@ def openpanel_chart(
     return {"series": series, "metrics": _metrics(all_values)}
 
 
+# -- API: /export/events, /export/charts -------------------------------------------------------------
 SEGMENTS = (
     "event",
     "user",
@@ -1010,7 +1024,7 @@ def _events(sbx: SandboxServer, req: Request, client: dict[str, Any]) -> Respons
     return json_response(200, {"meta": meta, "data": data})
 
 
-# -- charts ------------------------------------------------------------------------------------------
+# -- API: /export/charts -----------------------------------------------------------------------------
 def _json_list(q: dict[str, Any], name: str) -> list[Any] | None:
     value = q.get(name)
     if value is None:

@@ -1,4 +1,16 @@
-"""Fake Peer5 POST /v1/export with the documented interval rounding, range and dimension rules."""
+"""Fake Peer5 POST /v1/export: metric rows per interval bucket, as JSON or the documented CSV.
+
+Rows are a pure function of ``seed``, the bucket, the metric and the filters/dimensions;
+:func:`peer5_rows` and :func:`peer5_csv` give the truth. The route applies the documented interval
+rounding, range, age and dimension rules.
+
+Open questions of real-services.md (Peer5) and their ``SandboxConfig`` switches:
+
+- whether the bucket starting at ``to`` (the END of the range) is included: ``peer5_to_inclusive``;
+- whether a row may lack a metric (absent, not null or 0): ``peer5_sparse``;
+- the per-minute limit (number not given; over it, every request gets 429 while it stays crossed):
+  ``peer5_rate_limit``/``peer5_rate_window``.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +29,7 @@ from .synthetic import DAY_MS, stable_hash
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: metric rows -------------------------------------------------------------------------------
 PEER5_INTERVALS_MS: dict[str, int] = {
     "1m": 60_000,
     "5m": 300_000,
@@ -111,6 +124,7 @@ def peer5_csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- API: POST /v1/export ----------------------------------------------------------------------------
 HOUR_MS = 3_600_000
 #: interval -> (max to-from in ms or None, max age of `from` in ms or None)
 RANGE_LIMITS: dict[str, tuple[int | None, int | None]] = {

@@ -1,12 +1,25 @@
-"""Fake Sealmetrics exports API: sync/background jobs, download links with expiry, streaming, caps.
+"""Fake Sealmetrics exports API: export rows and files, sync/background jobs, links, streaming, caps.
 
-Follows the vendor's current docs and OpenAPI spec (``sealmetrics/docs``): ``account_id`` on
-every route (``site_id`` is a 400), the error envelope on every error, 429 as
+Rows and file bytes are a pure function of ``seed``, ``sealmetrics_rows_per_day`` and the job's
+parameters; :func:`sealmetrics_file_chunks` is the exact file a job serves. Follows the vendor's
+current docs and OpenAPI spec (``sealmetrics/docs``; real-services.md, Sealmetrics): ``account_id``
+on every route (``site_id`` is a 400), the error envelope on every error, 429 as
 ``rate_limit_exceeded`` (with ``Retry-After``) or ``quota_exceeded``, ``X-RateLimit-*`` on every
-response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job
-id. What the docs leave open is a ``SandboxConfig`` switch: how the concurrent-export cap is
-signalled (``sealmetrics_cap_response``) and which type a JSON stream has
-(``sealmetrics_stream_json_type``).
+response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job id.
+
+What the docs leave open is a ``SandboxConfig`` switch:
+
+- how the plan's concurrent-export cap is signalled: ``sealmetrics_cap_response`` (429
+  ``quota_exceeded``, 429 ``rate_limit_exceeded`` or 409 ``conflict``), with or without
+  ``Retry-After``: ``sealmetrics_cap_retry_after``;
+- a plan quota of creates, and whether its 429 carries ``Retry-After``:
+  ``sealmetrics_export_quota``/``sealmetrics_quota_retry_after``;
+- which type a JSON stream has (an array or ndjson): ``sealmetrics_stream_json_type``.
+
+Knobs for the known behaviour: ``sealmetrics_job_delay``, ``sealmetrics_link_ttl``,
+``sealmetrics_max_concurrent``, ``sealmetrics_max_rows``, ``sealmetrics_rate_limit``/
+``sealmetrics_rate_window``, ``sealmetrics_fail_jobs`` and ``sealmetrics_row_padding`` (bigger
+files for memory tests).
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from .synthetic import mix, parse_date, stable_hash
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: export rows and files ---------------------------------------------------------------------
 SEALMETRICS_SITES: tuple[str, ...] = ("demo-site", "shop-site")
 SEALMETRICS_FILTER_KEYS: tuple[str, ...] = (
     "utm_source",
@@ -349,6 +363,7 @@ def human_size(n: int) -> str:
     return f"{size:.1f} GB"
 
 
+# -- API: /api/v1/exports ----------------------------------------------------------------------------
 PREFIX = "/api/v1/exports"
 FORMATS = ("csv", "json")
 CONTENT_TYPES = {"csv": "text/csv", "json": "application/json"}
