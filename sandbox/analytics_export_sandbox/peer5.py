@@ -177,6 +177,15 @@ def _timestamp(body: dict[str, Any], name: str) -> int:
     return int(value)
 
 
+def _known_once(names: list[Any], kind: str, known: Sequence[str]) -> None:
+    """Every one of ``names`` (the body's metrics or dimensions) is known, and none comes twice."""
+    for name in names:
+        if name not in known:
+            raise _bad(f"Unknown {kind} {name!r}; available: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise _bad(f"'{kind}s' must not contain duplicates")
+
+
 def validate(body: Any, now_ms: int) -> dict[str, Any]:
     """Validate an export body exactly per the docs; returns the normalised query."""
     if not isinstance(body, dict):
@@ -202,11 +211,7 @@ def validate(body: Any, now_ms: int) -> dict[str, Any]:
     metrics = body.get("metrics")
     if not isinstance(metrics, list) or not metrics:
         raise _bad("'metrics' is required and must be a non-empty array")
-    for m in metrics:
-        if m not in PEER5_METRICS:
-            raise _bad(f"Unknown metric {m!r}; available: {', '.join(PEER5_METRICS)}")
-    if len(set(metrics)) != len(metrics):
-        raise _bad("'metrics' must not contain duplicates")
+    _known_once(metrics, "metric", PEER5_METRICS)
     filters = body.get("filters") or {}
     if not isinstance(filters, dict):
         raise _bad("'filters' must be an object")
@@ -220,11 +225,7 @@ def validate(body: Any, now_ms: int) -> dict[str, Any]:
         raise _bad("'dimensions' must be an array")
     if len(dimensions) > 2:
         raise _bad("Dimensions are limited to up to 2 at any given query")
-    for d in dimensions:
-        if d not in FILTER_KEYS:
-            raise _bad(f"Unknown dimension {d!r}; available: {', '.join(FILTER_KEYS)}")
-    if len(set(dimensions)) != len(dimensions):
-        raise _bad("'dimensions' must not contain duplicates")
+    _known_once(dimensions, "dimension", FILTER_KEYS)
     return {
         "from": frm,
         "to": to,

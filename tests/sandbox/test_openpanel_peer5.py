@@ -265,10 +265,12 @@ def test_peer5_validation(sbx: SandboxServer, http: requests.Session) -> None:
         "interval": {**ok, "interval": "2m"},
         "metric": {**ok, "metrics": ["bytes"]},
         "metrics": {**ok, "metrics": []},
+        "metrics twice": {**ok, "metrics": ["http", "http"]},
         "filter": {**ok, "filters": {"device.type": ["mobile"]}},
         "strings": {**ok, "filters": {"browser.name": "Chrome"}},
         "2 dimensions": {**ok, "dimensions": ["browser.name", "os.name", "country.code"]},
         "dimension": {**ok, "dimensions": ["device.type"]},
+        "dimensions twice": {**ok, "dimensions": ["os.name", "os.name"]},
         "required": {k: v for k, v in ok.items() if k != "from"},
     }
     for words, body in cases.items():
