@@ -28,6 +28,7 @@ import re
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -628,35 +629,45 @@ def known_breakdown(name: str) -> bool:
     return name in OPENPANEL_BREAKDOWN_VALUES or name.startswith(("properties.", "profile.", "group."))
 
 
-def _chart_series(
-    config: SandboxConfig,
-    project_id: str,
-    events: list[dict[str, Any]],
-    breakdowns: list[dict[str, Any]],
-    interval: str,
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo,
-) -> tuple[list[str], list[tuple[int, list[str], tuple[str, ...], list[float]]]]:
-    """(bucket labels, [(definition index, names, breakdown values, counts)]) of one period."""
-    buckets = openpanel_buckets(start, end, interval, zone)
-    spans = []
-    for b in buckets:
-        lo, hi = _aware(b, zone), _aware(_next_bucket(b, interval), zone)
-        inside = (min(hi, end) - max(lo, start)).total_seconds()
-        spans.append((lo, hi, max(0.0, inside) / (hi - lo).total_seconds()))
-    value_lists = [OPENPANEL_BREAKDOWN_VALUES.get(b["name"], ("", f"{b['name']}-a")) for b in breakdowns]
-    out = []
-    for index, ev in enumerate(events):
-        groups: dict[tuple[str, ...], None] = {}
-        for combo in itertools.product(*value_lists):
-            counts = [_chart_value(config, project_id, ev, combo, lo, hi, c, interval) for lo, hi, c in spans]
-            names = [ev["name"], *(value for value in combo if value)]
-            if not any(counts) or tuple(names) in groups:  # no rows: no group; same labels: one group
-                continue
-            groups[tuple(names)] = None
-            out.append((index, names, combo, counts))
-    return [_label(b, interval) for b in buckets], out
+@dataclass(frozen=True)
+class _ChartQuery:
+    """A chart request but its period: each period (current, previous) is one :meth:`series` call."""
+
+    config: SandboxConfig
+    project_id: str
+    events: list[dict[str, Any]]
+    breakdowns: list[dict[str, Any]]
+    interval: str
+    zone: ZoneInfo
+
+    def series(
+        self, start: datetime, end: datetime
+    ) -> tuple[list[str], list[tuple[int, list[str], tuple[str, ...], list[float]]]]:
+        """(bucket labels, [(definition index, names, breakdown values, counts)]) of one period."""
+        interval, zone = self.interval, self.zone
+        buckets = openpanel_buckets(start, end, interval, zone)
+        spans = []
+        for b in buckets:
+            lo, hi = _aware(b, zone), _aware(_next_bucket(b, interval), zone)
+            inside = (min(hi, end) - max(lo, start)).total_seconds()
+            spans.append((lo, hi, max(0.0, inside) / (hi - lo).total_seconds()))
+        value_lists = [
+            OPENPANEL_BREAKDOWN_VALUES.get(b["name"], ("", f"{b['name']}-a")) for b in self.breakdowns
+        ]
+        out = []
+        for index, ev in enumerate(self.events):
+            groups: dict[tuple[str, ...], None] = {}
+            for combo in itertools.product(*value_lists):
+                counts = [
+                    _chart_value(self.config, self.project_id, ev, combo, lo, hi, c, interval)
+                    for lo, hi, c in spans
+                ]
+                names = [ev["name"], *(value for value in combo if value)]
+                if not any(counts) or tuple(names) in groups:  # no rows: no group; same labels: one group
+                    continue
+                groups[tuple(names)] = None
+                out.append((index, names, combo, counts))
+        return [_label(b, interval) for b in buckets], out
 
 
 def chart_previous_period(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -690,13 +701,11 @@ def openpanel_chart(
     """
     zone = ZoneInfo(timezone_name)
     dims = [b for b in breakdowns if known_breakdown(b["name"])]
-    labels, current = _chart_series(config, project_id, events, dims, interval, start, end, zone)
+    query = _ChartQuery(config, project_id, events, dims, interval, zone)
+    labels, current = query.series(start, end)
     prev: dict[tuple[Any, ...], list[float]] = {}
     if previous:
-        p_start, p_end = chart_previous_period(start, end, zone)
-        _p_labels, prev_series = _chart_series(
-            config, project_id, events, dims, interval, p_start, p_end, zone
-        )
+        _p_labels, prev_series = query.series(*chart_previous_period(start, end, zone))
         prev = {(index, *names[1:]): counts for index, names, _combo, counts in prev_series}
     alpha = len(events) > 1
     series = []
