@@ -193,17 +193,11 @@ def sealmetrics_rows_for_day(config: SandboxConfig, export_type: str, filters: d
     return math.ceil(base * factor) if base else 0
 
 
-def sealmetrics_row_count(
-    config: SandboxConfig,
-    site_id: str,
-    export_type: str,
-    date_from: str | date,
-    date_to: str | date,
-    filters: dict[str, str] | None = None,
-) -> int:
+def sealmetrics_row_count(config: SandboxConfig, job_params: dict[str, Any]) -> int:
     """Exact row count of an export (used for the 10,000-row sync/background decision)."""
-    days = (parse_date(date_to) - parse_date(date_from)).days + 1
-    return max(0, days) * sealmetrics_rows_for_day(config, export_type, filters)
+    days = (parse_date(job_params["date_to"]) - parse_date(job_params["date_from"])).days + 1
+    per_day = sealmetrics_rows_for_day(config, job_params["export_type"], job_params.get("filters"))
+    return max(0, days) * per_day
 
 
 def _sm_dim_value(col: str, i: int) -> str:
@@ -212,16 +206,15 @@ def _sm_dim_value(col: str, i: int) -> str:
     return v if i < len(vals) else f"{v}-{i // len(vals)}"
 
 
-def sealmetrics_rows(
-    config: SandboxConfig,
-    site_id: str,
-    export_type: str,
-    date_from: str | date,
-    date_to: str | date,
-    filters: dict[str, str] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Rows of an export in file order (date ascending, then row index)."""
-    filters = dict(filters or {})
+def sealmetrics_rows(config: SandboxConfig, job_params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Rows of an export in file order (date ascending, then row index).
+
+    ``job_params`` as a created job holds them: ``account_id``, ``export_type``, ``date_from``,
+    ``date_to`` (inclusive; text or dates) and ``filters``.
+    """
+    site_id, export_type = job_params["account_id"], job_params["export_type"]
+    date_from, date_to = job_params["date_from"], job_params["date_to"]
+    filters = dict(job_params.get("filters") or {})
     n = sealmetrics_rows_for_day(config, export_type, filters)
     fkey = _sm_filter_key(filters)
     padding = "x" * config.sealmetrics_row_padding if config.sealmetrics_row_padding > 0 else None
@@ -300,14 +293,7 @@ def sealmetrics_file_chunks(
     config: SandboxConfig, job_params: dict[str, Any], fmt: str, chunk_size: int = 64 * 1024
 ) -> Iterator[bytes]:
     """Exact bytes of an export file (CSV with header, a JSON array or ndjson), generated lazily."""
-    rows = sealmetrics_rows(
-        config,
-        job_params["account_id"],
-        job_params["export_type"],
-        job_params["date_from"],
-        job_params["date_to"],
-        job_params.get("filters") or {},
-    )
+    rows = sealmetrics_rows(config, job_params)
     parts: list[str] = []
     size = 0
     if fmt == "csv":
@@ -545,7 +531,7 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
         "date_to": d_to.isoformat(),
         "filters": filters,
     }
-    rows = sealmetrics_row_count(config, site, export_type, d_from, d_to, filters)
+    rows = sealmetrics_row_count(config, params)
     max_rows = config.sealmetrics_max_rows
     if max_rows is not None and rows > max_rows:
         raise invalid(
@@ -567,14 +553,7 @@ def estimate(config: SandboxConfig, params: dict[str, Any], fmt: str, rows: int)
         sample_days = max(1, math.ceil(sample_rows / max(1, rows // max(1, _days(params)))))
         sample = dict(params, date_to=_shift(params["date_from"], sample_days - 1))
         sample_size = sealmetrics_file_size(config, sample, fmt)
-        sample_count = sealmetrics_row_count(
-            config,
-            params["account_id"],
-            params["export_type"],
-            sample["date_from"],
-            sample["date_to"],
-            params["filters"],
-        )
+        sample_count = sealmetrics_row_count(config, sample)
         size = int(sample_size / max(1, sample_count) * rows)
     else:
         size = 2 if fmt == "json" else 64
