@@ -384,38 +384,53 @@ class _Day:
             listed = listed[:visible]
         self.base_listed = listed
         self.base_counted = len(listed) if counted is None else sum(1 for i in listed if i in counted)
-        self.live: list[tuple[int, str, int, dict[str, Any]]] = []
+        #: (createdAt, index, counted) of the live events listed; each event is built only when served.
+        self.live: list[tuple[int, int, int]] = []
+        self.live_base = 0
         if live_since_ms is not None and live_since_ms < self.day_ms + DAY_MS and now_ms >= self.day_ms:
-            live_base = stable_hash("openpanel-live", config.seed, project_id, live_since_ms)
+            self.live_base = stable_hash("openpanel-live", config.seed, project_id, live_since_ms)
             for j in range(openpanel_live_events(config, project_id, live_since_ms, now_ms)):
                 ts = _op_live_ts(config, live_since_ms, j)
                 if not self.day_ms <= ts < self.day_ms + DAY_MS:
                     continue
-                shown, count = _op_matches(_op_who(live_base, j), events, profile_id)
+                shown, count = _op_matches(_op_who(self.live_base, j), events, profile_id)
                 if shown:
-                    ev = _op_event(project_id, live_base, j, ts, "live", ("profile", "meta"))
-                    self.live.append((ts, ev["id"], int(count), ev))
-        self.counted = self.base_counted + sum(c for _, _, c, _ in self.live)
+                    self.live.append((ts, j, int(count)))
+        self.counted = self.base_counted + sum(c for _, _, c in self.live)
         self.size = len(listed) + len(self.live)
 
     def rows(self, lo: int, hi: int, config: SandboxConfig, project_id: str) -> list[dict[str, Any]]:
-        """Rows ``lo:hi`` of the day in listing order (full events with profile and meta)."""
+        """Rows ``lo:hi`` of the day in listing order (full events with profile and meta).
+
+        Live events arrive from the first one's ``createdAt`` on, so only the base events from
+        then on interleave with them (a stable sort, base first on a tie); every older base event
+        lies below them all, newest first, by index (timestamps rise with the index).
+        """
+        listed = self.base_listed
         if not self.live:
-            picked = [self.base_listed[len(self.base_listed) - 1 - k] for k in range(lo, min(hi, self.size))]
+            picked = [listed[len(listed) - 1 - k] for k in range(lo, min(hi, self.size))]
             return [self._base_event(i, project_id) for i in picked]
-        merged: list[tuple[int, str, Any]] = [
-            (_op_ts(self.base, self.n, self.day_ms, i), "", i) for i in self.base_listed
-        ]
-        merged += [(ts, ev_id, ev) for ts, ev_id, _, ev in self.live]
-        merged.sort(key=lambda item: -item[0])
+        split = bisect_left(listed, self.live[0][0], key=self._ts)
+        top = [(self._ts(i), False, i) for i in listed[split:]]
+        top += [(ts, True, j) for ts, j, _ in self.live]
+        top.sort(key=lambda item: -item[0])
         out = []
-        for _ts, ev_id, item in merged[lo:hi]:
-            out.append(item if ev_id else self._base_event(item, project_id))
+        for k in range(lo, min(hi, self.size)):
+            if k < len(top):
+                ts, live, index = top[k]
+                if live:
+                    out.append(_op_event(project_id, self.live_base, index, ts, "live", ("profile", "meta")))
+                    continue
+            else:
+                index = listed[split - 1 - (k - len(top))]
+            out.append(self._base_event(index, project_id))
         return out
 
+    def _ts(self, i: int) -> int:
+        return _op_ts(self.base, self.n, self.day_ms, i)
+
     def _base_event(self, i: int, project_id: str) -> dict[str, Any]:
-        ts = _op_ts(self.base, self.n, self.day_ms, i)
-        return _op_event(project_id, self.base, i, ts, self.tag, ("profile", "meta"))
+        return _op_event(project_id, self.base, i, self._ts(i), self.tag, ("profile", "meta"))
 
 
 def _op_listing(
