@@ -187,35 +187,21 @@ def _browsee_segment_day(seed: int, n: int, day: int, segment_id: str) -> tuple[
     return tuple(i for i in range(n) if pred(browsee_session(cfg, day, i)))
 
 
-def _first_at_or_after(n: int, ts_of: Any, target_ms: int) -> int:
-    """Binary search over a monotone index->timestamp function."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if ts_of(mid) < target_ms:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 def _browsee_day_indices(
     config: SandboxConfig, day: int, start_ms: int, end_ms: int, segment_id: str | None
 ) -> Sequence[int]:
+    """The day's session indices (of the segment) starting in [start_ms, end_ms): O(log day) a call."""
     n = config.browsee_sessions_per_day
     if n <= 0:
         return ()
-    if segment_id is None:
 
-        def ts_of(i: int) -> int:
-            return _browsee_ts(config.seed, n, day, i)
+    def ts_of(i: int) -> int:
+        return _browsee_ts(config.seed, n, day, i)
 
-        lo = _first_at_or_after(n, ts_of, start_ms)
-        hi = _first_at_or_after(n, ts_of, end_ms)
-        return range(lo, hi)
-    idx = _browsee_segment_day(config.seed, n, day, segment_id)
-    tss = [_browsee_ts(config.seed, n, day, i) for i in idx]
-    return idx[bisect_left(tss, start_ms) : bisect_left(tss, end_ms)]
+    idx: Sequence[int] = range(n)
+    if segment_id is not None:
+        idx = _browsee_segment_day(config.seed, n, day, segment_id)
+    return idx[bisect_left(idx, start_ms, key=ts_of) : bisect_left(idx, end_ms, key=ts_of)]
 
 
 def _browsee_windows(
