@@ -723,7 +723,7 @@ def openpanel_chart(
         _p_labels, prev_series = query.series(*chart_previous_period(start, end, zone))
         prev = {(index, *names[1:]): counts for index, names, _combo, counts in prev_series}
     alpha = len(events) > 1
-    series = []
+    series: list[dict[str, Any]] = []
     all_values: list[float] = []
     for index, names, _combo, counts in current:
         letter = chr(ord("A") + index)

@@ -729,7 +729,7 @@ def _find(sbx: SandboxServer, req: Request, job_id: str) -> Job:
         raise invalid([_detail(["path", "job_id"], "Input should be a valid UUID", "uuid_parsing")]) from None
     site = _site(req)
     with sbx.lock:
-        job = sbx.state["sealmetrics"]["jobs"].get(job_id)
+        job: Job | None = sbx.state["sealmetrics"]["jobs"].get(job_id)
     if job is None or job.params["account_id"] != site:
         raise error(404, "not_found", "Export not found")
     return job
