@@ -14,16 +14,16 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.paging.paginators import BucketChunker, Chunk
+from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
     floor_to,
-    split_window,
-    to_datetime,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ METRICS = ("http", "p2p", "played", "rebuffered", "sessions")
 #: Keys accepted both as filters and as dimensions.
 FIELDS = ("browser.name", "country.code", "city.name", "isp.name", "os.name", "session.page")
 MAX_DIMENSIONS = 2
-OUTPUTS = ("json", "csv")
 #: Bound on buckets per request where the API sets no range limit, so one response stays small.
 MAX_BUCKETS_PER_REQUEST = 1000
 #: The first bytes of every CSV export: its header, whose first column is the bucket timestamp.
@@ -79,15 +78,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-def _allowed(name: str, value: Any, allowed: Sequence[str]) -> str:
-    return f"{name} has unknown value {value!r}; allowed values: {', '.join(allowed)}."
-
-
 def validate_interval(interval: Any) -> dt.timedelta:
     """The bucket size of ``interval``, or an error listing the documented intervals."""
-    if interval not in INTERVALS:
-        raise ValueError(_allowed("interval", interval, list(INTERVALS)))
-    return INTERVALS[interval]
+    return INTERVALS[check_choice("interval", interval, list(INTERVALS))]
 
 
 def validate_query(
@@ -95,39 +88,32 @@ def validate_query(
     metrics: Any,
     filters: Mapping[str, Any] | None = None,
     dimensions: Sequence[str] | None = None,
-    output: str = "json",
 ) -> None:
     """Check every request field against the documented values, before anything is sent."""
     validate_interval(interval)
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"metrics={metrics!r} must be a non-empty list of: {', '.join(METRICS)}.")
-    for metric in metrics:
-        if metric not in METRICS:
-            raise ValueError(_allowed("metrics", metric, METRICS))
+    check_choices("metrics", metrics, METRICS)
     if not isinstance(filters or {}, Mapping):
         raise ValueError(
             f"filters={filters!r} must be a mapping of field to values; fields: {', '.join(FIELDS)}."
         )
+    if filters:
+        check_choices("filters", filters, FIELDS)  # its keys
     for key, values in (filters or {}).items():
-        if key not in FIELDS:
-            raise ValueError(_allowed("filters", key, FIELDS))
         if not isinstance(values, (str, list, tuple)) or not all(
             isinstance(v, str) for v in _as_list(values)
         ):
             raise ValueError(f"filters[{key!r}]={values!r} must be a string or a list of strings.")
     if isinstance(dimensions, str):
         raise ValueError(f"dimensions={dimensions!r} must be a list of: {', '.join(FIELDS)}.")
-    dimensions = list(dimensions or [])
-    for dimension in dimensions:
-        if dimension not in FIELDS:
-            raise ValueError(_allowed("dimensions", dimension, FIELDS))
-    if len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions):
+    if dimensions:
+        check_choices("dimensions", dimensions, FIELDS)
+    if dimensions and (len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions)):
         raise ValueError(
-            f"dimensions={dimensions!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct dimensions "
-            f"per query; allowed values: {', '.join(FIELDS)}."
+            f"dimensions={list(dimensions)!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct "
+            f"dimensions per query; allowed: {', '.join(FIELDS)}."
         )
-    if output not in OUTPUTS:
-        raise ValueError(_allowed("output", output, OUTPUTS))
 
 
 def _as_list(values: str | Sequence[str]) -> list[str]:
@@ -150,9 +136,7 @@ def check_window(start: dt.datetime | None, end: dt.datetime | None, interval: s
     check_whole_buckets(start, end, partial(floor_to, step=step), interval, "interval")
 
 
-def plan_chunks(
-    start: dt.datetime, end: dt.datetime, interval: str, clock_now: dt.datetime
-) -> list[tuple[dt.datetime, dt.datetime]]:
+def plan_chunks(start: dt.datetime, end: dt.datetime, interval: str, clock_now: dt.datetime) -> list[Chunk]:
     """Aligned [from, to) requests that cover [start, end) within the API's limits.
 
     Raises when a bound cuts a bucket, or when the window reaches further back than
@@ -172,13 +156,11 @@ def plan_chunks(
             f"start={start.isoformat()} is before {(clock_now - max_age).isoformat()}; "
             f"use a coarser interval: {', '.join(working)}."
         )
-    span = step * MAX_BUCKETS_PER_REQUEST
-    if limit.max_range is not None:
-        span = min(span, limit.max_range)
-    return list(split_window(start, end, span))
+    chunker = BucketChunker(lambda moment: moment + step, MAX_BUCKETS_PER_REQUEST, limit.max_range)
+    return list(chunker.chunks(start, end))
 
 
-def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[str]) -> Callable[[Any], bool]:
+def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bool]:
     """Whether a row of ``chunk`` (a dict, or a CSV record as a dict) is written.
 
     ``to`` ends the range, but whether the bucket starting at ``to`` comes back is not
@@ -186,7 +168,7 @@ def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[s
     Any other row outside the chunk, or a (bucket, dimension values) key seen twice, would
     double or shift rows, so it fails the export.
     """
-    from_ms, to_ms = _ms(chunk[0]), _ms(chunk[1])
+    from_ms, to_ms = _ms(chunk.start), _ms(chunk.end)
     seen: set[tuple[Any, ...]] = set()
 
     def keep(row: Mapping[str, Any]) -> bool:
@@ -204,13 +186,47 @@ def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[s
             raise ExportIntegrityError(
                 f"Peer5 returned timestamp={timestamp} "
                 + ("twice for the same dimension values " if key in seen else "")
-                + f"for the requested range [{chunk[0].isoformat()}, {chunk[1].isoformat()}); "
+                + f"for the requested range [{chunk.start.isoformat()}, {chunk.end.isoformat()}); "
                 "refusing to write shifted or doubled rows."
             )
         seen.add(key)
         return True
 
     return keep
+
+
+@dataclass(frozen=True)
+class Peer5Query:
+    """What to export, checked against the documented values when built (before any request).
+
+    :param interval: bucket size, one of ``1m 5m 10m 30m 1h 3h 12h 1d 7d 14d``.
+    :param metrics: metrics to export (``http``, ``p2p``, ``played``, ``rebuffered``, ``sessions``).
+    :param filters: field -> value or list of values to keep.
+    :param dimensions: up to two fields to split rows by (one row per bucket and value combination).
+    """
+
+    interval: str
+    metrics: Sequence[str]
+    filters: Mapping[str, str | Sequence[str]] | None = None
+    dimensions: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        validate_query(self.interval, self.metrics, self.filters, self.dimensions)
+
+    def body(self, chunk: Chunk) -> dict[str, Any]:
+        """The request body for one chunk: bounds in epoch ms, then the query."""
+        return {
+            "from": _ms(chunk.start),
+            "to": _ms(chunk.end),
+            "interval": self.interval,
+            "metrics": list(self.metrics),
+            **({"filters": {key: _as_list(v) for key, v in self.filters.items()}} if self.filters else {}),
+            **({"dimensions": list(self.dimensions)} if self.dimensions else {}),
+        }
+
+    def keeper(self, chunk: Chunk) -> Callable[[Any], bool]:
+        """:func:`bucket_keeper` of ``chunk``, keyed by timestamp and the dimension values."""
+        return bucket_keeper(chunk, ["timestamp", *(self.dimensions or [])])
 
 
 class Peer5Hook(AnalyticsApiHook):
@@ -239,87 +255,42 @@ class Peer5Hook(AnalyticsApiHook):
         body = {"from": today - DAY_MS, "to": today, "interval": "1d", "metrics": ["sessions"]}
         self.request("POST", EXPORT_ENDPOINT, params={"format": "json"}, json=body)
 
-    @overload
-    def export(
-        self,
-        start: dt.datetime | str,
-        end: dt.datetime | str,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = ...,
-        dimensions: Sequence[str] | None = ...,
-        output: Literal["json"] = ...,
-    ) -> Iterator[list[dict[str, Any]]]: ...
-
-    @overload
-    def export(
-        self,
-        start: dt.datetime | str,
-        end: dt.datetime | str,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = ...,
-        dimensions: Sequence[str] | None = ...,
-        *,
-        output: Literal["csv"],
-    ) -> Iterator[bytes]: ...
-
-    def export(
-        self,
-        start: dt.datetime | str,
-        end: dt.datetime | str,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        dimensions: Sequence[str] | None = None,
-        output: str = "json",
-    ) -> Iterator[list[dict[str, Any]]] | Iterator[bytes]:
-        """Export [start, end) one request (chunk) at a time, validated before any request.
-
-        Bounds must fall on ``interval`` boundaries (a bucket cut by the window would be
-        written partial and never corrected) and are sent as epoch milliseconds. Long windows
-        at fine intervals are split into chunks the API accepts. A bucket is written when it
-        starts in [start, end): whether or not Peer5 also returns the bucket starting at
-        ``to``, each bucket lands once, within a file and across consecutive runs.
-
-        ``output="json"`` yields one list of row dicts per chunk. ``output="csv"`` yields the
-        API's own CSV bytes (one header, then each chunk's records, byte for byte); records
-        are parsed only to drop the bucket at ``to`` and to check the rest.
-
-        :param start: window start (inclusive).
-        :param end: window end (exclusive).
-        :param interval: bucket size, one of ``1m 5m 10m 30m 1h 3h 12h 1d 7d 14d``.
-        :param metrics: metrics to export (``http``, ``p2p``, ``played``, ``rebuffered``, ``sessions``).
-        :param filters: field -> value or list of values to keep.
-        :param dimensions: up to two fields to split rows by (one row per bucket and value combination).
-        :param output: ``json`` (rows) or ``csv`` (bytes).
-        """
-        validate_query(interval, metrics, filters, dimensions, output)
-        start, end = to_datetime(start, "start"), to_datetime(end, "end")
-        chunks = plan_chunks(start, end, interval, now())
-        body = {
-            "interval": interval,
-            "metrics": list(metrics),
-            **({"filters": {key: _as_list(v) for key, v in filters.items()}} if filters else {}),
-            **({"dimensions": list(dimensions)} if dimensions else {}),
-        }
-        key_fields = ["timestamp", *(dimensions or [])]
-        if output == "csv":
-            return self._csv_chunks(chunks, body, key_fields)
-        return self._json_chunks(chunks, body, key_fields)
-
-    def _post(
-        self, chunk: tuple[dt.datetime, dt.datetime], body: dict[str, Any], fmt: str, parse: Any
-    ) -> Any:
-        request_body = {"from": _ms(chunk[0]), "to": _ms(chunk[1]), **body}
-        return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=request_body, parse=parse)
-
-    def _json_chunks(
-        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any], key_fields: list[str]
+    def export_rows(
+        self, start: dt.datetime, end: dt.datetime, query: Peer5Query
     ) -> Iterator[list[dict[str, Any]]]:
+        """[start, end) as rows: one list of row dicts per request (chunk); the window is checked first.
+
+        Bounds must fall on ``query.interval`` boundaries (a bucket cut by the window would be
+        written partial and never corrected), and the window must be within the interval's
+        recency limit: both are refused before any request. Long windows at fine intervals are
+        split into chunks the API accepts. A bucket is written when it starts in [start, end):
+        whether or not Peer5 also returns the bucket starting at ``to``, each bucket lands
+        once, within a file and across consecutive runs.
+
+        :param start: window start (inclusive, aware).
+        :param end: window end (exclusive, aware).
+        :param query: what to export.
+        """
+        return self._json_chunks(plan_chunks(start, end, query.interval, now()), query)
+
+    def export_csv(self, start: dt.datetime, end: dt.datetime, query: Peer5Query) -> Iterator[bytes]:
+        """[start, end) as Peer5's own CSV: one bytes chunk per request, to be joined into one file.
+
+        The same window rules and chunks as :meth:`export_rows`. The first chunk starts with
+        the header; every later chunk's header must be the same bytes (else the columns would
+        not line up) and is dropped. Records are passed byte for byte, parsed only to drop the
+        bucket at each chunk's ``to`` and to check the rest.
+        """
+        return self._csv_chunks(plan_chunks(start, end, query.interval, now()), query)
+
+    def _post(self, chunk: Chunk, query: Peer5Query, fmt: str, parse: Any) -> Any:
+        body = query.body(chunk)
+        return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=body, parse=parse)
+
+    def _json_chunks(self, chunks: list[Chunk], query: Peer5Query) -> Iterator[list[dict[str, Any]]]:
         for chunk in chunks:
-            rows = self._post(chunk, body, "json", self._parse_json)
-            yield list(filter(bucket_keeper(chunk, key_fields), rows))
+            rows = self._post(chunk, query, "json", self._parse_json)
+            yield list(filter(query.keeper(chunk), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
         return self.series_rows(
@@ -338,13 +309,11 @@ class Peer5Hook(AnalyticsApiHook):
         )
         return b"".join(chunks)
 
-    def _csv_chunks(
-        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any], key_fields: list[str]
-    ) -> Iterator[bytes]:
+    def _csv_chunks(self, chunks: list[Chunk], query: Peer5Query) -> Iterator[bytes]:
         """Each chunk's CSV records as sent; the header line of every chunk after the first is dropped."""
         header: bytes | None = None
         for chunk in chunks:
-            content: bytes = self._post(chunk, body, "csv", self._parse_csv)
+            content: bytes = self._post(chunk, query, "csv", self._parse_csv)
             first_line, records = _csv_records(content)
             if header is not None and first_line != header:
                 raise ExportIntegrityError(
@@ -352,12 +321,12 @@ class Peer5Hook(AnalyticsApiHook):
                     "the columns would not line up."
                 )
             columns = next(csv.reader([first_line.decode("utf-8-sig")]))
-            keep = bucket_keeper(chunk, key_fields)
+            keep = query.keeper(chunk)
             kept = b"".join(raw for raw, values in records if keep(dict(zip(columns, values, strict=False))))
             if header is None:
                 header = first_line
                 yield first_line + kept
-            elif kept:
+            else:
                 yield kept
 
 

@@ -31,7 +31,6 @@ from airflow_provider_analytics_export.exceptions import (
     QuotaExceededError,
     RateLimitedError,
 )
-from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.files.writer import ExportWriter
 from airflow_provider_analytics_export.hooks.base import (
     AnalyticsApiHook,
@@ -688,7 +687,6 @@ class SealmetricsHook(AnalyticsApiHook):
             total = int(response.headers.get("Content-Length") or 0) or None
             progress = ExportProgress(cast("logging.Logger", self.log), label, unit="bytes")
             content_type, layout, start, expected = self._file_kind(response, method, endpoint, fmt)
-            counter = RecordCounter(layout)
             chunks = self.file_chunks(
                 response,
                 method,
@@ -698,20 +696,22 @@ class SealmetricsHook(AnalyticsApiHook):
                 expected=expected,
                 chunk_size=DOWNLOAD_CHUNK_BYTES,
             )
-            with ExportWriter(destination, "raw", destination_conn_id) as writer:
+
+            def progressed() -> Iterator[bytes]:
+                for chunk in chunks:
+                    progress.update(len(chunk), pages=0, total=total)
+                    yield chunk
+
+            with ExportWriter(destination, layout, destination_conn_id) as writer:
                 try:
-                    for chunk in chunks:
-                        writer.write_bytes(chunk)
-                        counter.feed(chunk)
-                        progress.update(len(chunk), pages=0, total=total)
-                    counter.finish()
+                    rows = writer.copy(progressed(), layout)
                 except ValueError as exc:
                     raise ExportIntegrityError(
                         f"Sealmetrics {method} {endpoint}: the {layout} file is not valid ({exc}); "
                         "it was not written."
                     ) from None
-                writer.rows = _checked_rows(counter, job)
-                summary = {**writer.summary(), "format": layout}
+                _check_rows(rows, job)
+                summary = writer.summary()
             progress.finish()
             return summary
 
@@ -747,15 +747,14 @@ class SealmetricsHook(AnalyticsApiHook):
         return (media, *known)
 
 
-def _checked_rows(counter: RecordCounter, job: Mapping[str, Any] | None) -> int:
-    """Rows counted in the file, cross-checked with a job's ``actual_rows`` when it has one."""
+def _check_rows(rows: int, job: Mapping[str, Any] | None) -> None:
+    """Cross-check the rows counted in the file with a job's ``actual_rows`` when it has one."""
     expected = job.get("actual_rows") if job else None
-    if expected is not None and int(expected) != counter.rows:
+    if expected is not None and int(expected) != rows:
         raise ExportIntegrityError(
             f"Sealmetrics export {job.get('job_id') if job else ''} reports actual_rows={expected} but "
-            f"the downloaded file holds {counter.rows} records; the file was not written."
+            f"the downloaded file holds {rows} records; the file was not written."
         )
-    return counter.rows
 
 
 def _download_token(url: str) -> str:

@@ -30,7 +30,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     resolve_account_id,
     validate_export_request,
 )
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, BaseExportOperator
+from airflow_provider_analytics_export.operators.base import BaseExportOperator, DestinationOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window
@@ -146,7 +146,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         return str(job["job_id"])
 
 
-class SealmetricsDownloadExportOperator(BaseExportOperator):
+class SealmetricsDownloadExportOperator(DestinationOperator):
     """Download a completed export job into ``destination`` atomically.
 
     Returns ``{"uri", "rows", "bytes", "format", "job_id"}``; for CSV the record count is
@@ -197,7 +197,7 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
         return {**summary, "job_id": self.job_id}
 
 
-class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
+class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     """Export one Sealmetrics export type for [start, end) into ``destination``, in one task.
 
     Small exports (the estimate says no background job) use the stream endpoint; a 413
@@ -231,7 +231,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
 
     lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
     template_fields: Sequence[str] = (
-        *AnalyticsExportOperator.template_fields,
+        *BaseExportOperator.template_fields,
         "export_type",
         "account_id",
         "filters",
@@ -294,7 +294,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         return export_body(self.export_type, first, last, fmt, self.filters)
 
     # -- entry points ---------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> dict[str, Any] | None:  # type: ignore[override]
         body = self.body(context)
         if self._stored_job_id(context) is None and self._streamable(body):
             try:

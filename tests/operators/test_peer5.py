@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
+from tests import scripted_peer5
+from tests.scripted_server import ScriptedServer
 from tests.typed import parquet_rows
 
 UTC = dt.timezone.utc
@@ -37,13 +41,19 @@ def pinned(sandbox_reset: SandboxServer, mocker: Any) -> SandboxServer:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"metrics": ["views"]}, "metrics has unknown value 'views'; allowed values: http, p2p, played"),
-        ({"interval": "15m"}, "interval has unknown value '15m'; allowed values: 1m, 5m, 10m, 30m"),
-        ({"filters": {"device": ["tv"]}}, "filters has unknown value 'device'; allowed values: browser.name"),
-        ({"dimensions": ["asn"]}, "dimensions has unknown value 'asn'; allowed values: browser.name"),
+        (
+            {"metrics": ["views"]},
+            "metrics=['views'] has unknown value(s) 'views'; allowed: http, p2p, played",
+        ),
+        ({"interval": "15m"}, "interval='15m' is not supported; use one of: 1m, 5m, 10m, 30m"),
+        (
+            {"filters": {"device": ["tv"]}},
+            "filters={'device': ['tv']} has unknown value(s) 'device'; allowed: browser.name",
+        ),
+        ({"dimensions": ["asn"]}, "dimensions=['asn'] has unknown value(s) 'asn'; allowed: browser.name"),
         (
             {"dimensions": ["os.name", "city.name", "isp.name"]},
-            "Peer5 splits by at most 2 distinct dimensions per query; allowed values: browser.name",
+            "Peer5 splits by at most 2 distinct dimensions per query; allowed: browser.name",
         ),
         (
             {"destination": "file:///tmp/x.xml"},
@@ -67,7 +77,9 @@ def test_templated_filters_are_checked_after_rendering(pinned: SandboxServer, tm
         task_id="t", destination=(tmp_path / "x.csv").as_uri(), metrics=["http"], filters="{{ params.f }}"
     )
     operator.filters = {"device": ["tv"]}  # what rendering produced
-    with pytest.raises(ValueError, match="filters has unknown value 'device'"):
+    with pytest.raises(
+        ValueError, match=re.escape("filters={'device': ['tv']} has unknown value(s) 'device'")
+    ):
         operator.execute({"data_interval_start": NOW - HOUR, "data_interval_end": NOW})
     assert not pinned.requests_log
 
@@ -174,3 +186,56 @@ def test_too_old_for_the_interval_fails_before_any_request_and_writes_nothing(
         operator.execute({"data_interval_start": start, "data_interval_end": start + HOUR})
     assert not pinned.requests_log
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.fixture
+def scripted_operator(
+    scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., Peer5ExportOperator]:
+    """Builds a 1m operator writing ``p.csv`` from a scripted Peer5 answering ``replies`` (CSV) in turn."""
+
+    def build(replies: Sequence[str], **kwargs: Any) -> Peer5ExportOperator:
+        scripted.queue(*map(scripted_peer5.csv_reply, replies))
+        return Peer5ExportOperator(
+            task_id="t",
+            destination=(tmp_path / "p.csv").as_uri(),
+            interval="1m",
+            peer5_conn_id=scripted_peer5.connect(scripted, monkeypatch, NOW),
+            **kwargs,
+        )
+
+    return build
+
+
+TWELVE_HOURS = {"data_interval_start": NOW - 12 * HOUR, "data_interval_end": NOW}  # two 6-hour chunks at 1m
+FIRST, SECOND = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
+
+
+def test_csv_rows_are_records_not_lines(
+    scripted_operator: Callable[..., Peer5ExportOperator], tmp_path: Path
+) -> None:
+    """A quoted page path holding a newline is one record: the count is quote-aware."""
+    header = '"timestamp","session.page","http"\n'
+    records = [f'{FIRST},"/a\nb",1\n{FIRST},"/c",2\n', f'{SECOND},"/""q""\n\n",3\n']
+    replies = [header + records[0], header + records[1]]
+    operator = scripted_operator(replies, metrics=["http"], dimensions=["session.page"])
+
+    summary = operator.execute(TWELVE_HOURS)
+
+    text = (tmp_path / "p.csv").read_text()
+    assert text == header + "".join(records)
+    assert (summary["rows"], summary["chunks"], summary["bytes"]) == (3, 2, len(text.encode()))
+
+
+def test_a_chunk_with_other_columns_fails_and_keeps_the_previous_file(
+    scripted_operator: Callable[..., Peer5ExportOperator], tmp_path: Path
+) -> None:
+    (tmp_path / "p.csv").write_text("previous\n")
+    replies = [f'"timestamp","http","p2p"\n{FIRST},1,2\n', f'"timestamp","p2p","http"\n{SECOND},2,1\n']
+    operator = scripted_operator(replies, metrics=["http", "p2p"])
+
+    with pytest.raises(ExportIntegrityError, match="Peer5 CSV header changed between chunks"):
+        operator.execute(TWELVE_HOURS)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+    assert (tmp_path / "p.csv").read_text() == "previous\n"
