@@ -465,6 +465,10 @@ def openpanel_select(event: dict[str, Any], includes: Iterable[str]) -> dict[str
     return out
 
 
+#: Events :func:`openpanel_events` builds at a time.
+_TRUTH_SLICE = 1000
+
+
 def openpanel_events(
     config: SandboxConfig,
     project_id: str,
@@ -481,10 +485,11 @@ def openpanel_events(
     ``profile``/``meta`` when ``includes`` names them. Live traffic is not included: it only
     ever arrives after the windows tests export.
     """
-    extra = [name for name in includes or () if name in ("profile", "meta")]
+    keep = {*OPENPANEL_EVENT_FIELDS, *(name for name in includes or () if name in ("profile", "meta"))}
     for day in _op_listing(config, project_id, start_date, end_date, events, profile_id, now_ms, None):
-        for row in day.rows(0, day.size, config, project_id):
-            yield {key: value for key, value in row.items() if key in OPENPANEL_EVENT_FIELDS or key in extra}
+        for lo in range(0, day.size, _TRUTH_SLICE):  # a slice at a time: memory stays O(slice), not O(day)
+            for row in day.rows(lo, lo + _TRUTH_SLICE, config, project_id):
+                yield {key: value for key, value in row.items() if key in keep}
 
 
 def openpanel_page(
