@@ -1,4 +1,7 @@
-"""Runtime configuration of the sandbox: every knob in one dataclass that can be changed live."""
+"""Runtime configuration of the sandbox: every knob in one dataclass that can be changed live.
+
+Each API module's docstring says which of its fields answer which open question of a service.
+"""
 
 from __future__ import annotations
 

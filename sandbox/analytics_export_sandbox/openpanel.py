@@ -1,29 +1,773 @@
-"""Fake OpenPanel export API (/export/events, /export/charts) as the open-source server behaves.
+"""Fake OpenPanel export API: the events and charts it serves and /export/events, /export/charts.
 
+The server is open source, so the fake follows it instead of switches (real-services.md, OpenPanel).
 Read from Openpanel-dev/openpanel: ``apps/api/src/routes/export.router.ts`` (rate limit, auth,
 query parsing), ``apps/api/src/utils/parse-zod-query-string.ts`` (digits become numbers,
 ``true``/``false`` booleans, JSON is parsed), ``apps/api/src/controllers/export.controller.ts``
 (zod schemas, clamped ``limit``/``page``, project rules, chart dates), ``packages/db`` (event list
 and count, chart SQL and formatting) and ``apps/api/src/app.ts`` (error bodies).
+
+Events are a pure function of ``seed``, ``openpanel_events_per_day`` and the day; event ``i`` is
+computed from its index alone, so a page is O(page), and :func:`openpanel_events` /
+:func:`openpanel_chart` are the truth tests compare with. The ``SandboxConfig`` knobs serve the
+server's known behaviour under each setting a real organization may have:
+
+- live traffic arriving while an export pages (rows shift, ``totalCount`` grows):
+  ``openpanel_live_events_per_second``;
+- the organization's time zone that charts read dates in and bucket by: ``openpanel_timezone``;
+- the subscription's chart end date: ``openpanel_subscription_chart_end``;
+- the 100-per-10-s limit: ``openpanel_rate_limit``/``openpanel_rate_window``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .config import SandboxConfig
 from .credentials import CREDENTIALS
-from .data import OPENPANEL_PROJECTS, openpanel_chart, openpanel_page
 from .server import ErrorResponse, Request, Response, json_response
+from .synthetic import DAY_MS, DAY_S, FIRST_NAMES, LAST_NAMES, mix, parse_date, slot_ms, stable_hash
 
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: events ------------------------------------------------------------------------------------
+# Newest-first listing, anonymous device events stitched to a profile, every ``properties`` value a
+# string, two-letter countries.
+
+OPENPANEL_PROJECTS: dict[str, float] = {"proj-web": 1.0, "proj-app": 0.5, "proj-shop": 0.5, "proj-docs": 0.5}
+#: (event name, weight out of 100)
+_OP_EVENTS = (
+    ("screen_view", 50),
+    ("button_click", 20),
+    ("session_start", 8),
+    ("session_end", 8),
+    ("add_to_cart", 6),
+    ("purchase", 4),
+    ("sign_up", 4),
+)
+_OP_TABLE = tuple(itertools.chain.from_iterable([n] * w for n, w in _OP_EVENTS))
+OPENPANEL_EVENT_NAMES = tuple(n for n, _ in _OP_EVENTS)
+_OP_META = {
+    "screen_view": ("Page view tracking", False),
+    "button_click": ("Button click tracking", False),
+    "session_start": ("Session started", False),
+    "session_end": ("Session ended", False),
+    "add_to_cart": ("Product added to cart", False),
+    "purchase": ("Completed purchase", True),
+    "sign_up": ("Account created", True),
+}
+_OP_PATHS = (
+    ("/", "Home"),
+    ("/dashboard", "Dashboard"),
+    ("/pricing", "Pricing"),
+    ("/docs", "Docs"),
+    ("/blog", "Blog"),
+    ("/settings", "Settings"),
+    ("/checkout", "Checkout"),
+)
+#: (country code, region, city, latitude, longitude)
+_OP_GEO = (
+    ("US", "New York", "New York", 40.71, -74.01),
+    ("US", "California", "San Francisco", 37.77, -122.42),
+    ("CA", "Ontario", "Toronto", 43.65, -79.38),
+    ("DE", "Berlin", "Berlin", 52.52, 13.40),
+    ("IL", "Tel Aviv", "Tel Aviv", 32.09, 34.78),
+    ("BR", "Sao Paulo", "Sao Paulo", -23.55, -46.63),
+)
+#: (device, os, os version, browser, browser version, brand, model)
+_OP_DEVICES = (
+    ("desktop", "Mac OS", "14.4", "Chrome", "123.0", "Apple", "Macintosh"),
+    ("desktop", "Windows", "10", "Edge", "122.0", "", ""),
+    ("desktop", "Windows", "11", "Chrome", "123.0", "", ""),
+    ("mobile", "iOS", "17.4", "Mobile Safari", "17.4", "Apple", "iPhone"),
+    ("mobile", "Android", "14", "Chrome", "123.0", "Samsung", "SM-S918B"),
+    ("tablet", "iOS", "17.3", "Mobile Safari", "17.3", "Apple", "iPad"),
+)
+#: (referrer, referrerName, referrerType); "" is direct traffic, as on the real server.
+_OP_REFERRERS = (
+    ("", "", ""),
+    ("", "", ""),
+    ("https://www.google.com/", "Google", "search"),
+    ("https://www.facebook.com/", "Facebook", "social"),
+    ("https://news.ycombinator.com/", "Hacker News", "unknown"),
+)
+#: Chart breakdown values; "" (direct traffic) is a real referrer value, dropped from ``names``.
+OPENPANEL_BREAKDOWN_VALUES: dict[str, tuple[str, ...]] = {
+    "country": ("US", "CA", "DE", "IL", "BR"),
+    "region": ("New York", "California", "Ontario", "Berlin", "Tel Aviv", "Sao Paulo"),
+    "city": ("New York", "San Francisco", "Toronto", "Berlin", "Tel Aviv", "Sao Paulo"),
+    "device": ("desktop", "mobile", "tablet"),
+    "browser": ("Chrome", "Edge", "Mobile Safari"),
+    "os": ("Mac OS", "Windows", "iOS", "Android"),
+    "referrer": ("", "https://www.google.com/", "https://www.facebook.com/"),
+    "referrer_name": ("", "Google", "Facebook"),
+    "path": tuple(p for p, _ in _OP_PATHS),
+}
+#: Every event column the export endpoint can return, in export order (``getEventList``'s
+#: select list as mapped by ``transformEvent``; ``duration`` is selected but never mapped).
+OPENPANEL_EVENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "name",
+    "deviceId",
+    "profileId",
+    "projectId",
+    "sessionId",
+    "createdAt",
+    "path",
+    "origin",
+    "referrer",
+    "referrerName",
+    "referrerType",
+    "country",
+    "region",
+    "city",
+    "longitude",
+    "latitude",
+    "os",
+    "osVersion",
+    "browser",
+    "browserVersion",
+    "device",
+    "brand",
+    "model",
+    "sdkName",
+    "sdkVersion",
+    "revenue",
+    "groups",
+    "properties",
+)
+#: What ``getEventList`` selects unless ``includes`` names more (``createdAt``/``projectId`` are
+#: always selected; ``groups`` is always mapped, as ``[]`` when not selected).
+OPENPANEL_DEFAULT_FIELDS: tuple[str, ...] = (
+    "id",
+    "name",
+    "deviceId",
+    "profileId",
+    "sessionId",
+    "projectId",
+    "createdAt",
+    "path",
+    "city",
+    "country",
+    "os",
+    "browser",
+)
+_OP_PROFILES = 1000
+
+
+def _iso_ms(ms: int) -> str:
+    """ISO-8601 UTC with milliseconds and Z, the format OpenPanel uses."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def openpanel_events_per_day(config: SandboxConfig, project_id: str) -> int:
+    return int(config.openpanel_events_per_day * OPENPANEL_PROJECTS.get(project_id, 1.0))
+
+
+def openpanel_profile_id(k: int) -> str:
+    """External id of profile ``k``: every tenth is digits only (numeric ids from a customer's DB)."""
+    return str(100_000 + k) if k % 10 == 7 else f"user_{k}"
+
+
+def _op_device_of(k: int) -> str:
+    return f"device_{mix(k) & 0xFFFFFF:06x}"
+
+
+def _op_base(seed: int, project_id: str, d: date) -> int:
+    return stable_hash("openpanel", seed, project_id, d.toordinal())
+
+
+def _op_who(base: int, i: int) -> tuple[str, int, str, str]:
+    """(name, profile index or -1, profileId, deviceId) of event ``i``.
+
+    One event in five is anonymous (profileId = deviceId); half of those come from a profile's
+    own device before it identified, so a ``profileId`` listing stitches them in.
+    """
+    r2 = mix(mix(base + i))
+    name = _OP_TABLE[mix(base + i) % 100]
+    k = (r2 >> 8) % _OP_PROFILES
+    if r2 % 5:
+        return name, k, openpanel_profile_id(k), _op_device_of(k)
+    device = _op_device_of(k) if (r2 >> 40) & 1 else f"device_{(r2 >> 8) & 0xFFFFFF:06x}"
+    return name, -1, device, device
+
+
+def _op_ts(base: int, n: int, day_ms: int, i: int) -> int:
+    return slot_ms(day_ms, n, i, mix(base + i))
+
+
+def _op_event(
+    project_id: str, base: int, i: int, ts: int, id_tag: str, includes: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The full event (every field of :data:`OPENPANEL_EVENT_FIELDS`, plus profile/meta if asked)."""
+    r3 = mix(mix(base + i) ^ 0x5DEECE66D)
+    name, k, profile_id, device_id = _op_who(base, i)
+    who = k if k >= 0 else int(device_id[7:], 16)
+    country, region, city, lat, lon = _OP_GEO[mix(who + 1) % len(_OP_GEO)]
+    device, os_name, os_version, browser, browser_version, brand, model = _OP_DEVICES[
+        mix(who + 2) % len(_OP_DEVICES)
+    ]
+    path, title = _OP_PATHS[r3 % len(_OP_PATHS)]
+    referrer, referrer_name, referrer_type = _OP_REFERRERS[(r3 >> 8) % len(_OP_REFERRERS)]
+    origin = "https://example.com" if project_id != "proj-app" else "https://app.example.com"
+    props: dict[str, str] = {"path": path, "title": title, "url": origin + path}
+    if referrer:
+        props["__referrer"] = referrer
+    revenue = 0
+    if name == "purchase":
+        revenue = 1000 + (r3 >> 16) % 49000
+        props["total"] = f"{revenue / 100:.2f}"
+    ev: dict[str, Any] = {
+        "id": f"evt_{id_tag}{i:08d}{r3 & 0xFFFF:04x}",
+        "name": name,
+        "deviceId": device_id,
+        "profileId": profile_id,
+        "projectId": project_id,
+        "sessionId": f"session_{mix(who * 1_000_003 + ts // 3_600_000) & 0xFFFFFFFFFF:010x}",
+        "createdAt": _iso_ms(ts),
+        "path": path,
+        "origin": origin,
+        "referrer": referrer,
+        "referrerName": referrer_name,
+        "referrerType": referrer_type,
+        "country": country,
+        "region": region,
+        "city": city,
+        "longitude": lon,
+        "latitude": lat,
+        "os": os_name,
+        "osVersion": os_version,
+        "browser": browser,
+        "browserVersion": browser_version,
+        "device": device,
+        "brand": brand,
+        "model": model,
+        "sdkName": "web",
+        "sdkVersion": "1.0.1",
+        "revenue": revenue,
+        "groups": [],
+        "properties": props,
+    }
+    inc = set(includes)
+    if "profile" in inc:
+        if k >= 0:
+            first, last = FIRST_NAMES[k % len(FIRST_NAMES)], LAST_NAMES[(k // 8) % len(LAST_NAMES)]
+            ev["profile"] = {
+                "id": profile_id,
+                "email": f"{first.lower()}.{last.lower()}{k}@example.com",
+                "firstName": first,
+                "lastName": last,
+                "isExternal": True,
+                "createdAt": _iso_ms(1_704_067_200_000 + (mix(k + 3) % (300 * DAY_MS))),
+            }
+        else:
+            ev["profile"] = {
+                "id": profile_id,
+                "email": "",
+                "firstName": "",
+                "lastName": "",
+                "isExternal": False,
+                "createdAt": _iso_ms(ts),
+            }
+    if "meta" in inc:
+        desc, conv = _OP_META[name]
+        ev["meta"] = {"name": name, "description": desc, "conversion": conv}
+    return ev
+
+
+def openpanel_event(
+    config: SandboxConfig, project_id: str, d: date, i: int, includes: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Event ``i`` of day ``d`` (computed from its index alone, so any page is O(page))."""
+    n = openpanel_events_per_day(config, project_id)
+    base = _op_base(config.seed, project_id, d)
+    ts = _op_ts(base, n, (d - date(1970, 1, 1)).days * DAY_MS, i)
+    return _op_event(project_id, base, i, ts, d.strftime("%Y%m%d"), includes)
+
+
+def _op_matches(
+    who: tuple[str, int, str, str], wanted: frozenset[str] | None, profile_id: str | None
+) -> tuple[bool, bool]:
+    """(listed, counted): the list stitches the profile's anonymous device events in, the count not."""
+    name, _k, pid, device = who
+    if wanted is not None and name not in wanted:
+        return False, False
+    if profile_id is None:
+        return True, True
+    if pid == profile_id:
+        return True, True
+    k = _op_profile_index(profile_id)
+    return k is not None and pid == device and device == _op_device_of(k), False
+
+
+def _op_profile_index(profile_id: str) -> int | None:
+    if profile_id.startswith("user_") and profile_id[5:].isdigit():
+        k = int(profile_id[5:])
+    elif profile_id.isdigit():
+        k = int(profile_id) - 100_000
+    else:
+        return None
+    return k if 0 <= k < _OP_PROFILES and openpanel_profile_id(k) == profile_id else None
+
+
+@lru_cache(maxsize=256)
+def _op_filtered_day(
+    seed: int,
+    project_id: str,
+    n: int,
+    ordinal: int,
+    events: frozenset[str] | None,
+    profile_id: str | None,
+) -> tuple[tuple[int, ...], frozenset[int]]:
+    """(indices listed, the subset counted) of one day's events for a filter."""
+    base = _op_base(seed, project_id, date.fromordinal(ordinal))
+    listed, counted = [], set()
+    for i in range(n):
+        shown, count = _op_matches(_op_who(base, i), events, profile_id)
+        if shown:
+            listed.append(i)
+            if count:
+                counted.add(i)
+    return tuple(listed), frozenset(counted)
+
+
+def openpanel_live_events(config: SandboxConfig, project_id: str, since_ms: int, now_ms: int) -> int:
+    """How many live events arrived in [since, now] at ``openpanel_live_events_per_second``."""
+    rate = float(config.openpanel_live_events_per_second)
+    if rate <= 0 or now_ms < since_ms:
+        return 0
+    return int((now_ms - since_ms) * rate / 1000) + 1
+
+
+def _op_live_ts(config: SandboxConfig, since_ms: int, j: int) -> int:
+    return since_ms + int(j * 1000 / float(config.openpanel_live_events_per_second))
+
+
+class _Day:
+    """One day's listed events, newest first (``created_at DESC, id ASC``), visible at ``now``."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        project_id: str,
+        d: date,
+        events: frozenset[str] | None,
+        profile_id: str | None,
+        now_ms: int,
+        live_since_ms: int | None,
+    ) -> None:
+        n = openpanel_events_per_day(config, project_id)
+        self.base = _op_base(config.seed, project_id, d)
+        self.day_ms = (d - date(1970, 1, 1)).days * DAY_MS
+        self.tag = d.strftime("%Y%m%d")
+        self.n = n
+        if events is None and profile_id is None:
+            listed: Sequence[int] = range(n)
+            counted: frozenset[int] | None = None
+        else:
+            listed, counted = _op_filtered_day(config.seed, project_id, n, d.toordinal(), events, profile_id)
+        if now_ms < self.day_ms + DAY_MS:  # today (or later): only what exists yet
+            visible = bisect_left(listed, now_ms + 1, key=lambda i: _op_ts(self.base, n, self.day_ms, i))
+            listed = listed[:visible]
+        self.base_listed = listed
+        self.base_counted = len(listed) if counted is None else sum(1 for i in listed if i in counted)
+        #: (createdAt, index, counted) of the live events listed; each event is built only when served.
+        self.live: list[tuple[int, int, int]] = []
+        self.live_base = 0
+        if live_since_ms is not None and live_since_ms < self.day_ms + DAY_MS and now_ms >= self.day_ms:
+            self.live_base = stable_hash("openpanel-live", config.seed, project_id, live_since_ms)
+            for j in range(openpanel_live_events(config, project_id, live_since_ms, now_ms)):
+                ts = _op_live_ts(config, live_since_ms, j)
+                if not self.day_ms <= ts < self.day_ms + DAY_MS:
+                    continue
+                shown, count = _op_matches(_op_who(self.live_base, j), events, profile_id)
+                if shown:
+                    self.live.append((ts, j, int(count)))
+        self.counted = self.base_counted + sum(c for _, _, c in self.live)
+        self.size = len(listed) + len(self.live)
+
+    def rows(self, lo: int, hi: int, config: SandboxConfig, project_id: str) -> list[dict[str, Any]]:
+        """Rows ``lo:hi`` of the day in listing order (full events with profile and meta).
+
+        Live events arrive from the first one's ``createdAt`` on, so only the base events from
+        then on interleave with them (a stable sort, base first on a tie); every older base event
+        lies below them all, newest first, by index (timestamps rise with the index).
+        """
+        listed = self.base_listed
+        if not self.live:
+            picked = [listed[len(listed) - 1 - k] for k in range(lo, min(hi, self.size))]
+            return [self._base_event(i, project_id) for i in picked]
+        split = bisect_left(listed, self.live[0][0], key=self._ts)
+        top = [(self._ts(i), False, i) for i in listed[split:]]
+        top += [(ts, True, j) for ts, j, _ in self.live]
+        top.sort(key=lambda item: -item[0])
+        out = []
+        for k in range(lo, min(hi, self.size)):
+            if k < len(top):
+                ts, live, index = top[k]
+                if live:
+                    out.append(_op_event(project_id, self.live_base, index, ts, "live", ("profile", "meta")))
+                    continue
+            else:
+                index = listed[split - 1 - (k - len(top))]
+            out.append(self._base_event(index, project_id))
+        return out
+
+    def _ts(self, i: int) -> int:
+        return _op_ts(self.base, self.n, self.day_ms, i)
+
+    def _base_event(self, i: int, project_id: str) -> dict[str, Any]:
+        return _op_event(project_id, self.base, i, self._ts(i), self.tag, ("profile", "meta"))
+
+
+def _op_listing(
+    config: SandboxConfig,
+    project_id: str,
+    start_date: str | date,
+    end_date: str | date,
+    events: Iterable[str] | None,
+    profile_id: str | None,
+    now_ms: int | None,
+    live_since_ms: int | None,
+) -> Iterator[_Day]:
+    """The days of the inclusive range, newest first."""
+    wanted = frozenset(events) if events else None
+    now = int(config.clock() * 1000) if now_ms is None else now_ms
+    first, d = parse_date(start_date), parse_date(end_date)
+    while d >= first:
+        if (d - date(1970, 1, 1)).days * DAY_MS <= now:
+            yield _Day(config, project_id, d, wanted, profile_id, now, live_since_ms)
+        d -= timedelta(days=1)
+
+
+def openpanel_select(event: dict[str, Any], includes: Iterable[str]) -> dict[str, Any]:
+    """What the server sends of a full event: the default columns plus those ``includes`` names."""
+    named = set(includes)
+    selected = set(OPENPANEL_DEFAULT_FIELDS) | named
+    out = {key: value for key, value in event.items() if key in selected and key in OPENPANEL_EVENT_FIELDS}
+    out.setdefault("groups", [])
+    for extra in ("profile", "meta"):
+        if extra in named and extra in event:
+            out[extra] = event[extra]
+    return out
+
+
+#: Events :func:`openpanel_events` builds at a time.
+_TRUTH_SLICE = 1000
+
+
+def openpanel_events(
+    config: SandboxConfig,
+    project_id: str,
+    start_date: str | date,
+    end_date: str | date,
+    events: Iterable[str] | None = None,
+    profile_id: str | None = None,
+    includes: Iterable[str] | None = None,
+    now_ms: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Full events of the inclusive UTC date range in the server's order (newest first).
+
+    The truth an export is compared with: every field of :data:`OPENPANEL_EVENT_FIELDS`, plus
+    ``profile``/``meta`` when ``includes`` names them. Live traffic is not included: it only
+    ever arrives after the windows tests export.
+    """
+    keep = {*OPENPANEL_EVENT_FIELDS, *(name for name in includes or () if name in ("profile", "meta"))}
+    for day in _op_listing(config, project_id, start_date, end_date, events, profile_id, now_ms, None):
+        for lo in range(0, day.size, _TRUTH_SLICE):  # a slice at a time: memory stays O(slice), not O(day)
+            for row in day.rows(lo, lo + _TRUTH_SLICE, config, project_id):
+                yield {key: value for key, value in row.items() if key in keep}
+
+
+def openpanel_page(
+    config: SandboxConfig,
+    project_id: str,
+    start_date: str | date,
+    end_date: str | date,
+    events: Iterable[str] | None,
+    profile_id: str | None,
+    includes: Iterable[str] | None,
+    page: int,
+    limit: int,
+    live_since_ms: int | None = None,
+) -> tuple[int, list[dict[str, Any]]]:
+    """(totalCount, rows of 1-based ``page``) as ``getEventList``/``getEventsCount`` answer them.
+
+    Rows are newest first; the count counts ``profile_id = X`` only while the list also holds
+    the profile's anonymous device events.
+    """
+    inc = tuple(includes or ())
+    offset = (page - 1) * limit
+    seen = total = 0
+    out: list[dict[str, Any]] = []
+    for day in _op_listing(config, project_id, start_date, end_date, events, profile_id, None, live_since_ms):
+        lo = max(0, offset - seen)
+        take = limit - len(out)
+        if take > 0 and lo < day.size:
+            out.extend(openpanel_select(row, inc) for row in day.rows(lo, lo + take, config, project_id))
+        seen += day.size
+        total += day.counted
+    return total, out
+
+
+# -- data: charts ------------------------------------------------------------------------------------
+
+_INTERVAL_DELTA = {
+    "minute": timedelta(minutes=1),
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(weeks=1),
+}
+
+
+def _floor_bucket(local: datetime, interval: str) -> datetime:
+    """Bucket start of a naive local time (``toStartOf<interval>`` in the session time zone)."""
+    if interval == "minute":
+        return local.replace(second=0, microsecond=0)
+    if interval == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if interval == "day":
+        return day
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def _next_bucket(local: datetime, interval: str) -> datetime:
+    if interval == "month":
+        return local.replace(year=local.year + (local.month == 12), month=local.month % 12 + 1)
+    return local + _INTERVAL_DELTA[interval]
+
+
+def _aware(local: datetime, zone: ZoneInfo) -> datetime:
+    return local.replace(tzinfo=zone)
+
+
+def openpanel_buckets(start: datetime, end: datetime, interval: str, zone: ZoneInfo) -> list[datetime]:
+    """Naive local bucket starts of ``WITH FILL FROM toStartOf(start) TO toStartOf(end)`` (TO excluded),
+    plus the bucket of ``end`` when ``end`` is past its start (rows there exist, so the bucket does)."""
+    lo = _floor_bucket(start.astimezone(zone).replace(tzinfo=None), interval)
+    end_local = end.astimezone(zone).replace(tzinfo=None)
+    hi = _floor_bucket(end_local, interval)
+    out = []
+    b = lo
+    while b < hi:
+        out.append(b)
+        b = _next_bucket(b, interval)
+    if end_local > hi:
+        out.append(hi)
+    return out
+
+
+def _chart_value(
+    config: SandboxConfig,
+    project_id: str,
+    ev: dict[str, Any],
+    combo: tuple[str, ...],
+    bucket: datetime,
+    bucket_end: datetime,
+    covered: float,
+    interval: str,
+) -> float:
+    """The bucket's value counting only the ``covered`` share of it (SQL ``>= start AND <= end``)."""
+    seconds = (bucket_end - bucket).total_seconds()
+    per_day = max(1, openpanel_events_per_day(config, project_id))
+    weight = dict(_OP_EVENTS).get(ev["name"], 3) / 100
+    expected = per_day * weight * seconds / DAY_S / max(1, 2 ** len(combo))
+    key = json.dumps([ev.get("filters", []), ev.get("segment", "event"), ev.get("property")], sort_keys=True)
+    moment = int(bucket.timestamp())
+    r = stable_hash("op-chart", config.seed, project_id, ev["name"], key, combo, moment, interval)
+    count = int((expected * (0.5 + (r % 1000) / 1000) + (r >> 20) % 2) * covered)
+    if ev.get("filters"):
+        count //= 2
+    segment = ev.get("segment", "event")
+    if segment in ("user", "session", "one_event_per_user"):
+        count = count * 2 // 5
+    elif segment == "user_average":
+        return round(1 + (r % 300) / 100, 2) if count else 0
+    elif segment.startswith("property_"):
+        if not count:
+            return 0
+        return (
+            round(count * (5 + (r >> 12) % 5000 / 100), 2)
+            if segment == "property_sum"
+            else round(5 + (r >> 12) % 5000 / 100, 2)
+        )
+    return count
+
+
+def previous_metric(current: float, previous: float | None) -> dict[str, Any] | None:
+    """``getPreviousMetric``: {diff (percent, 1 decimal), state, value}."""
+    if previous is None:
+        return None
+    if current > previous:
+        ratio = current / previous if previous else math.inf
+    elif current < previous:
+        ratio = previous / current if current else math.inf
+    else:
+        ratio = 0.0
+    diff = round((ratio - 1) * 100, 1) if math.isfinite(ratio) else None
+    state = "positive" if current > previous else "negative" if current < previous else "neutral"
+    return {"diff": None if current == previous else diff, "state": state, "value": previous}
+
+
+def _metrics(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"sum": 0, "average": 0, "min": 0, "max": 0}
+    s = sum(values)
+    s = round(s, 2) if isinstance(s, float) else s
+    return {"sum": s, "average": round(s / len(values), 2), "min": min(values), "max": max(values)}
+
+
+def _slug(text: str) -> str:
+    return "-".join(
+        part for part in "".join(c if c.isalnum() else "-" for c in text.lower()).split("-") if part
+    )
+
+
+def _label(local: datetime, interval: str) -> str:
+    """ClickHouse's JSON for the bucket: DateTime for minute/hour/day, Date for week/month."""
+    return local.strftime("%Y-%m-%d" if interval in ("week", "month") else "%Y-%m-%d %H:%M:%S")
+
+
+def known_breakdown(name: str) -> bool:
+    """``isKnownEventField``: a column or a properties/profile/group path; others are dropped."""
+    return name in OPENPANEL_BREAKDOWN_VALUES or name.startswith(("properties.", "profile.", "group."))
+
+
+@dataclass(frozen=True)
+class _ChartQuery:
+    """A chart request but its period: each period (current, previous) is one :meth:`series` call."""
+
+    config: SandboxConfig
+    project_id: str
+    events: list[dict[str, Any]]
+    breakdowns: list[dict[str, Any]]
+    interval: str
+    zone: ZoneInfo
+
+    def series(
+        self, start: datetime, end: datetime
+    ) -> tuple[list[str], list[tuple[int, list[str], tuple[str, ...], list[float]]]]:
+        """(bucket labels, [(definition index, names, breakdown values, counts)]) of one period."""
+        interval, zone = self.interval, self.zone
+        buckets = openpanel_buckets(start, end, interval, zone)
+        spans = []
+        for b in buckets:
+            lo, hi = _aware(b, zone), _aware(_next_bucket(b, interval), zone)
+            inside = (min(hi, end) - max(lo, start)).total_seconds()
+            spans.append((lo, hi, max(0.0, inside) / (hi - lo).total_seconds()))
+        value_lists = [
+            OPENPANEL_BREAKDOWN_VALUES.get(b["name"], ("", f"{b['name']}-a")) for b in self.breakdowns
+        ]
+        out = []
+        for index, ev in enumerate(self.events):
+            groups: dict[tuple[str, ...], None] = {}
+            for combo in itertools.product(*value_lists):
+                counts = [
+                    _chart_value(self.config, self.project_id, ev, combo, lo, hi, c, interval)
+                    for lo, hi, c in spans
+                ]
+                names = [ev["name"], *(value for value in combo if value)]
+                if not any(counts) or tuple(names) in groups:  # no rows: no group; same labels: one group
+                    continue
+                groups[tuple(names)] = None
+                out.append((index, names, combo, counts))
+        return [_label(b, interval) for b in buckets], out
+
+
+def chart_previous_period(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """``getChartPrevStartEndDate`` on the local 'yyyy-MM-dd HH:mm:ss' strings (whole seconds)."""
+    lo, hi = start.astimezone(zone).replace(tzinfo=None), end.astimezone(zone).replace(tzinfo=None)
+    diff_ms = int((hi - lo).total_seconds() * 1000)
+    if (diff_ms / 1000) % 2 != 0:
+        diff_ms += 1
+    shift = timedelta(milliseconds=diff_ms)
+    prev_lo, prev_hi = (lo - shift).replace(microsecond=0), (hi - shift).replace(microsecond=0)
+    return _aware(prev_lo, zone), _aware(prev_hi, zone)
+
+
+def openpanel_chart(
+    config: SandboxConfig,
+    project_id: str,
+    events: list[dict[str, Any]],
+    breakdowns: list[dict[str, Any]],
+    interval: str,
+    start: datetime,
+    end: datetime,
+    previous: bool,
+    timezone_name: str = "UTC",
+) -> dict[str, Any]:
+    """``ChartEngine.execute`` for ``created_at >= start AND created_at <= end`` (aware datetimes).
+
+    Buckets and their naive ``date`` labels are in the organization's time zone. Empty
+    breakdown values are dropped from ``names``; ``event.breakdowns`` maps breakdown names to
+    the remaining values by position, as the server does (so it shifts when an earlier value is
+    empty). Series come sorted by sum, biggest first; with several events, names carry "(A) ".
+    """
+    zone = ZoneInfo(timezone_name)
+    dims = [b for b in breakdowns if known_breakdown(b["name"])]
+    query = _ChartQuery(config, project_id, events, dims, interval, zone)
+    labels, current = query.series(start, end)
+    prev: dict[tuple[Any, ...], list[float]] = {}
+    if previous:
+        _p_labels, prev_series = query.series(*chart_previous_period(start, end, zone))
+        prev = {(index, *names[1:]): counts for index, names, _combo, counts in prev_series}
+    alpha = len(events) > 1
+    series: list[dict[str, Any]] = []
+    all_values: list[float] = []
+    for index, names, _combo, counts in current:
+        letter = chr(ord("A") + index)
+        shown = [f"({letter}) {names[0]}" if alpha else names[0], *names[1:]]
+        prior = prev.get((index, *names[1:]))
+        metrics: dict[str, Any] = _metrics(counts)
+        metrics["count"] = max(counts)
+        if prior is not None:
+            pm = _metrics(prior)
+            metrics["previous"] = {
+                key: previous_metric(metrics[key], pm[key]) for key in ("sum", "average", "min", "max")
+            }
+            metrics["previous"]["count"] = previous_metric(metrics["count"], max(prior))
+        points = []
+        for k, count in enumerate(counts):
+            point: dict[str, Any] = {"date": labels[k], "count": count}
+            if prior is not None and k < len(prior):
+                point["previous"] = previous_metric(count, prior[k])
+            points.append(point)
+        event: dict[str, Any] = {"id": letter, "name": events[index]["name"]}
+        if dims and len(names) > 1:
+            event["breakdowns"] = {
+                dim["name"]: names[i + 1] for i, dim in enumerate(dims) if i + 1 < len(names)
+            }
+        series.append(
+            {
+                "id": _slug(f"{_slug(names[0])}-{letter}-{'-'.join(names)}"),
+                "names": shown,
+                "event": event,
+                "metrics": metrics,
+                "data": points,
+            }
+        )
+        all_values += counts
+    series.sort(key=lambda s: -s["metrics"]["sum"])
+    return {"series": series, "metrics": _metrics(all_values)}
+
+
+# -- API: /export/events, /export/charts -------------------------------------------------------------
 SEGMENTS = (
     "event",
     "user",
@@ -309,7 +1053,7 @@ def _events(sbx: SandboxServer, req: Request, client: dict[str, Any]) -> Respons
     return json_response(200, {"meta": meta, "data": data})
 
 
-# -- charts ------------------------------------------------------------------------------------------
+# -- API: /export/charts -----------------------------------------------------------------------------
 def _json_list(q: dict[str, Any], name: str) -> list[Any] | None:
     value = q.get(name)
     if value is None:

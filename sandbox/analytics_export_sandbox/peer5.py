@@ -1,18 +1,130 @@
-"""Fake Peer5 POST /v1/export with the documented interval rounding, range and dimension rules."""
+"""Fake Peer5 POST /v1/export: metric rows per interval bucket, as JSON or the documented CSV.
+
+Rows are a pure function of ``seed``, the bucket, the metric and the filters/dimensions;
+:func:`peer5_rows` and :func:`peer5_csv` give the truth. The route applies the documented interval
+rounding, range, age and dimension rules.
+
+Open questions of real-services.md (Peer5) and their ``SandboxConfig`` switches:
+
+- whether the bucket starting at ``to`` (the END of the range) is included: ``peer5_to_inclusive``;
+- whether a row may lack a metric (absent, not null or 0): ``peer5_sparse``;
+- the per-minute limit (number not given; over it, every request gets 429 while it stays crossed):
+  ``peer5_rate_limit``/``peer5_rate_window``.
+"""
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .config import SandboxConfig
 from .credentials import CREDENTIALS
-from .data import DAY_MS, PEER5_DIMENSION_VALUES, PEER5_INTERVALS_MS, PEER5_METRICS, peer5_csv, peer5_rows
 from .server import ErrorResponse, Request, Response, json_response
+from .synthetic import DAY_MS, stable_hash
 
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: metric rows -------------------------------------------------------------------------------
+PEER5_INTERVALS_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "10m": 600_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "3h": 10_800_000,
+    "12h": 43_200_000,
+    "1d": DAY_MS,
+    "7d": 7 * DAY_MS,
+    "14d": 14 * DAY_MS,
+}
+PEER5_METRICS: tuple[str, ...] = ("http", "p2p", "played", "rebuffered", "sessions")
+PEER5_DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
+    "browser.name": ("Chrome", "Firefox", "Safari", "Edge"),
+    "country.code": ("US", "DE", "IL", "BR", "IN"),
+    "city.name": ("New York", "Berlin", "Tel Aviv", "Sao Paulo"),
+    "isp.name": ("Comcast", "Deutsche Telekom", "Bezeq", "Vivo"),
+    "os.name": ("Windows", "macOS", "Android", "iOS"),
+    "session.page": ("/live", "/vod/intro", "/vod/finale"),
+}
+
+
+def peer5_rows(
+    config: SandboxConfig,
+    from_ms: int,
+    to_ms: int,
+    interval: str,
+    metrics: Sequence[str],
+    filters: dict[str, Sequence[str]] | None = None,
+    dimensions: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows for buckets from_ms <= t < to_ms; with dimensions one row per (t, value combination)."""
+    step = PEER5_INTERVALS_MS[interval]
+    filters = filters or {}
+    dims = list(dimensions or [])
+    value_lists = []
+    for dim in dims:
+        allowed = PEER5_DIMENSION_VALUES[dim]
+        if dim in filters:
+            allowed = tuple(v for v in allowed if v in set(filters[dim]))
+        value_lists.append(allowed)
+    # Filters on non-split fields shrink the volume proportionally to the share of values kept.
+    share = 1.0
+    for key, vals in filters.items():
+        if key not in dims:
+            known = PEER5_DIMENSION_VALUES.get(key, ())
+            kept = len([v for v in set(vals) if v in known])
+            share *= kept / len(known) if known else 0.0
+    fkey = json.dumps({k: sorted(v) for k, v in filters.items()}, sort_keys=True)
+    minutes = step / 60_000
+    rows: list[dict[str, Any]] = []
+    t = int(from_ms)
+    while t < to_ms:
+        for combo in itertools.product(*value_lists):
+            row: dict[str, Any] = {"timestamp": t}
+            for dim, val in zip(dims, combo, strict=True):
+                row[dim] = val
+            part = share / max(1, 2 ** len(dims))
+            for m in metrics:
+                r = stable_hash("peer5", config.seed, t, interval, m, combo, fkey)
+                if config.peer5_sparse and r % 5 == 0:
+                    continue  # sparse: no value for this metric in this row, not even null
+                noise = 0.6 + (r % 800) / 1000
+                if m == "http":
+                    row[m] = int(2_000_000 * minutes * part * noise)
+                elif m == "p2p":
+                    row[m] = int(3_500_000 * minutes * part * noise)
+                elif m == "played":
+                    row[m] = int(55_000 * minutes * 40 * part * noise)
+                elif m == "rebuffered":
+                    row[m] = int(900 * minutes * 40 * part * noise)
+                else:
+                    row[m] = round(40 * part * noise, 2)
+            rows.append(row)
+        t += step
+    return rows
+
+
+def peer5_csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Documented CSV: quoted header, quoted strings, bare numbers, \\n line ends."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, str):
+            return '"' + v.replace('"', '""') + '"'
+        if v is None:
+            return ""
+        return json.dumps(v)
+
+    lines = [",".join(cell(c) for c in columns)]
+    lines.extend(",".join(cell(row.get(c)) for c in columns) for row in rows)
+    return "\n".join(lines) + "\n"
+
+
+# -- API: POST /v1/export ----------------------------------------------------------------------------
 HOUR_MS = 3_600_000
 #: interval -> (max to-from in ms or None, max age of `from` in ms or None)
 RANGE_LIMITS: dict[str, tuple[int | None, int | None]] = {
@@ -65,6 +177,15 @@ def _timestamp(body: dict[str, Any], name: str) -> int:
     return int(value)
 
 
+def _known_once(names: list[Any], kind: str, known: Sequence[str]) -> None:
+    """Every one of ``names`` (the body's metrics or dimensions) is known, and none comes twice."""
+    for name in names:
+        if name not in known:
+            raise _bad(f"Unknown {kind} {name!r}; available: {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise _bad(f"'{kind}s' must not contain duplicates")
+
+
 def validate(body: Any, now_ms: int) -> dict[str, Any]:
     """Validate an export body exactly per the docs; returns the normalised query."""
     if not isinstance(body, dict):
@@ -90,11 +211,7 @@ def validate(body: Any, now_ms: int) -> dict[str, Any]:
     metrics = body.get("metrics")
     if not isinstance(metrics, list) or not metrics:
         raise _bad("'metrics' is required and must be a non-empty array")
-    for m in metrics:
-        if m not in PEER5_METRICS:
-            raise _bad(f"Unknown metric {m!r}; available: {', '.join(PEER5_METRICS)}")
-    if len(set(metrics)) != len(metrics):
-        raise _bad("'metrics' must not contain duplicates")
+    _known_once(metrics, "metric", PEER5_METRICS)
     filters = body.get("filters") or {}
     if not isinstance(filters, dict):
         raise _bad("'filters' must be an object")
@@ -108,11 +225,7 @@ def validate(body: Any, now_ms: int) -> dict[str, Any]:
         raise _bad("'dimensions' must be an array")
     if len(dimensions) > 2:
         raise _bad("Dimensions are limited to up to 2 at any given query")
-    for d in dimensions:
-        if d not in FILTER_KEYS:
-            raise _bad(f"Unknown dimension {d!r}; available: {', '.join(FILTER_KEYS)}")
-    if len(set(dimensions)) != len(dimensions):
-        raise _bad("'dimensions' must not contain duplicates")
+    _known_once(dimensions, "dimension", FILTER_KEYS)
     return {
         "from": frm,
         "to": to,

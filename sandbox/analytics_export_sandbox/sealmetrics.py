@@ -1,42 +1,355 @@
-"""Fake Sealmetrics exports API: sync/background jobs, download links with expiry, streaming, caps.
+"""Fake Sealmetrics exports API: export rows and files, sync/background jobs, links, streaming, caps.
 
-Follows the vendor's current docs and OpenAPI spec (``sealmetrics/docs``): ``account_id`` on
-every route (``site_id`` is a 400), the error envelope on every error, 429 as
+Rows and file bytes are a pure function of ``seed``, ``sealmetrics_rows_per_day`` and the job's
+parameters; :func:`sealmetrics_file_chunks` is the exact file a job serves. Follows the vendor's
+current docs and OpenAPI spec (``sealmetrics/docs``; real-services.md, Sealmetrics): ``account_id``
+on every route (``site_id`` is a 400), the error envelope on every error, 429 as
 ``rate_limit_exceeded`` (with ``Retry-After``) or ``quota_exceeded``, ``X-RateLimit-*`` on every
-response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job
-id. What the docs leave open is a ``SandboxConfig`` switch: how the concurrent-export cap is
-signalled (``sealmetrics_cap_response``) and which type a JSON stream has
-(``sealmetrics_stream_json_type``).
+response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job id.
+
+What the docs leave open is a ``SandboxConfig`` switch:
+
+- how the plan's concurrent-export cap is signalled: ``sealmetrics_cap_response`` (429
+  ``quota_exceeded``, 429 ``rate_limit_exceeded`` or 409 ``conflict``), with or without
+  ``Retry-After``: ``sealmetrics_cap_retry_after``;
+- a plan quota of creates, and whether its 429 carries ``Retry-After``:
+  ``sealmetrics_export_quota``/``sealmetrics_quota_retry_after``;
+- which type a JSON stream has (an array or ndjson): ``sealmetrics_stream_json_type``.
+
+Knobs for the known behaviour: ``sealmetrics_job_delay``, ``sealmetrics_link_ttl``,
+``sealmetrics_max_concurrent``, ``sealmetrics_max_rows``, ``sealmetrics_rate_limit``/
+``sealmetrics_rate_window``, ``sealmetrics_fail_jobs`` and ``sealmetrics_row_padding`` (bigger
+files for memory tests).
 """
 
 from __future__ import annotations
 
 import copy
+import csv
+import io
+import json
 import math
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .credentials import CREDENTIALS
-from .data import (
-    BACKGROUND_THRESHOLD,
-    SEALMETRICS_EXPORT_TYPES,
-    SEALMETRICS_FILTER_KEYS,
-    SEALMETRICS_SITES,
-    human_size,
-    sealmetrics_file_chunks,
-    sealmetrics_file_size,
-    sealmetrics_row_count,
-)
 from .server import ErrorResponse, Request, Response, json_response
+from .synthetic import mix, parse_date, stable_hash
 
 if TYPE_CHECKING:
     from .server import SandboxServer
 
+# -- data: export rows and files ---------------------------------------------------------------------
+SEALMETRICS_SITES: tuple[str, ...] = ("demo-site", "shop-site")
+SEALMETRICS_FILTER_KEYS: tuple[str, ...] = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "device_type",
+    "browser",
+    "os",
+    "content_grouping",
+    "conversion_type",
+    "advanced_filters",
+)
+BACKGROUND_THRESHOLD = 10_000
+
+_SM_DIM_COLUMN = {
+    "sources": "utm_source",
+    "mediums": "utm_medium",
+    "campaigns": "utm_campaign",
+    "terms": "utm_term",
+    "countries": "country",
+    "devices": "device_type",
+    "browsers": "browser",
+    "os": "os",
+}
+_SM_DIM_VALUES = {
+    "utm_source": ("google", "facebook", "newsletter", "bing", "twitter", "linkedin", "direct", "reddit"),
+    "utm_medium": ("cpc", "organic", "email", "social", "referral", "display"),
+    "utm_campaign": ("spring_sale", "black_friday", "brand", "retargeting", "launch"),
+    "utm_term": ("running shoes", "leather bags", "sneakers", "backpack", "sandals"),
+    "country": (
+        "ES",
+        "US",
+        "DE",
+        "FR",
+        "GB",
+        "IT",
+        "PT",
+        "MX",
+        "BR",
+        "NL",
+        "IL",
+        "IN",
+        "JP",
+        "CA",
+        "AU",
+        "AR",
+        "CL",
+        "CO",
+        "PE",
+        "SE",
+        "NO",
+        "DK",
+        "FI",
+        "PL",
+        "CZ",
+        "AT",
+        "CH",
+        "BE",
+        "IE",
+        "GR",
+        "TR",
+        "RO",
+        "HU",
+        "UA",
+        "ZA",
+        "EG",
+        "MA",
+        "NG",
+        "KE",
+        "CN",
+        "KR",
+        "SG",
+        "TH",
+        "VN",
+        "ID",
+        "PH",
+        "MY",
+        "NZ",
+        "SA",
+        "AE",
+    ),
+    "device_type": ("desktop", "mobile", "tablet"),
+    "browser": ("Chrome", "Safari", "Firefox", "Edge", "Samsung Internet", "Opera", "Brave", "Vivaldi"),
+    "os": ("Windows", "iOS", "Android", "macOS", "Linux", "ChromeOS", "iPadOS"),
+}
+_SM_SECTIONS = ("products", "blog", "docs", "help", "category", "landing")
+_SM_CONV = ("purchase", "lead", "signup", "subscription")
+_SM_MICRO = ("add_to_cart", "newsletter_click", "video_play", "download", "scroll_75")
+
+SEALMETRICS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "pages": ("date", "path", "views", "entrances", "conversions"),
+    "conversions": ("date", "conversion_id", "conversion_type", "path", "utm_source", "country", "amount"),
+    "microconversions": ("date", "microconversion_id", "label", "path", "utm_source", "country"),
+    "time_series": ("date", "entrances", "page_views", "conversions", "revenue"),
+    "landing_pages": ("date", "landing_page", "entrances", "bounce_rate", "conversions", "revenue"),
+    **{
+        t: ("date", col, "entrances", "page_views", "conversions", "revenue")
+        for t, col in _SM_DIM_COLUMN.items()
+    },
+}
+SEALMETRICS_EXPORT_TYPES: tuple[str, ...] = (
+    "pages",
+    "sources",
+    "mediums",
+    "campaigns",
+    "terms",
+    "countries",
+    "devices",
+    "browsers",
+    "os",
+    "conversions",
+    "microconversions",
+    "time_series",
+    "landing_pages",
+)
+
+
+def _dates(start: date, end: date) -> Iterator[date]:
+    """Every date from ``start`` to ``end``, both included."""
+    d = start
+    while d <= end:
+        yield d
+        d += timedelta(days=1)
+
+
+def _sm_filter_key(filters: dict[str, str] | None) -> str:
+    return json.dumps(filters or {}, sort_keys=True)
+
+
+def sealmetrics_rows_for_day(config: SandboxConfig, export_type: str, filters: dict[str, str] | None) -> int:
+    """Rows one day contributes: the type's volume shrunk by a stable selectivity per filter."""
+    base = config.sealmetrics_rows_per_day.get(export_type, 0)
+    filters = filters or {}
+    if export_type == "time_series":
+        return base
+    col = _SM_DIM_COLUMN.get(export_type)
+    if col is not None and col in filters:
+        return min(base, 1)
+    factor = 1.0
+    for k, v in sorted(filters.items()):
+        factor /= 2 + stable_hash("sm-sel", config.seed, k, v) % 4
+    return math.ceil(base * factor) if base else 0
+
+
+def sealmetrics_row_count(config: SandboxConfig, job_params: dict[str, Any]) -> int:
+    """Exact row count of an export (used for the 10,000-row sync/background decision)."""
+    days = (parse_date(job_params["date_to"]) - parse_date(job_params["date_from"])).days + 1
+    per_day = sealmetrics_rows_for_day(config, job_params["export_type"], job_params.get("filters"))
+    return max(0, days) * per_day
+
+
+def _sm_dim_value(col: str, i: int) -> str:
+    vals = _SM_DIM_VALUES[col]
+    v = vals[i % len(vals)]
+    return v if i < len(vals) else f"{v}-{i // len(vals)}"
+
+
+def sealmetrics_rows(config: SandboxConfig, job_params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Rows of an export in file order (date ascending, then row index).
+
+    ``job_params`` as a created job holds them: ``account_id``, ``export_type``, ``date_from``,
+    ``date_to`` (inclusive; text or dates) and ``filters``.
+    """
+    site_id, export_type = job_params["account_id"], job_params["export_type"]
+    date_from, date_to = job_params["date_from"], job_params["date_to"]
+    filters = dict(job_params.get("filters") or {})
+    n = sealmetrics_rows_for_day(config, export_type, filters)
+    fkey = _sm_filter_key(filters)
+    padding = "x" * config.sealmetrics_row_padding if config.sealmetrics_row_padding > 0 else None
+    dim_col = _SM_DIM_COLUMN.get(export_type)
+    for d in _dates(parse_date(date_from), parse_date(date_to)):
+        ds = d.isoformat()
+        base = stable_hash("sealmetrics", config.seed, site_id, export_type, ds, fkey)
+        for i in range(n):
+            r = mix(base + i)
+            views = 1 + r % 5000
+            entr = (r >> 13) % (views + 1)
+            conv = (r >> 26) % (entr // 20 + 1)
+            revenue = round(conv * (15 + (r >> 40) % 20000 / 100), 2)
+            row: dict[str, Any]
+            if export_type == "pages":
+                row = {
+                    "date": ds,
+                    "path": f"/{_SM_SECTIONS[i % len(_SM_SECTIONS)]}/item-{i}",
+                    "views": views,
+                    "entrances": entr,
+                    "conversions": conv,
+                }
+            elif export_type == "landing_pages":
+                row = {
+                    "date": ds,
+                    "landing_page": f"/{_SM_SECTIONS[i % len(_SM_SECTIONS)]}/lp-{i}",
+                    "entrances": entr,
+                    "bounce_rate": round((r >> 33) % 10000 / 100, 2),
+                    "conversions": conv,
+                    "revenue": revenue,
+                }
+            elif export_type == "time_series":
+                row = {
+                    "date": ds,
+                    "entrances": 1000 + r % 9000,
+                    "page_views": 3000 + (r >> 14) % 30000,
+                    "conversions": (r >> 30) % 300,
+                    "revenue": round((r >> 40) % 5_000_000 / 100, 2),
+                }
+            elif export_type in ("conversions", "microconversions"):
+                kind = "conversion" if export_type == "conversions" else "microconversion"
+                row = {"date": ds, f"{kind}_id": f"{kind[:4]}-{ds.replace('-', '')}-{i:06d}"}
+                if export_type == "conversions":
+                    row["conversion_type"] = filters.get("conversion_type", _SM_CONV[r % len(_SM_CONV)])
+                else:
+                    row["label"] = _SM_MICRO[r % len(_SM_MICRO)]
+                row["path"] = f"/{_SM_SECTIONS[(r >> 8) % len(_SM_SECTIONS)]}/item-{(r >> 16) % 900}"
+                row["utm_source"] = filters.get("utm_source", _SM_DIM_VALUES["utm_source"][(r >> 24) % 8])
+                row["country"] = filters.get("country", _SM_DIM_VALUES["country"][(r >> 32) % 50])
+                if export_type == "conversions":
+                    row["amount"] = round(5 + (r >> 40) % 50000 / 100, 2)
+            else:
+                assert dim_col is not None
+                value = filters[dim_col] if dim_col in filters else _sm_dim_value(dim_col, i)
+                row = {
+                    "date": ds,
+                    dim_col: value,
+                    "entrances": entr,
+                    "page_views": views,
+                    "conversions": conv,
+                    "revenue": revenue,
+                }
+            if padding is not None:
+                row["padding"] = padding
+            yield row
+
+
+def sealmetrics_columns(config: SandboxConfig, export_type: str) -> list[str]:
+    cols = list(SEALMETRICS_COLUMNS[export_type])
+    if config.sealmetrics_row_padding > 0:
+        cols.append("padding")
+    return cols
+
+
+def sealmetrics_file_chunks(
+    config: SandboxConfig, job_params: dict[str, Any], fmt: str, chunk_size: int = 64 * 1024
+) -> Iterator[bytes]:
+    """Exact bytes of an export file (CSV with header, a JSON array or ndjson), generated lazily."""
+    rows = sealmetrics_rows(config, job_params)
+    parts: list[str] = []
+    size = 0
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(sealmetrics_columns(config, job_params["export_type"]))
+        for row in rows:
+            writer.writerow(row.values())
+            if buf.tell() >= chunk_size:
+                yield buf.getvalue().encode()
+                buf.seek(0)
+                buf.truncate()
+        if buf.tell():
+            yield buf.getvalue().encode()
+        return
+    if fmt == "ndjson":
+        for row in rows:
+            parts.append(json.dumps(row, separators=(",", ":")) + "\n")
+            size += len(parts[-1])
+            if size >= chunk_size:
+                yield "".join(parts).encode()
+                parts, size = [], 0
+        yield "".join(parts).encode()
+        return
+    if fmt != "json":
+        raise ValueError(f"unknown format {fmt!r}")
+    parts.append("[")
+    first = True
+    for row in rows:
+        text = ("" if first else ",") + json.dumps(row, separators=(",", ":"))
+        first = False
+        parts.append(text)
+        size += len(text)
+        if size >= chunk_size:
+            yield "".join(parts).encode()
+            parts, size = [], 0
+    parts.append("]")
+    yield "".join(parts).encode()
+
+
+def sealmetrics_file_size(config: SandboxConfig, job_params: dict[str, Any], fmt: str) -> int:
+    """Byte length of the file (one pass over the generator; never holds the file in memory)."""
+    return sum(len(c) for c in sealmetrics_file_chunks(config, job_params, fmt))
+
+
+def human_size(n: int) -> str:
+    """'44.2 KB'-style sizes as in the Sealmetrics docs."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+# -- API: /api/v1/exports ----------------------------------------------------------------------------
 PREFIX = "/api/v1/exports"
 FORMATS = ("csv", "json")
 CONTENT_TYPES = {"csv": "text/csv", "json": "application/json"}
@@ -147,7 +460,7 @@ def _site(req: Request) -> str:
     return site
 
 
-def _parse_date(errors: list[dict[str, Any]], body: dict[str, Any], name: str) -> date | None:
+def _body_date(errors: list[dict[str, Any]], body: dict[str, Any], name: str) -> date | None:
     value = body.get(name)
     if value is None:
         errors.append(_detail(["body", name], "field required", "value_error.missing"))
@@ -191,8 +504,8 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
                 "type_error.enum",
             )
         )
-    d_from = _parse_date(errors, body, "date_from")
-    d_to = _parse_date(errors, body, "date_to")
+    d_from = _body_date(errors, body, "date_from")
+    d_to = _body_date(errors, body, "date_to")
     filters = body.get("filters")
     if filters is None:
         filters = {}
@@ -218,7 +531,7 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
         "date_to": d_to.isoformat(),
         "filters": filters,
     }
-    rows = sealmetrics_row_count(config, site, export_type, d_from, d_to, filters)
+    rows = sealmetrics_row_count(config, params)
     max_rows = config.sealmetrics_max_rows
     if max_rows is not None and rows > max_rows:
         raise invalid(
@@ -240,14 +553,7 @@ def estimate(config: SandboxConfig, params: dict[str, Any], fmt: str, rows: int)
         sample_days = max(1, math.ceil(sample_rows / max(1, rows // max(1, _days(params)))))
         sample = dict(params, date_to=_shift(params["date_from"], sample_days - 1))
         sample_size = sealmetrics_file_size(config, sample, fmt)
-        sample_count = sealmetrics_row_count(
-            config,
-            params["account_id"],
-            params["export_type"],
-            sample["date_from"],
-            sample["date_to"],
-            params["filters"],
-        )
+        sample_count = sealmetrics_row_count(config, sample)
         size = int(sample_size / max(1, sample_count) * rows)
     else:
         size = 2 if fmt == "json" else 64
@@ -423,7 +729,7 @@ def _find(sbx: SandboxServer, req: Request, job_id: str) -> Job:
         raise invalid([_detail(["path", "job_id"], "Input should be a valid UUID", "uuid_parsing")]) from None
     site = _site(req)
     with sbx.lock:
-        job = sbx.state["sealmetrics"]["jobs"].get(job_id)
+        job: Job | None = sbx.state["sealmetrics"]["jobs"].get(job_id)
     if job is None or job.params["account_id"] != site:
         raise error(404, "not_found", "Export not found")
     return job

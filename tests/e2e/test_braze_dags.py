@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from analytics_export_sandbox import SandboxServer, connection_env
 from analytics_export_sandbox.airflow_runner import AirflowRunner
-from analytics_export_sandbox.data import braze_window
+from analytics_export_sandbox.braze import braze_window
 
 UTC = dt.timezone.utc
 

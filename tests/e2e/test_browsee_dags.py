@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import browsee_sessions
+from analytics_export_sandbox.browsee import browsee_sessions
 from tests.typed import csv_rows, parquet_rows
 
 UTC = dt.timezone.utc

@@ -11,15 +11,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox.braze import braze_window
+from analytics_export_sandbox.browsee import browsee_sessions
 from analytics_export_sandbox.credentials import CREDENTIALS
-from analytics_export_sandbox.data import (
-    braze_window,
-    browsee_sessions,
-    openpanel_events,
-    peer5_csv,
-    peer5_rows,
-    sealmetrics_file_chunks,
-)
+from analytics_export_sandbox.openpanel import openpanel_events
+from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
 
 UTC = dt.timezone.utc
 DAY = dt.datetime(2024, 4, 15, tzinfo=UTC)

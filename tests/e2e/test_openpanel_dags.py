@@ -19,8 +19,8 @@ import pytest
 from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, Schema, openpanel_chart
 from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
-from analytics_export_sandbox.data import openpanel_chart as sandbox_chart
-from analytics_export_sandbox.data import openpanel_events
+from analytics_export_sandbox.openpanel import openpanel_chart as sandbox_chart
+from analytics_export_sandbox.openpanel import openpanel_events
 from tests import typed
 
 UTC = dt.timezone.utc

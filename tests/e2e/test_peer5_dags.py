@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
-from analytics_export_sandbox.data import peer5_csv, peer5_rows
+from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
 
 UTC = dt.timezone.utc
 HOUR = dt.timedelta(hours=1)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
-from analytics_export_sandbox.data import openpanel_events
+from analytics_export_sandbox.openpanel import openpanel_events
 
 
 def app_connection(sandbox: SandboxServer) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from analytics_export_sandbox import SandboxServer, connection_env
 from analytics_export_sandbox.credentials import CREDENTIALS
-from analytics_export_sandbox.data import sealmetrics_file_chunks
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
 
 DAY = "2024-03-10"
 #: `airflow dags test` infers the daily interval that ends at the logical date.

@@ -31,7 +31,8 @@ import pytest
 
 from analytics_export_sandbox import SandboxServer, connection_env
 from analytics_export_sandbox.airflow_runner import AirflowRunner
-from analytics_export_sandbox.data import browsee_sessions, openpanel_events
+from analytics_export_sandbox.browsee import browsee_sessions
+from analytics_export_sandbox.openpanel import openpanel_events
 from tests.conftest import _free_port, _wait_for_port
 from tests.e2e.shared_limits_dags.shared_limits import BROWSEE_DAYS, OPENPANEL_DAY, OPENPANEL_PROJECTS
 

@@ -14,7 +14,7 @@ import pytest
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import browsee_sessions
+from analytics_export_sandbox.browsee import browsee_sessions
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

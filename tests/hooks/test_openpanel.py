@@ -22,7 +22,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     check_chart_window,
 )
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
-from analytics_export_sandbox.data import openpanel_chart, openpanel_events
+from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

@@ -13,7 +13,7 @@ from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook, Peer5Query
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import peer5_csv, peer5_rows
+from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
 from tests import scripted_peer5
 from tests.scripted_server import Reply
 

@@ -26,7 +26,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     export_body,
 )
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import sealmetrics_file_chunks
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
 from tests.scripted_server import Reply, ScriptedServer
 
 SITE = "demo-site"

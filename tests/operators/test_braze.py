@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_analytics_export.files.schemas import BRAZE_SESSIONS
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import braze_window
+from analytics_export_sandbox.braze import braze_window
 from tests.scripted_server import Reply, ScriptedServer
 
 UTC = dt.timezone.utc

@@ -14,7 +14,7 @@ from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
-from analytics_export_sandbox.data import browsee_sessions
+from analytics_export_sandbox.browsee import browsee_sessions
 from tests.scripted_server import Reply
 from tests.typed import csv_rows, parquet_rows
 

@@ -19,7 +19,7 @@ from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
 )
-from analytics_export_sandbox.data import openpanel_chart, openpanel_events
+from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
 from tests.typed import csv_rows, parquet_rows
 
 UTC = dt.timezone.utc

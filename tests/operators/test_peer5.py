@@ -17,7 +17,7 @@ from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import peer5_csv, peer5_rows
+from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
 from tests import scripted_peer5
 from tests.scripted_server import ScriptedServer
 from tests.typed import parquet_rows

@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import braze_sessions, browsee_sessions
+from analytics_export_sandbox.braze import braze_sessions
+from analytics_export_sandbox.browsee import browsee_sessions
 
 from .conftest import BRAZE_HEADERS, BROWSEE_AUTH
 

@@ -8,13 +8,8 @@ import time
 import requests
 
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
-from analytics_export_sandbox.data import (
-    OPENPANEL_DEFAULT_FIELDS,
-    openpanel_events,
-    openpanel_select,
-    peer5_csv,
-    peer5_rows,
-)
+from analytics_export_sandbox.openpanel import OPENPANEL_DEFAULT_FIELDS, openpanel_events, openpanel_select
+from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows
 
 from .conftest import OPENPANEL_HEADERS, PEER5_HEADERS
 
@@ -160,6 +155,36 @@ def test_openpanel_live_traffic_goes_on_top(sbx: SandboxServer, http: requests.S
     assert page2["meta"]["totalCount"] >= later["meta"]["totalCount"]
 
 
+def test_openpanel_live_events_interleave_with_the_days_events_newest_first(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    """Ten minutes of live traffic on top of a day: every event once, newest first throughout."""
+    noon = dt.datetime(2024, 4, 15, 12, tzinfo=UTC).timestamp()
+    sbx.config.update({"openpanel_events_per_day": 2000, "openpanel_rate_limit": None, "now": noon})
+    sbx.config.openpanel_live_events_per_second = 1.0
+    params = {"projectId": "proj-web", "start": "2024-04-15", "end": "2024-04-15", "limit": 150}
+    http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)  # live from noon
+    sbx.config.now = noon + 600
+    got: list[dict] = []
+    for page in range(1, 30):
+        body = http.get(
+            sbx.url + "/export/events", params={**params, "page": page}, headers=OPENPANEL_HEADERS
+        ).json()
+        got.extend(body["data"])
+        if not body["data"]:
+            break
+    live = [row for row in got if row["id"].startswith("evt_live")]
+    now_ms = int(sbx.config.now * 1000)
+    day = list(openpanel_events(sbx.config, "proj-web", "2024-04-15", "2024-04-15", now_ms=now_ms))
+    assert [row for row in got if not row["id"].startswith("evt_live")] == [
+        openpanel_select(r, ()) for r in day
+    ]
+    assert len(live) == len({row["id"] for row in live}) == 601
+    assert body["meta"]["totalCount"] == len(got) == len(day) + 601
+    created = [row["createdAt"] for row in got]
+    assert created == sorted(created, reverse=True)
+
+
 def test_openpanel_rate_limit_fixed_window_per_client(sbx: SandboxServer, http: requests.Session) -> None:
     params = {"projectId": "proj-web", "start": "2024-04-15", "end": "2024-04-15", "limit": 1}
     for i in range(100):
@@ -270,10 +295,12 @@ def test_peer5_validation(sbx: SandboxServer, http: requests.Session) -> None:
         "interval": {**ok, "interval": "2m"},
         "metric": {**ok, "metrics": ["bytes"]},
         "metrics": {**ok, "metrics": []},
+        "metrics twice": {**ok, "metrics": ["http", "http"]},
         "filter": {**ok, "filters": {"device.type": ["mobile"]}},
         "strings": {**ok, "filters": {"browser.name": "Chrome"}},
         "2 dimensions": {**ok, "dimensions": ["browser.name", "os.name", "country.code"]},
         "dimension": {**ok, "dimensions": ["device.type"]},
+        "dimensions twice": {**ok, "dimensions": ["os.name", "os.name"]},
         "required": {k: v for k, v in ok.items() if k != "from"},
     }
     for words, body in cases.items():

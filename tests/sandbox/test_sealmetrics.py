@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.data import sealmetrics_file_chunks, sealmetrics_row_count
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks, sealmetrics_row_count
 
 from .conftest import SEAL_HEADERS
 
@@ -71,11 +71,7 @@ def test_small_export_is_completed_and_downloads_exact_bytes(
     assert job["status"] == "completed" and job["progress_percent"] == 100
     assert body["estimate"]["will_use_background_job"] is False
     assert (
-        job["actual_rows"]
-        == sealmetrics_row_count(
-            sbx.config, "demo-site", "sources", "2025-01-01", "2025-01-10", {"country": "ES"}
-        )
-        < 10_000
+        job["actual_rows"] == sealmetrics_row_count(sbx.config, {"account_id": "demo-site", **SMALL}) < 10_000
     )
     assert job["download_url"].startswith(sbx.url + "/api/v1/exports/download/")
     d = http.get(job["download_url"])
