@@ -77,3 +77,15 @@ class ExportIntegrityError(AnalyticsExportError):
 
     Raised instead of writing a silently short or doubled file.
     """
+
+
+class SealmetricsExportFailedError(AnalyticsExportError):
+    """The Sealmetrics export job ended in ``failed``; the message carries the API's ``error_message``."""
+
+
+class SealmetricsExportExpiredError(AnalyticsExportError):
+    """The Sealmetrics job's status is ``expired``: its download link is gone, a new export is needed."""
+
+
+class SealmetricsExportTimeoutError(AnalyticsExportError):
+    """A Sealmetrics job was still running when the wait ran out; it was cancelled, not left running."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
+import time
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
@@ -73,3 +74,28 @@ def test_serialize_round_trip_holds_primitives_only():
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert all(isinstance(v, (str, float, int, type(None))) for v in kwargs.values())
+
+
+def test_a_job_running_past_the_timeout_ends_with_a_timeout_event(sandbox_reset):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 30.0})
+    job = SealmetricsHook().create_export(export_body("microconversions", DAY, DAY))
+    started = time.monotonic()
+    [event] = run(SealmetricsExportTrigger(job["job_id"], poll_interval=0.1, timeout=0.5))
+    assert 0.5 <= time.monotonic() - started < 5
+    assert (event["status"], event["job_id"]) == ("timeout", job["job_id"])
+    assert re.fullmatch(
+        rf"Sealmetrics export {job['job_id']} still (pending|estimating|generating) after 0 s \(timeout\); "
+        "raise timeout= or check the export in Sealmetrics.",
+        event["message"],
+    )
+    assert job["job_id"] in sandbox_reset.state["sealmetrics"]["jobs"]  # cancelling is the operator's
+
+
+def test_the_deadline_survives_serialization(sandbox_reset):
+    """A triggerer restart rebuilds the trigger from its kwargs: the wait must not start over."""
+    trigger = SealmetricsExportTrigger("job-1", "shop-site", timeout=3600)
+    _, kwargs = trigger.serialize()
+    time.sleep(0.05)
+    rebuilt = SealmetricsExportTrigger(**kwargs)
+    assert rebuilt.deadline == trigger.deadline and rebuilt.timeout == 3600
+    assert SealmetricsExportTrigger("job-1").deadline is None  # the sensor's wait has no deadline
