@@ -16,6 +16,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     job_outcome,
     timeout_message,
 )
+from airflow_provider_analytics_export.transport.loop_sessions import loop_session
 
 #: Event status when the job could not be polled at all (the message holds the API error).
 ERROR = "error"
@@ -75,30 +76,28 @@ class SealmetricsExportTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import aiohttp
-
         hook = SealmetricsHook(self.sealmetrics_conn_id)
-        async with aiohttp.ClientSession() as session:
-            while True:
-                try:
-                    job = await hook.aget_export(session, self.job_id, self.account_id)
-                except ApiError as exc:
-                    yield self._event(ERROR, str(exc))
-                    return
-                status, message = job_outcome(job)
-                self.log.info(
-                    "Sealmetrics export %s: status=%s progress=%s%%",
-                    self.job_id,
-                    status,
-                    job.get("progress_percent"),
-                )
-                if status not in RUNNING_STATUSES:
-                    yield self._event(status, message)
-                    return
-                if self.deadline is not None and time.time() >= self.deadline:
-                    yield self._event(TIMEOUT, timeout_message(self.job_id, status, self.timeout or 0.0))
-                    return
-                await asyncio.sleep(self.poll_interval)
+        session = await loop_session()
+        while True:
+            try:
+                job = await hook.aget_export(session, self.job_id, self.account_id)
+            except ApiError as exc:
+                yield self._event(ERROR, str(exc))
+                return
+            status, message = job_outcome(job)
+            self.log.info(
+                "Sealmetrics export %s: status=%s progress=%s%%",
+                self.job_id,
+                status,
+                job.get("progress_percent"),
+            )
+            if status not in RUNNING_STATUSES:
+                yield self._event(status, message)
+                return
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield self._event(TIMEOUT, timeout_message(self.job_id, status, self.timeout or 0.0))
+                return
+            await asyncio.sleep(self.poll_interval)
 
     def _event(self, status: str, message: str) -> TriggerEvent:
         return TriggerEvent({"status": status, "message": message, "job_id": self.job_id})

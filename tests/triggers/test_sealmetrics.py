@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import re
 import time
 
+import aiohttp
+
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
+from airflow_provider_analytics_export.transport.loop_sessions import loop_session
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
 from analytics_export_sandbox.sealmetrics import FAIL_MESSAGE
+from tests.scripted_server import Reply
 
 DAY = "2025-01-10"
 
@@ -99,3 +104,49 @@ def test_the_deadline_survives_serialization(sandbox_reset):
     rebuilt = SealmetricsExportTrigger(**kwargs)
     assert rebuilt.deadline == trigger.deadline and rebuilt.timeout == 3600
     assert SealmetricsExportTrigger("job-1").deadline is None  # the sensor's wait has no deadline
+
+
+def test_triggers_on_one_loop_share_one_session_closed_with_the_loop():
+    async def twice() -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+        return await loop_session(), await loop_session()
+
+    first, again = asyncio.run(twice())
+    assert first is again
+    assert first.closed  # asyncio.run finalised the loop: no "Unclosed client session"
+    later, _ = asyncio.run(twice())
+    assert later is not first
+
+
+def test_triggers_of_different_connections_share_the_session_safely(scripted, monkeypatch):
+    """Each request carries its own connection's key; a cookie one API sets is never sent on."""
+    for name, key in (("a", "sm_key_a"), ("b", "sm_key_b")):
+        conn = {
+            "conn_type": "sealmetrics",
+            "host": scripted.url.replace("127.0.0.1", "localhost"),  # aiohttp keeps no cookies for IPs
+            "password": key,
+            "extra": {"account_id": name},
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_SM_{name.upper()}", json.dumps(conn))
+    running = {"status": "pending", "job_id": "j", "progress_percent": 0}
+    done = {"status": "completed", "job_id": "j", "actual_rows": 1}
+    scripted.queue(
+        Reply(200, running, {"Set-Cookie": "session=from-a; Path=/"}),
+        Reply(200, running),
+        Reply(200, done),
+        Reply(200, done),
+    )
+    triggers = [SealmetricsExportTrigger(f"job-{name}", None, f"sm_{name}", 0.05) for name in ("a", "b")]
+
+    async def both() -> list[list[dict]]:
+        async def events(trigger: SealmetricsExportTrigger) -> list[dict]:
+            return [event.payload async for event in trigger.run()]
+
+        return await asyncio.gather(*(events(trigger) for trigger in triggers))
+
+    assert [[event["status"] for event in events] for events in asyncio.run(both())] == [["completed"]] * 2
+    assert len(scripted.requests) == 4
+    for request in scripted.requests:
+        account = request["path"].split("account_id=")[1]
+        assert request["path"].startswith(f"/api/v1/exports/job-{account}?")
+        assert request["headers"]["X-API-Key"] == f"sm_key_{account}"
+        assert "Cookie" not in request["headers"]
