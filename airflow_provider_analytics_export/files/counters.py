@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: Record layouts a :class:`RecordCounter` reads.
+RECORD_FORMATS = ("csv", "json", "ndjson")
+
 
 class RecordCounter:
     """Counts and checks the records of an export file chunk by chunk, without holding it.

@@ -1,4 +1,4 @@
-"""Stream rows (or raw bytes) into any ObjectStoragePath, atomically.
+"""Stream rows, or a file an API encoded itself, into any ObjectStoragePath, atomically.
 
 Rows go page by page into a temporary object next to the destination; only when the
 export finished without error is it moved over the destination. Readers therefore see
@@ -34,9 +34,13 @@ from typing import IO, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_analytics_export.codec import dumps_lines, dumps_sorted
+from airflow_provider_analytics_export.files.counters import RECORD_FORMATS, RecordCounter
 from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN, Column, Schema
 
+#: Formats rows are written in (:meth:`ExportWriter.write_rows`).
 FORMATS = ("jsonl", "csv", "parquet")
+#: Formats a writer's file may have: rows, or a copied file (:meth:`ExportWriter.copy`).
+FILE_FORMATS = tuple(dict.fromkeys((*FORMATS, *RECORD_FORMATS)))
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".json": "json"}
 #: A parquet row group ends at this many rows or :data:`PARQUET_ROW_GROUP_BYTES` of Arrow
 #: data, whichever comes first: wide rows (nested JSON) would otherwise hold far more memory.
@@ -446,14 +450,16 @@ def _age(fs: Any, path: str) -> dt.timedelta | None:
 class ExportWriter:
     """Context manager that streams an export into ``destination`` atomically.
 
-    Use :meth:`write_rows` once per page (rows in the page are all that is held in memory,
-    plus one parquet row group), or :meth:`write_bytes` for a file the API already
-    encoded (csv passthrough, downloads). On success the temporary object replaces the
-    destination; on any exception it is deleted and the destination is left untouched.
-    Temp objects of the same destination left by a killed run are removed on commit.
+    A writer holds one file: rows, with :meth:`write_rows` once per page (the page is all
+    that is held in memory, plus one parquet row group), or a file the API already encoded
+    (csv passthrough, downloads), with one :meth:`copy`. On success the temporary object
+    replaces the destination; on any exception it is deleted and the destination is left
+    untouched. Temp objects of the same destination left by a killed run are removed on commit.
+    ``rows`` is only ever counted here, never set by a caller.
 
     :param destination: URL or ObjectStoragePath (``file://``, ``s3://``, ``memory://`` ...).
-    :param output_format: ``jsonl``, ``csv`` or ``parquet`` (or ``raw`` for bytes); default from the suffix.
+    :param output_format: ``jsonl``, ``csv`` or ``parquet`` for rows (a copy may also be
+        ``json`` or ``ndjson``); default from the suffix.
     :param conn_id: Airflow connection for the destination's storage (e.g. an ``aws`` connection).
     :param schema: the export's declared columns and types. csv/parquet files then have exactly
         these columns (a row missing one gets null), then ``_extra`` with the fields the schema
@@ -477,13 +483,17 @@ class ExportWriter:
             if isinstance(destination, ObjectStoragePath)
             else ObjectStoragePath(destination, conn_id=conn_id)
         )
+        # A format the caller already resolved is taken as is; only a missing one is looked up.
         self.format = (
-            output_format if output_format == "raw" else resolve_format(str(self.path), output_format)
+            output_format
+            if output_format in FILE_FORMATS
+            else resolve_format(str(self.path), output_format, FILE_FORMATS)
         )
         self.stale_temp_age = stale_temp_age
         self.schema = schema
-        self.rows = 0
         self.tmp_path = self.path.parent / _temp_name(self.path.name, uuid.uuid4().hex[:12])
+        self._rows = 0
+        self._copied = False
         self._file: IO[bytes] | None = None
         self._out: _CountingFile | None = None
         self._encoder: _Encoder | None = None
@@ -498,34 +508,82 @@ class ExportWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.tmp_path.open("wb")
         self._out = _CountingFile(self._file)
-        if self.format != "raw":
-            self._encoder = _encoder(self.format, self._out, self.schema, self.uri)
         gc.freeze()
         return self
 
+    @property
+    def rows(self) -> int:
+        """Records written so far: rows given to :meth:`write_rows`, or those :meth:`copy` counted."""
+        return self._rows
+
+    def _open_out(self, method: str) -> _CountingFile:
+        if self._out is None:
+            raise RuntimeError(f"{method}() needs an open writer (use `with ExportWriter(...)`).")
+        if self._copied:
+            raise RuntimeError(
+                f"{method}() after copy(): a writer holds one file, copied or written as rows."
+            )
+        return self._out
+
+    def _row_encoder(self) -> _Encoder:
+        """The encoder of :attr:`format`, made on the first page (or at the end, for a file without rows)."""
+        out = self._open_out("write_rows")
+        if self._encoder is None:
+            if self.format not in FORMATS:
+                raise ValueError(
+                    f"output_format={self.format!r} is only for a copied file; rows are written as "
+                    f"{', '.join(FORMATS)}."
+                )
+            self._encoder = _encoder(self.format, out, self.schema, self.uri)
+        return self._encoder
+
     def write_rows(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Append one page of rows; returns how many were written."""
-        if self._encoder is None:
-            raise RuntimeError("write_rows() needs an open row writer (use `with ExportWriter(...)`).")
+        encoder = self._row_encoder()
         page = rows if isinstance(rows, list) else list(rows)
         if page:
-            self._encoder.write(page)
-            self.rows += len(page)
+            encoder.write(page)
+            self._rows += len(page)
         return len(page)
 
-    def write_bytes(self, chunk: bytes) -> None:
-        """Append bytes the API already encoded."""
-        if self._out is None:
-            raise RuntimeError("write_bytes() needs an open writer (use `with ExportWriter(...)`).")
-        self._out.write(chunk)
+    def copy(self, chunks: Iterable[bytes], record_format: str) -> int:
+        """Write a file the API encoded itself, byte for byte, counting its records as they pass.
+
+        Returns the count, which becomes the summary's ``rows`` (csv: records outside quotes,
+        header excluded; json: items of the top-level array; ndjson: lines), and
+        ``record_format`` becomes its ``format``. Records that are not well-formed raise
+        ValueError; raised inside the ``with`` block, that leaves the destination untouched, as
+        does a caller raising after comparing the count with the API's own. Call it once.
+
+        :param chunks: the file's bytes, in order, in chunks of any size.
+        :param record_format: how to read its records: ``csv``, ``json`` or ``ndjson``.
+        """
+        out = self._open_out("copy")
+        if self._encoder is not None:
+            raise RuntimeError(
+                "copy() after write_rows(): a writer holds one file, copied or written as rows."
+            )
+        if record_format not in RECORD_FORMATS:
+            raise ValueError(
+                f"record_format={record_format!r} is not supported; use one of {', '.join(RECORD_FORMATS)}."
+            )
+        self._copied = True
+        self.format = record_format
+        counter = RecordCounter(record_format)
+        for chunk in chunks:
+            out.write(chunk)
+            counter.feed(chunk)
+        counter.finish()
+        self._rows = counter.rows
+        return self._rows
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         gc.unfreeze()
         try:
-            if exc_type is None and self._encoder is not None:
-                self._encoder.close()
+            if exc_type is None and not self._copied:
+                self._row_encoder().close()  # a file without rows still gets its header/footer
         except BaseException:
             self._discard()
             raise
@@ -606,7 +664,7 @@ class ExportWriter:
         """
         summary: dict[str, Any] = {
             "uri": self.uri,
-            "rows": self.rows,
+            "rows": self._rows,
             "bytes": self.bytes,
             "format": self.format,
         }

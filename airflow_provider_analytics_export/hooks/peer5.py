@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
@@ -23,13 +23,14 @@ from airflow_provider_analytics_export.windows import (
     check_whole_buckets,
     floor_to,
     split_window,
-    to_datetime,
 )
 
 if TYPE_CHECKING:
     import requests
 
 EXPORT_ENDPOINT = "/v1/export"
+#: [from, to) of one request.
+Chunk = tuple[dt.datetime, dt.datetime]
 DAY_MS = 86_400_000
 _HOUR = dt.timedelta(hours=1)
 _DAY = dt.timedelta(days=1)
@@ -51,7 +52,6 @@ METRICS = ("http", "p2p", "played", "rebuffered", "sessions")
 #: Keys accepted both as filters and as dimensions.
 FIELDS = ("browser.name", "country.code", "city.name", "isp.name", "os.name", "session.page")
 MAX_DIMENSIONS = 2
-OUTPUTS = ("json", "csv")
 #: Bound on buckets per request where the API sets no range limit, so one response stays small.
 MAX_BUCKETS_PER_REQUEST = 1000
 #: The first bytes of every CSV export: its header, whose first column is the bucket timestamp.
@@ -95,7 +95,6 @@ def validate_query(
     metrics: Any,
     filters: Mapping[str, Any] | None = None,
     dimensions: Sequence[str] | None = None,
-    output: str = "json",
 ) -> None:
     """Check every request field against the documented values, before anything is sent."""
     validate_interval(interval)
@@ -126,8 +125,6 @@ def validate_query(
             f"dimensions={dimensions!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct dimensions "
             f"per query; allowed values: {', '.join(FIELDS)}."
         )
-    if output not in OUTPUTS:
-        raise ValueError(_allowed("output", output, OUTPUTS))
 
 
 def _as_list(values: str | Sequence[str]) -> list[str]:
@@ -150,9 +147,7 @@ def check_window(start: dt.datetime | None, end: dt.datetime | None, interval: s
     check_whole_buckets(start, end, partial(floor_to, step=step), interval, "interval")
 
 
-def plan_chunks(
-    start: dt.datetime, end: dt.datetime, interval: str, clock_now: dt.datetime
-) -> list[tuple[dt.datetime, dt.datetime]]:
+def plan_chunks(start: dt.datetime, end: dt.datetime, interval: str, clock_now: dt.datetime) -> list[Chunk]:
     """Aligned [from, to) requests that cover [start, end) within the API's limits.
 
     Raises when a bound cuts a bucket, or when the window reaches further back than
@@ -178,7 +173,7 @@ def plan_chunks(
     return list(split_window(start, end, span))
 
 
-def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[str]) -> Callable[[Any], bool]:
+def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bool]:
     """Whether a row of ``chunk`` (a dict, or a CSV record as a dict) is written.
 
     ``to`` ends the range, but whether the bucket starting at ``to`` comes back is not
@@ -213,6 +208,40 @@ def bucket_keeper(chunk: tuple[dt.datetime, dt.datetime], key_fields: Sequence[s
     return keep
 
 
+@dataclass(frozen=True)
+class Peer5Query:
+    """What to export, checked against the documented values when built (before any request).
+
+    :param interval: bucket size, one of ``1m 5m 10m 30m 1h 3h 12h 1d 7d 14d``.
+    :param metrics: metrics to export (``http``, ``p2p``, ``played``, ``rebuffered``, ``sessions``).
+    :param filters: field -> value or list of values to keep.
+    :param dimensions: up to two fields to split rows by (one row per bucket and value combination).
+    """
+
+    interval: str
+    metrics: Sequence[str]
+    filters: Mapping[str, str | Sequence[str]] | None = None
+    dimensions: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        validate_query(self.interval, self.metrics, self.filters, self.dimensions)
+
+    def body(self, chunk: Chunk) -> dict[str, Any]:
+        """The request body for one chunk: bounds in epoch ms, then the query."""
+        return {
+            "from": _ms(chunk[0]),
+            "to": _ms(chunk[1]),
+            "interval": self.interval,
+            "metrics": list(self.metrics),
+            **({"filters": {key: _as_list(v) for key, v in self.filters.items()}} if self.filters else {}),
+            **({"dimensions": list(self.dimensions)} if self.dimensions else {}),
+        }
+
+    def keeper(self, chunk: Chunk) -> Callable[[Any], bool]:
+        """:func:`bucket_keeper` of ``chunk``, keyed by timestamp and the dimension values."""
+        return bucket_keeper(chunk, ["timestamp", *(self.dimensions or [])])
+
+
 class Peer5Hook(AnalyticsApiHook):
     """Talks to Peer5's export API.
 
@@ -231,87 +260,42 @@ class Peer5Hook(AnalyticsApiHook):
         body = {"from": today - DAY_MS, "to": today, "interval": "1d", "metrics": ["sessions"]}
         self.request("POST", EXPORT_ENDPOINT, params={"format": "json"}, json=body)
 
-    @overload
-    def export(
-        self,
-        start: dt.datetime | str,
-        end: dt.datetime | str,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = ...,
-        dimensions: Sequence[str] | None = ...,
-        output: Literal["json"] = ...,
-    ) -> Iterator[list[dict[str, Any]]]: ...
-
-    @overload
-    def export(
-        self,
-        start: dt.datetime | str,
-        end: dt.datetime | str,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = ...,
-        dimensions: Sequence[str] | None = ...,
-        *,
-        output: Literal["csv"],
-    ) -> Iterator[bytes]: ...
-
-    def export(
-        self,
-        start: dt.datetime | str,
-        end: dt.datetime | str,
-        interval: str,
-        metrics: Sequence[str],
-        filters: Mapping[str, str | Sequence[str]] | None = None,
-        dimensions: Sequence[str] | None = None,
-        output: str = "json",
-    ) -> Iterator[list[dict[str, Any]]] | Iterator[bytes]:
-        """Export [start, end) one request (chunk) at a time, validated before any request.
-
-        Bounds must fall on ``interval`` boundaries (a bucket cut by the window would be
-        written partial and never corrected) and are sent as epoch milliseconds. Long windows
-        at fine intervals are split into chunks the API accepts. A bucket is written when it
-        starts in [start, end): whether or not Peer5 also returns the bucket starting at
-        ``to``, each bucket lands once, within a file and across consecutive runs.
-
-        ``output="json"`` yields one list of row dicts per chunk. ``output="csv"`` yields the
-        API's own CSV bytes (one header, then each chunk's records, byte for byte); records
-        are parsed only to drop the bucket at ``to`` and to check the rest.
-
-        :param start: window start (inclusive).
-        :param end: window end (exclusive).
-        :param interval: bucket size, one of ``1m 5m 10m 30m 1h 3h 12h 1d 7d 14d``.
-        :param metrics: metrics to export (``http``, ``p2p``, ``played``, ``rebuffered``, ``sessions``).
-        :param filters: field -> value or list of values to keep.
-        :param dimensions: up to two fields to split rows by (one row per bucket and value combination).
-        :param output: ``json`` (rows) or ``csv`` (bytes).
-        """
-        validate_query(interval, metrics, filters, dimensions, output)
-        start, end = to_datetime(start, "start"), to_datetime(end, "end")
-        chunks = plan_chunks(start, end, interval, now())
-        body = {
-            "interval": interval,
-            "metrics": list(metrics),
-            **({"filters": {key: _as_list(v) for key, v in filters.items()}} if filters else {}),
-            **({"dimensions": list(dimensions)} if dimensions else {}),
-        }
-        key_fields = ["timestamp", *(dimensions or [])]
-        if output == "csv":
-            return self._csv_chunks(chunks, body, key_fields)
-        return self._json_chunks(chunks, body, key_fields)
-
-    def _post(
-        self, chunk: tuple[dt.datetime, dt.datetime], body: dict[str, Any], fmt: str, parse: Any
-    ) -> Any:
-        request_body = {"from": _ms(chunk[0]), "to": _ms(chunk[1]), **body}
-        return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=request_body, parse=parse)
-
-    def _json_chunks(
-        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any], key_fields: list[str]
+    def export_rows(
+        self, start: dt.datetime, end: dt.datetime, query: Peer5Query
     ) -> Iterator[list[dict[str, Any]]]:
+        """[start, end) as rows: one list of row dicts per request (chunk); the window is checked first.
+
+        Bounds must fall on ``query.interval`` boundaries (a bucket cut by the window would be
+        written partial and never corrected), and the window must be within the interval's
+        recency limit: both are refused before any request. Long windows at fine intervals are
+        split into chunks the API accepts. A bucket is written when it starts in [start, end):
+        whether or not Peer5 also returns the bucket starting at ``to``, each bucket lands
+        once, within a file and across consecutive runs.
+
+        :param start: window start (inclusive, aware).
+        :param end: window end (exclusive, aware).
+        :param query: what to export.
+        """
+        return self._json_chunks(plan_chunks(start, end, query.interval, now()), query)
+
+    def export_csv(self, start: dt.datetime, end: dt.datetime, query: Peer5Query) -> Iterator[bytes]:
+        """[start, end) as Peer5's own CSV: one bytes chunk per request, to be joined into one file.
+
+        The same window rules and chunks as :meth:`export_rows`. The first chunk starts with
+        the header; every later chunk's header must be the same bytes (else the columns would
+        not line up) and is dropped. Records are passed byte for byte, parsed only to drop the
+        bucket at each chunk's ``to`` and to check the rest.
+        """
+        return self._csv_chunks(plan_chunks(start, end, query.interval, now()), query)
+
+    def _post(self, chunk: Chunk, query: Peer5Query, fmt: str, parse: Any) -> Any:
+        body = query.body(chunk)
+        return self.request("POST", EXPORT_ENDPOINT, params={"format": fmt}, json=body, parse=parse)
+
+    def _json_chunks(self, chunks: list[Chunk], query: Peer5Query) -> Iterator[list[dict[str, Any]]]:
         for chunk in chunks:
-            rows = self._post(chunk, body, "json", self._parse_json)
-            yield list(filter(bucket_keeper(chunk, key_fields), rows))
+            rows = self._post(chunk, query, "json", self._parse_json)
+            yield list(filter(query.keeper(chunk), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
         return self.series_rows(
@@ -330,13 +314,11 @@ class Peer5Hook(AnalyticsApiHook):
         )
         return b"".join(chunks)
 
-    def _csv_chunks(
-        self, chunks: list[tuple[dt.datetime, dt.datetime]], body: dict[str, Any], key_fields: list[str]
-    ) -> Iterator[bytes]:
+    def _csv_chunks(self, chunks: list[Chunk], query: Peer5Query) -> Iterator[bytes]:
         """Each chunk's CSV records as sent; the header line of every chunk after the first is dropped."""
         header: bytes | None = None
         for chunk in chunks:
-            content: bytes = self._post(chunk, body, "csv", self._parse_csv)
+            content: bytes = self._post(chunk, query, "csv", self._parse_csv)
             first_line, records = _csv_records(content)
             if header is not None and first_line != header:
                 raise ExportIntegrityError(
@@ -344,12 +326,12 @@ class Peer5Hook(AnalyticsApiHook):
                     "the columns would not line up."
                 )
             columns = next(csv.reader([first_line.decode("utf-8-sig")]))
-            keep = bucket_keeper(chunk, key_fields)
+            keep = query.keeper(chunk)
             kept = b"".join(raw for raw, values in records if keep(dict(zip(columns, values, strict=False))))
             if header is None:
                 header = first_line
                 yield first_line + kept
-            elif kept:
+            else:
                 yield kept
 
 

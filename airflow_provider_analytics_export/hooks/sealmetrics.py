@@ -39,7 +39,6 @@ from airflow_provider_analytics_export.hooks.base import (
 )
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.transport.downloads import (
-    CheckedFile,
     Sink,
     checked_link,
     copy_checked,
@@ -617,9 +616,9 @@ class SealmetricsHook(AnalyticsApiHook):
 
     # -- files ----------------------------------------------------------------------
     def stream_export(
-        self, body: Mapping[str, Any], open_sink: Callable[[], Sink], account_id: str | None = None
-    ) -> CheckedFile[Sink]:
-        """Stream a small export (< 10,000 rows) into a sink from ``open_sink`` (one per attempt).
+        self, body: Mapping[str, Any], open_sink: Callable[[str], Sink], account_id: str | None = None
+    ) -> Sink:
+        """Stream a small export (< 10,000 rows) into ``open_sink(layout)``: one sink per attempt.
 
         Raises :class:`InvalidRequestError` with status 413 when the export is too large;
         callers fall back to a background job.
@@ -635,9 +634,12 @@ class SealmetricsHook(AnalyticsApiHook):
         )
 
     def download_export(
-        self, job_or_url: Mapping[str, Any] | str, open_sink: Callable[[], Sink], export_format: str = "csv"
-    ) -> CheckedFile[Sink]:
-        """Download a completed job's file into a sink from ``open_sink``; bounded memory.
+        self,
+        job_or_url: Mapping[str, Any] | str,
+        open_sink: Callable[[str], Sink],
+        export_format: str = "csv",
+    ) -> Sink:
+        """Download a completed job's file into ``open_sink(layout)``; returns the committed sink.
 
         Each attempt gets a fresh sink, committed only when the file checks out: given a job,
         its ``actual_rows`` must match the file's record count. The download URL gets no API
@@ -684,11 +686,11 @@ class SealmetricsHook(AnalyticsApiHook):
 
     def _copier(
         self,
-        open_sink: Callable[[], Sink],
+        open_sink: Callable[[str], Sink],
         fmt: str,
         job: Mapping[str, Any] | None,
         request: tuple[str, str, str],
-    ) -> Callable[[requests.Response], CheckedFile[Sink]]:
+    ) -> Callable[[requests.Response], Sink]:
         """A ``parse`` callback that copies the body into a fresh sink (so a retry restarts).
 
         ``request`` is (method, endpoint, label for progress logs). A body whose media type is
@@ -701,7 +703,7 @@ class SealmetricsHook(AnalyticsApiHook):
             rows = int(job["actual_rows"])
             claimed = (rows, f"Sealmetrics export {job.get('job_id')} reports actual_rows={rows}")
 
-        def copy(response: requests.Response) -> CheckedFile[Sink]:
+        def copy(response: requests.Response) -> Sink:
             content_type, layout, start, expected = self._file_kind(response, method, endpoint, fmt)
             chunks = self.file_chunks(
                 response,

@@ -1,1 +1,1 @@
-"""Export operators, one module per API, all built on :class:`~.base.AnalyticsExportOperator`."""
+"""Export operators, one module per API, all built on :class:`~.base.BaseExportOperator`."""

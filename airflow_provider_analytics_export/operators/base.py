@@ -1,11 +1,12 @@
-"""What every export operator shares: the window, the destination and the atomic writer."""
+"""The export operator base: the five shared arguments, the window, and the one write loop."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
@@ -21,11 +22,16 @@ from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
 from airflow_provider_analytics_export.hooks.base import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
+from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window, to_datetime, window_fields
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
+#: [start, end) of one export.
+Window = tuple[dt.datetime, dt.datetime]
+_Item = TypeVar("_Item", bytes, Sequence[Mapping[str, Any]])
 
 #: Template variables that exist only when the run has a logical date (and so a data interval).
 INTERVAL_VARIABLES = (
@@ -75,34 +81,15 @@ def _with_closing_line(post_execute: PostExecuteHook) -> PostExecuteHook:
 
     def hook(context: Context, result: Any) -> None:
         task = context["task"]
-        if isinstance(result, Mapping) and result.get("uri") and isinstance(task, BaseExportOperator):
+        if isinstance(result, Mapping) and result.get("uri") and isinstance(task, DestinationOperator):
             task.log_closing_line(result)
         post_execute(context, result)
 
     return hook
 
 
-def export_pages(
-    writer: ExportWriter, pages: Iterable[Sequence[dict[str, Any]]], window: tuple[dt.datetime, dt.datetime]
-) -> dict[str, Any]:
-    """Stream each page into ``writer`` as it arrives; the operators' result (summary + ``pages``).
-
-    The writer is atomic: if the pages fail their checks midway, nothing reaches the destination.
-    """
-    count = 0
-    with writer:
-        for rows in pages:
-            writer.write_rows(rows)
-            count += 1
-    return {
-        **writer.summary(),
-        "pages": count,
-        **window_fields(*window),
-    }
-
-
-class BaseExportOperator(ExportLineageMixin, BaseOperator):
-    """A task that writes one export to ``destination``: it updates an asset and reports lineage.
+class DestinationOperator(ExportLineageMixin, BaseOperator):
+    """A task that writes one file to ``destination`` and reports what landed there.
 
     The task updates :func:`~airflow_provider_analytics_export.assets.export_asset` for its
     DAG and task id (mapped tasks too, one event per mapped instance) unless ``outlets`` are
@@ -162,13 +149,53 @@ class BaseExportOperator(ExportLineageMixin, BaseOperator):
         return partial
 
 
-class AnalyticsExportOperator(BaseExportOperator):
-    """Base of the export operators: resolves [start, end) and writes through :class:`ExportWriter`.
+@dataclass(frozen=True, kw_only=True)
+class ExportSource:
+    """What a :class:`BaseExportOperator` subclass exports in one execute; the base writes it.
 
-    Values that are not templated are validated here, at DAG parse time; templated ones
-    are validated again after rendering, before any request is sent.
+    :param window: the [start, end) exported (its ``window_start``/``window_end`` go into the
+        result), or None for an export without one.
+    :param fields: result fields the subclass adds to the writer's summary.
+    :param counted_as: the result key of the number of pages (or file chunks) written.
+    :param progress: label of the progress lines the base logs, or None where the hook's pager
+        already logs them.
+    """
 
-    Like every :class:`BaseExportOperator`, the task updates an asset with what landed.
+    window: Window | None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    counted_as: str = "pages"
+    progress: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowPages(ExportSource):
+    """Rows, one sequence per API response; csv/parquet have the columns of ``schema``."""
+
+    pages: Iterable[Sequence[Mapping[str, Any]]]
+    schema: Schema | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileChunks(ExportSource):
+    """A file the API encoded itself, one bytes chunk per response, copied as sent and its records counted.
+
+    :param record_format: how the records are read for the count: ``csv``, ``json`` or ``ndjson``.
+    """
+
+    chunks: Iterable[bytes]
+    record_format: str
+
+
+class BaseExportOperator(DestinationOperator):
+    """Base of the export operators: one window of an API into one file, written atomically.
+
+    A subclass takes only its own arguments (the five below come through ``**kwargs``) and
+    says in :meth:`export` what to write; ``execute`` resolves the format once, opens one
+    :class:`ExportWriter`, writes every page (or copies the API's file), and returns the
+    writer's summary with the subclass's fields and the window. Values that are not templated
+    are validated at DAG parse time; templated ones after rendering, before any request.
+
+    Like every :class:`DestinationOperator`, the task updates an asset with what landed.
 
     :param destination: where to write, as an ObjectStoragePath URL (templated), e.g.
         ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
@@ -198,16 +225,13 @@ class AnalyticsExportOperator(BaseExportOperator):
         self.end = end
         self.output_format = output_format
         self.destination_conn_id = destination_conn_id
-        self.validate_output()
+        self.validate_static()
 
-    def validate_output(self) -> None:
-        """Check the format now if nothing about it is templated."""
+    def validate_static(self) -> None:
+        """Check the format and the bounds now if nothing about them is templated."""
         if not is_templated(self.destination) and not is_templated(self.output_format):
             resolve_format(self.destination, self.output_format, self.allowed_formats)
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if value not in (None, "") and not is_templated(value):
-                to_datetime(value, name)
+        self.static_window()
 
     def static_window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         """(start, end) where known at DAG parse (given and not templated), else None, for early checks."""
@@ -217,11 +241,58 @@ class AnalyticsExportOperator(BaseExportOperator):
 
         return known(self.start, "start"), known(self.end, "end")
 
-    def export_window(self, context: Context) -> tuple[dt.datetime, dt.datetime]:
+    def export_window(self, context: Context) -> Window:
         """[start, end): the arguments, else the run's data interval (an empty one is an error)."""
         return resolve_window(self.start, self.end, context)
 
-    def open_writer(self, schema: Schema | None = None) -> ExportWriter:
+    def export(self, context: Context, output_format: str) -> ExportSource:
+        """What to write for the rendered arguments: :class:`RowPages` or :class:`FileChunks`.
+
+        Called once per execute, before the writer opens: raise here for anything invalid,
+        so nothing is requested or written. Parse the window once, with :meth:`export_window`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement export()")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Write what :meth:`export` describes into ``destination``; the summary is the result."""
+        output_format = resolve_format(self.destination, self.output_format, self.allowed_formats)
+        source = self.export(context, output_format)
+        schema = source.schema if isinstance(source, RowPages) else None
+        tally = _Tally(self.log, source.progress, "rows" if isinstance(source, RowPages) else "bytes")
+        with self.open_writer(schema, output_format) as writer:
+            if isinstance(source, RowPages):
+                for page in tally.each(source.pages, len):
+                    writer.write_rows(page)
+            elif isinstance(source, FileChunks):
+                writer.copy(tally.each(source.chunks, len), source.record_format)
+        tally.finish()
+        return {
+            **writer.summary(),
+            source.counted_as: tally.pages,
+            **source.fields,
+            **(window_fields(*source.window) if source.window else {}),
+        }
+
+    def open_writer(self, schema: Schema | None = None, output_format: str | None = None) -> ExportWriter:
         """An atomic writer for the rendered destination and format (csv/parquet follow ``schema``)."""
-        fmt = resolve_format(self.destination, self.output_format, self.allowed_formats)
+        fmt = output_format or resolve_format(self.destination, self.output_format, self.allowed_formats)
         return ExportWriter(self.destination, fmt, self.destination_conn_id, schema)
+
+
+class _Tally:
+    """Counts the pages (or chunks) on their way to the writer; logs progress when given a label."""
+
+    def __init__(self, log: Any, label: str | None, unit: str) -> None:
+        self.pages = 0
+        self.progress = ExportProgress(log, label, unit=unit) if label else None
+
+    def each(self, items: Iterable[_Item], size: Callable[[_Item], int]) -> Iterator[_Item]:
+        for item in items:
+            self.pages += 1
+            if self.progress:
+                self.progress.update(size(item))
+            yield item
+
+    def finish(self) -> None:
+        if self.progress:
+            self.progress.finish()

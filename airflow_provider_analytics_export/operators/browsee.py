@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import Context, ObjectStoragePath
+from airflow.sdk import Context
 
 from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.hooks.browsee import (
@@ -16,32 +15,32 @@ from airflow_provider_analytics_export.hooks.browsee import (
     validate_session_args,
 )
 from airflow_provider_analytics_export.links import BrowseeSegmentsLink
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, export_pages
+from airflow_provider_analytics_export.operators.base import BaseExportOperator, RowPages
 from airflow_provider_analytics_export.validation import is_templated
 
 
-class BrowseeSessionsExportOperator(AnalyticsExportOperator):
+class BrowseeSessionsExportOperator(BaseExportOperator):
     """Write every Browsee session that started in [start, end) to ``destination``, exactly once.
 
     Pages of 100 sessions are streamed to the file one at a time; the row count is checked
     against ``exports.total``, and a mismatch fails the task without touching the
     destination. Browsee allows one open request per account: tasks sharing a worker
-    process queue on one slot (across workers, use an Airflow pool of size 1).
+    process queue on one slot (across workers, use an Airflow pool of size 1). The result
+    has ``pages``, the number of pages written.
 
-    :param destination: where to write (templated), e.g. ``s3://bucket/browsee/{{ ds }}/sessions.parquet``.
+    Takes :class:`~airflow_provider_analytics_export.operators.base.BaseExportOperator`'s
+    ``destination`` (e.g. ``s3://bucket/browsee/{{ ds }}/sessions.parquet``), ``start``,
+    ``end``, ``output_format`` and ``destination_conn_id``, and:
+
     :param browsee_conn_id: the Browsee connection (templated).
-    :param start: window start, inclusive (templated); default: the data interval start.
-    :param end: window end, exclusive (templated); default: the data interval end.
     :param segment_id: only sessions of this segment (templated).
     :param fields: ``options.select`` fields to export (templated); default: all.
     :param page_size: sessions per request, 1..100.
-    :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination suffix.
-    :param destination_conn_id: connection for the destination's object storage (templated).
     """
 
     lineage_source = (BrowseeHook, SESSIONS_ENDPOINT)
     template_fields: Sequence[str] = (
-        *AnalyticsExportOperator.template_fields,
+        *BaseExportOperator.template_fields,
         "browsee_conn_id",
         "segment_id",
         "fields",
@@ -51,35 +50,23 @@ class BrowseeSessionsExportOperator(AnalyticsExportOperator):
     def __init__(
         self,
         *,
-        destination: str | ObjectStoragePath,
         browsee_conn_id: str = BrowseeHook.default_conn_name,
-        start: dt.datetime | str | None = None,
-        end: dt.datetime | str | None = None,
         segment_id: str | None = None,
         fields: Sequence[str] | None = None,
         page_size: int = 100,
-        output_format: str | None = None,
-        destination_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            destination=destination,
-            start=start,
-            end=end,
-            output_format=output_format,
-            destination_conn_id=destination_conn_id,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.browsee_conn_id = browsee_conn_id
         self.segment_id = segment_id
         self.fields = fields
         self.page_size = page_size
         validate_session_args(None if is_templated(fields) else fields, page_size)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def export(self, context: Context, output_format: str) -> RowPages:
         window = self.export_window(context)
         select = validate_session_args(self.fields, self.page_size)
         hook = BrowseeHook(browsee_conn_id=self.browsee_conn_id)
         pages = hook.iter_session_pages(*window, self.segment_id or None, select, self.page_size)
         schema = BROWSEE_SESSIONS.select(select, keep=[ID_FIELD]) if select else BROWSEE_SESSIONS
-        return export_pages(self.open_writer(schema), pages, window)
+        return RowPages(window=window, pages=pages, schema=schema)

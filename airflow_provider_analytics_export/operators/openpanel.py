@@ -20,12 +20,12 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     validate_chart_args,
     validate_event_args,
 )
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, export_pages
+from airflow_provider_analytics_export.operators.base import BaseExportOperator, RowPages
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import to_datetime, window_fields
 
 
-class OpenPanelEventsExportOperator(AnalyticsExportOperator):
+class OpenPanelEventsExportOperator(BaseExportOperator):
     """Write every OpenPanel event created in [start, end) to ``destination``, exactly once.
 
     Every row has every event column (properties included) unless ``fields`` narrows them,
@@ -57,7 +57,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
 
     lineage_source = (OpenPanelHook, EVENTS_ENDPOINT)
     template_fields: Sequence[str] = (
-        *AnalyticsExportOperator.template_fields,
+        *BaseExportOperator.template_fields,
         "project_id",
         "openpanel_conn_id",
         "events",
@@ -108,7 +108,7 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
             None if is_templated(fields) else fields,
         )
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def export(self, context: Context, output_format: str) -> RowPages:
         window = self.export_window(context)
         hook = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id)
         pages = hook.iter_event_pages(
@@ -122,10 +122,10 @@ class OpenPanelEventsExportOperator(AnalyticsExportOperator):
             fields=self.fields or None,
         )
         _, columns = validate_event_args(self.events, self.includes, self.page_size, 1, self.fields)
-        return export_pages(self.open_writer(OPENPANEL_EVENTS.select(columns)), pages, window)
+        return RowPages(window=window, pages=pages, schema=OPENPANEL_EVENTS.select(columns))
 
 
-class OpenPanelChartsExportOperator(AnalyticsExportOperator):
+class OpenPanelChartsExportOperator(BaseExportOperator):
     """Write an OpenPanel chart as rows: one per (series, date), with breakdown values and count.
 
     Columns: ``series_id``, ``event``, ``names``, ``breakdown_<name>`` per breakdown (""
@@ -152,7 +152,7 @@ class OpenPanelChartsExportOperator(AnalyticsExportOperator):
 
     lineage_source = (OpenPanelHook, CHARTS_ENDPOINT)
     template_fields: Sequence[str] = (
-        *AnalyticsExportOperator.template_fields,
+        *BaseExportOperator.template_fields,
         "project_id",
         "openpanel_conn_id",
         "events",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath, ResumableJobMixin, conf
@@ -31,8 +31,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     resolve_account_id,
     validate_export_request,
 )
-from airflow_provider_analytics_export.operators.base import AnalyticsExportOperator, BaseExportOperator
-from airflow_provider_analytics_export.transport.downloads import CheckedFile
+from airflow_provider_analytics_export.operators.base import BaseExportOperator, DestinationOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import TIMEOUT, SealmetricsExportTrigger
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window
@@ -46,14 +45,9 @@ NOT_FOUND = "not_found"
 DEFERRAL_GRACE = dt.timedelta(minutes=5)
 
 
-def raw_file(destination: str, destination_conn_id: str | None) -> Callable[[], ExportWriter]:
-    """Opens a fresh atomic writer for the file as the API sends it (called once per attempt)."""
-    return partial(ExportWriter, destination, "raw", destination_conn_id)
-
-
-def file_result(checked: CheckedFile[ExportWriter]) -> dict[str, Any]:
-    """``{uri, rows, bytes, format}`` of a committed copy: the rows the hook counted and checked."""
-    return {**checked.sink.summary(), "rows": checked.rows, "format": checked.layout}
+def file_writers(destination: str, destination_conn_id: str | None) -> Callable[[str], ExportWriter]:
+    """Opens a fresh atomic writer of ``destination`` for a file of one record layout (per attempt)."""
+    return lambda layout: ExportWriter(destination, layout, destination_conn_id)
 
 
 def default_deferrable() -> bool:
@@ -161,7 +155,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         return str(job["job_id"])
 
 
-class SealmetricsDownloadExportOperator(BaseExportOperator):
+class SealmetricsDownloadExportOperator(DestinationOperator):
     """Download a completed export job into ``destination`` atomically.
 
     Returns ``{"uri", "rows", "bytes", "format", "job_id"}``; for CSV the record count is
@@ -208,11 +202,11 @@ class SealmetricsDownloadExportOperator(BaseExportOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SealmetricsHook(self.sealmetrics_conn_id)
         job = hook.get_export(self.job_id, self.account_id)
-        checked = hook.download_export(job, raw_file(self.destination, self.destination_conn_id))
-        return {**file_result(checked), "job_id": self.job_id}
+        writer = hook.download_export(job, file_writers(self.destination, self.destination_conn_id))
+        return {**writer.summary(), "job_id": self.job_id}
 
 
-class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
+class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     """Export one Sealmetrics export type for [start, end) into ``destination``, in one task.
 
     Small exports (the estimate says no background job) use the stream endpoint; a 413
@@ -246,7 +240,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
 
     lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
     template_fields: Sequence[str] = (
-        *AnalyticsExportOperator.template_fields,
+        *BaseExportOperator.template_fields,
         "export_type",
         "account_id",
         "filters",
@@ -261,14 +255,9 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         *,
         task_id: str,
         export_type: str,
-        destination: str | ObjectStoragePath,
         account_id: str | None = None,
         site_id: str | None = None,
         filters: dict[str, str] | None = None,
-        start: dt.datetime | str | None = None,
-        end: dt.datetime | str | None = None,
-        output_format: str | None = None,
-        destination_conn_id: str | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         deferrable: bool | None = None,
         poll_interval: float = 15.0,
@@ -276,15 +265,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         cap_wait_seconds: float = 3600.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            task_id=task_id,
-            destination=destination,
-            start=start,
-            end=end,
-            output_format=output_format,
-            destination_conn_id=destination_conn_id,
-            **kwargs,
-        )
+        super().__init__(task_id=task_id, **kwargs)
         self.export_type = export_type
         self.account_id = resolve_account_id(account_id, site_id, f"{type(self).__name__} {task_id!r}")
         self.filters = filters
@@ -308,19 +289,19 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         return export_body(self.export_type, first, last, fmt, self.filters)
 
     # -- entry points ---------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> dict[str, Any]:
         body = self.body(context)
         if self._stored_job_id(context) is None and self._streamable(body):
             try:
-                checked = self.hook.stream_export(
-                    body, raw_file(self.destination, self.destination_conn_id), self.account_id
+                writer = self.hook.stream_export(
+                    body, file_writers(self.destination, self.destination_conn_id), self.account_id
                 )
             except InvalidRequestError as exc:
                 if exc.status != 413:
                     raise
                 self.log.info("Stream refused (%s); creating a background job instead.", exc.api_message)
             else:
-                return self._result(file_result(checked), body, None)
+                return self._result(writer.summary(), body, None)
         result = self.execute_resumable(context)
         if result is None:  # reconnected: the mixin returns poll_until_complete()'s None
             result = self.get_job_result(self._stored_job_id(context), context)
@@ -401,7 +382,9 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
         while True:
             job = self.hook.get_export(job_id, self.account_id)
             try:
-                checked = self.hook.download_export(job, raw_file(self.destination, self.destination_conn_id))
+                writer = self.hook.download_export(
+                    job, file_writers(self.destination, self.destination_conn_id)
+                )
             except SealmetricsExportExpiredError as exc:
                 if refreshed:
                     raise SealmetricsExportExpiredError(
@@ -409,7 +392,7 @@ class SealmetricsExportOperator(ResumableJobMixin, AnalyticsExportOperator):
                     ) from None
                 self.log.warning("%s Creating one fresh export.", exc)
             else:
-                return self._result(file_result(checked), self.body(context), job_id)
+                return self._result(writer.summary(), self.body(context), job_id)
             refreshed = True
             job_id = str(
                 self.hook.create_export(self.body(context), self.account_id, self.cap_wait_seconds)["job_id"]

@@ -10,16 +10,14 @@ sink per attempt, and only a file whose records check out is committed.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_analytics_export.exceptions import AnalyticsExportError, ExportIntegrityError
-from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.progress import ExportProgress
 
 _LOOPBACK_NAMES = ("localhost",)
@@ -28,7 +26,8 @@ _LOOPBACK_NAMES = ("localhost",)
 class FileSink(Protocol):
     """Where a downloaded file goes: committed on a clean exit, discarded when the block raises.
 
-    :class:`~airflow_provider_analytics_export.files.writer.ExportWriter` is one.
+    :class:`~airflow_provider_analytics_export.files.writer.ExportWriter` is one: ``copy``
+    writes the chunks as they are and returns the records it counted in them.
     """
 
     def __enter__(self) -> Any: ...
@@ -37,19 +36,10 @@ class FileSink(Protocol):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Any: ...
 
-    def write_bytes(self, chunk: bytes) -> None: ...
+    def copy(self, chunks: Iterable[bytes], record_format: str) -> int: ...
 
 
 Sink = TypeVar("Sink", bound=FileSink)
-
-
-@dataclass(frozen=True)
-class CheckedFile(Generic[Sink]):
-    """A file copied and committed: its record count, record layout and the sink that holds it."""
-
-    rows: int
-    layout: str
-    sink: Sink
 
 
 def link_token(url: str) -> str:
@@ -90,44 +80,44 @@ def checked_link(url: str, base_url: str, path_prefix: str, shown_as: str) -> st
 
 def copy_checked(
     chunks: Iterable[bytes],
-    open_sink: Callable[[], Sink],
+    open_sink: Callable[[str], Sink],
     layout: str,
     *,
     progress: ExportProgress,
     where: str,
     claimed: tuple[int, str] | None = None,
     total: int | None = None,
-) -> CheckedFile[Sink]:
-    """Copy ``chunks`` into a fresh sink, counting and checking the records as they pass.
+) -> Sink:
+    """Copy ``chunks`` into a fresh sink for ``layout``; the sink, committed, once its records check out.
 
-    A malformed file, or one whose count differs from what the API ``claimed`` (rows, and
-    the claim in words), raises :class:`ExportIntegrityError` inside the sink's block, so
+    A malformed file, or one whose record count differs from what the API ``claimed`` (rows,
+    and the claim in words), raises :class:`ExportIntegrityError` inside the sink's block, so
     nothing is committed. Memory stays bounded: one chunk at a time.
 
-    :param layout: ``csv``, ``json`` or ``ndjson`` (see :class:`RecordCounter`).
+    :param layout: the file's record layout: ``csv``, ``json`` or ``ndjson``.
     :param where: the request, for the error message, e.g. ``Sealmetrics GET /download/<token>``.
     :param total: the expected size in bytes, for the progress lines.
     """
-    counter = RecordCounter(layout)
-    sink = open_sink()
+
+    def progressed() -> Iterator[bytes]:
+        for chunk in chunks:
+            progress.update(len(chunk), pages=0, total=total)
+            yield chunk
+
+    sink = open_sink(layout)
     with sink:
         try:
-            for chunk in chunks:
-                sink.write_bytes(chunk)
-                counter.feed(chunk)
-                progress.update(len(chunk), pages=0, total=total)
-            counter.finish()
+            rows = sink.copy(progressed(), layout)
         except ValueError as exc:
             raise ExportIntegrityError(
                 f"{where}: the {layout} file is not valid ({exc}); it was not written."
             ) from None
-        if claimed is not None and claimed[0] != counter.rows:
+        if claimed is not None and claimed[0] != rows:
             raise ExportIntegrityError(
-                f"{claimed[1]} but the downloaded file holds {counter.rows} records; "
-                "the file was not written."
+                f"{claimed[1]} but the downloaded file holds {rows} records; the file was not written."
             )
     progress.finish()
-    return CheckedFile(counter.rows, layout, sink)
+    return sink
 
 
 def _port(parts: SplitResult) -> int | None:

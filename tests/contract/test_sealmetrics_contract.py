@@ -25,7 +25,7 @@ from openapi_schema_validator import OAS31Validator
 
 from airflow_provider_analytics_export.exceptions import ApiError, InvalidRequestError
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
-from airflow_provider_analytics_export.operators.sealmetrics import raw_file as into
+from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 
 SPEC_PATH = Path(__file__).with_name("sealmetrics-openapi-exports.json")

@@ -134,9 +134,9 @@ def test_an_old_leftover_is_removed_with_the_default_age(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, "day.jsonl"]
 
 
-def test_write_bytes_outside_the_context_is_a_clear_error(tmp_path):
-    with pytest.raises(RuntimeError, match=r"write_bytes\(\) needs an open writer"):
-        ExportWriter((tmp_path / "f.csv").as_uri(), "raw").write_bytes(b"x")
+def test_copy_outside_the_context_is_a_clear_error(tmp_path):
+    with pytest.raises(RuntimeError, match=r"copy\(\) needs an open writer"):
+        ExportWriter((tmp_path / "f.csv").as_uri()).copy([b"x"], "csv")
 
 
 def test_failure_on_a_first_export_leaves_no_file(tmp_path):
@@ -172,13 +172,58 @@ def test_empty_export_still_writes_a_readable_file(tmp_path):
     assert writer.summary()["rows"] == 0
 
 
-def test_raw_bytes_pass_through(tmp_path):
+def test_copied_bytes_pass_through(tmp_path):
     url = (tmp_path / "report.csv").as_uri()
-    with ExportWriter(url, output_format="raw") as writer:
-        writer.write_bytes(b"a,b\n")
-        writer.write_bytes(b"1,2\n")
+    with ExportWriter(url) as writer:
+        writer.copy([b"a,b\n", b"1,2\n"], "csv")
     assert (tmp_path / "report.csv").read_bytes() == b"a,b\n1,2\n"
     assert writer.summary()["bytes"] == 8
+
+
+@pytest.mark.parametrize(
+    ("record_format", "chunks", "rows"),
+    [
+        # A quoted field holding newlines (and a doubled quote) is one record, split across chunks.
+        ("csv", [b'id,note\n1,"two\nli', b'nes ""q""\n"\n2,x'], 2),
+        ("csv", [b"id,note\n"], 0),
+        ("json", [b'[{"id": 1}, {"id"', b": 2}]"], 2),
+        ("ndjson", [b'{"id": 1}\n{"id', b'": 2}\n'], 2),
+    ],
+)
+def test_copy_counts_the_records_it_writes(tmp_path, record_format, chunks, rows):
+    url = (tmp_path / f"copy.{record_format}").as_uri()
+    with ExportWriter(url, "csv" if record_format == "csv" else "json") as writer:
+        assert writer.copy(iter(chunks), record_format) == rows
+    assert (tmp_path / f"copy.{record_format}").read_bytes() == b"".join(chunks)
+    summary = writer.summary()
+    assert (summary["rows"], summary["format"]) == (rows, record_format)
+
+
+def test_a_malformed_copy_fails_and_leaves_the_previous_file(tmp_path):
+    url = (tmp_path / "copy.json").as_uri()
+    (tmp_path / "copy.json").write_bytes(b"[]")
+    with pytest.raises(ValueError, match="JSON array is incomplete"), ExportWriter(url) as writer:
+        writer.copy([b'[{"id": 1}, {"id"'], "json")
+    assert (tmp_path / "copy.json").read_bytes() == b"[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.json"]
+
+
+def test_a_writer_holds_rows_or_one_copy_never_both(tmp_path):
+    def rows(writer):
+        writer.write_rows([{"a": 1}])
+
+    def copy(writer):
+        writer.copy([b"a\n1\n"], "csv")
+
+    for name, (first, then), message in (
+        ("a.csv", (rows, copy), r"copy\(\) after write_rows\(\)"),
+        ("b.csv", (copy, rows), r"write_rows\(\) after copy\(\)"),
+        ("c.csv", (copy, copy), r"copy\(\) after copy\(\)"),
+    ):
+        with pytest.raises(RuntimeError, match=message), ExportWriter((tmp_path / name).as_uri()) as writer:
+            first(writer)
+            then(writer)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks import peer5
-from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
+from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook, Peer5Query
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import peer5_csv, peer5_rows
 from tests.scripted_server import Reply
@@ -41,7 +41,7 @@ def test_20_hours_of_1m_is_four_allowed_chunks_with_every_minute_once(pinned: Sa
     start = NOW - 2 * dt.timedelta(days=1)
     end = start + 20 * HOUR
 
-    pages = list(Peer5Hook().export(start, end, "1m", ["http", "p2p"]))
+    pages = list(Peer5Hook().export_rows(start, end, Peer5Query("1m", ["http", "p2p"])))
 
     assert [len(page) for page in pages] == [360, 360, 360, 120]
     assert _requests(pinned) == 4
@@ -55,9 +55,8 @@ def test_dimension_split_gives_one_row_per_timestamp_and_value(pinned: SandboxSe
     filters = {"country.code": ["US", "DE"]}
     dims = ["browser.name", "country.code"]
 
-    rows = [
-        row for page in Peer5Hook().export(start, NOW, "30m", ["sessions"], filters, dims) for row in page
-    ]
+    pages = Peer5Hook().export_rows(start, NOW, Peer5Query("30m", ["sessions"], filters, dims))
+    rows = [row for page in pages for row in page]
 
     assert rows == peer5_rows(pinned.config, _ms(start), _ms(NOW), "30m", ["sessions"], filters, dims)
     keys = {(row["timestamp"], row["browser.name"], row["country.code"]) for row in rows}
@@ -67,7 +66,7 @@ def test_dimension_split_gives_one_row_per_timestamp_and_value(pinned: SandboxSe
 def test_csv_bytes_pass_through_with_one_header(pinned: SandboxServer) -> None:
     start = NOW - 13 * HOUR
 
-    data = b"".join(Peer5Hook().export(start, NOW, "5m", ["http"], dimensions=["os.name"], output="csv"))
+    data = b"".join(Peer5Hook().export_csv(start, NOW, Peer5Query("5m", ["http"], dimensions=["os.name"])))
 
     rows = peer5_rows(pinned.config, _ms(start), _ms(NOW), "5m", ["http"], None, ["os.name"])
     assert data.decode() == peer5_csv(rows, ["timestamp", "os.name", "http"])
@@ -94,16 +93,18 @@ def test_csv_bytes_pass_through_with_one_header(pinned: SandboxServer) -> None:
 def test_a_window_cutting_a_bucket_is_refused_before_any_request(
     pinned: SandboxServer, start: dt.datetime, end: dt.datetime, interval: str, message: str
 ) -> None:
-    for output in ("json", "csv"):
+    for export in (Peer5Hook().export_rows, Peer5Hook().export_csv):
         with pytest.raises(ValueError, match=re.escape(message)):
-            Peer5Hook().export(start, end, interval, ["p2p"], output=output)  # type: ignore[call-overload]
+            export(start, end, Peer5Query(interval, ["p2p"]))
     assert _requests(pinned) == 0
 
 
 def test_10_days_of_10m_is_split_into_7_day_chunks(pinned: SandboxServer) -> None:
     start = NOW - dt.timedelta(days=10)
 
-    rows = [row for page in Peer5Hook().export(start, NOW, "10m", ["sessions"]) for row in page]
+    rows = [
+        row for page in Peer5Hook().export_rows(start, NOW, Peer5Query("10m", ["sessions"])) for row in page
+    ]
 
     assert len(rows) == 10 * 24 * 6
     assert _requests(pinned) == 2
@@ -128,7 +129,8 @@ def test_windows_the_api_never_serves_fail_before_any_request(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         # One whole bucket (at least an hour): only the recency limit is wrong with this window.
-        Peer5Hook().export(NOW - age, NOW - age + max(HOUR, peer5.INTERVALS[interval]), interval, ["http"])
+        end = NOW - age + max(HOUR, peer5.INTERVALS[interval])
+        Peer5Hook().export_rows(NOW - age, end, Peer5Query(interval, ["http"]))
     assert _requests(pinned) == 0
 
 
@@ -136,7 +138,7 @@ def test_1d_has_no_recency_limit(pinned: SandboxServer) -> None:
     start = NOW.replace(hour=0) - dt.timedelta(days=400)
     rows = [
         row
-        for page in Peer5Hook().export(start, start + dt.timedelta(days=3), "1d", ["http"])
+        for page in Peer5Hook().export_rows(start, start + dt.timedelta(days=3), Peer5Query("1d", ["http"]))
         for row in page
     ]
     assert len(rows) == 3
@@ -167,7 +169,6 @@ def test_1d_has_no_recency_limit(pinned: SandboxServer) -> None:
             "dimensions=['os.name', 'city.name', 'isp.name']: Peer5 splits by at most 2 distinct dimensions",
         ),
         ({"dimensions": ["os.name", "os.name"]}, "at most 2 distinct dimensions per query"),
-        ({"output": "xml"}, "output has unknown value 'xml'; allowed values: json, csv."),
     ],
 )
 def test_invalid_queries_are_rejected_before_any_request(
@@ -175,7 +176,7 @@ def test_invalid_queries_are_rejected_before_any_request(
 ) -> None:
     query: dict[str, Any] = {"interval": "1h", "metrics": ["http"], **kwargs}
     with pytest.raises(ValueError, match=re.escape(message)):
-        Peer5Hook().export(NOW - HOUR, NOW, **query)
+        Peer5Query(**query)
     assert _requests(pinned) == 0
 
 
@@ -206,17 +207,15 @@ def test_each_bucket_once_in_json_and_csv_within_a_file_and_across_runs(
     dims = ["browser.name"]
     start, middle, end = NOW - 13 * HOUR, NOW - 6 * HOUR, NOW
     hook = Peer5Hook()
+    query = Peer5Query("5m", ["http", "p2p"], dimensions=dims)
 
     json_rows = [
         row
         for a, b in ((start, middle), (middle, end))
-        for page in hook.export(a, b, "5m", ["http", "p2p"], dimensions=dims)
+        for page in hook.export_rows(a, b, query)
         for row in page
     ]
-    csv_runs = [
-        b"".join(hook.export(a, b, "5m", ["http", "p2p"], dimensions=dims, output="csv")).decode()
-        for a, b in ((start, middle), (middle, end))
-    ]
+    csv_runs = [b"".join(hook.export_csv(a, b, query)).decode() for a, b in ((start, middle), (middle, end))]
 
     truth = peer5_rows(pinned.config, _ms(start), _ms(end), "5m", ["http", "p2p"], None, dims)
     assert json_rows == truth
@@ -248,7 +247,8 @@ def test_a_row_outside_the_requested_range_still_fails(scripted: Any, monkeypatc
         scripted.queue(reply)
         with pytest.raises(ExportIntegrityError, match=message):
             hook = Peer5Hook("peer5_scripted", max_attempts=1)
-            list(hook.export(NOW - HOUR, NOW, "1h", ["http"], output=output))  # type: ignore[call-overload]
+            export = hook.export_rows if output == "json" else hook.export_csv
+            list(export(NOW - HOUR, NOW, Peer5Query("1h", ["http"])))
 
 
 def test_per_minute_limit_is_backed_off_and_every_row_arrives(pinned: SandboxServer) -> None:
@@ -257,8 +257,50 @@ def test_per_minute_limit_is_backed_off_and_every_row_arrives(pinned: SandboxSer
     start = NOW - 2 * dt.timedelta(days=1)
     end = start + 30 * HOUR  # five 6-hour chunks at 1m
 
-    rows = [row for page in Peer5Hook().export(start, end, "1m", ["http"]) for row in page]
+    rows = [row for page in Peer5Hook().export_rows(start, end, Peer5Query("1m", ["http"])) for row in page]
 
     assert rows == peer5_rows(pinned.config, _ms(start), _ms(end), "1m", ["http"])
     statuses = [entry["status"] for entry in pinned.requests_log if entry["api"] == "peer5"]
     assert statuses.count(200) == 5 and 429 in statuses
+
+
+def _scripted_hook(scripted: Any, monkeypatch: Any) -> Peer5Hook:
+    import json
+
+    monkeypatch.setattr(peer5, "now", lambda: NOW)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PEER5_SCRIPTED",
+        json.dumps({"conn_type": "peer5", "host": scripted.url, "password": "token"}),
+    )
+    return Peer5Hook("peer5_scripted", max_attempts=1)
+
+
+def _csv_reply(text: str) -> Reply:
+    return Reply(200, text.encode(), {"Content-Type": "text/csv"})
+
+
+def test_every_chunks_csv_header_must_be_the_first_chunks(scripted: Any, monkeypatch: Any) -> None:
+    """12 h at 1m is two 6-hour chunks; the second answers with its columns swapped: refused."""
+    first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
+    scripted.queue(
+        _csv_reply(f'"timestamp","http","p2p"\n{first},1,2\n'),
+        _csv_reply(f'"timestamp","p2p","http"\n{second},2,1\n'),
+    )
+    chunks = _scripted_hook(scripted, monkeypatch).export_csv(
+        NOW - 12 * HOUR, NOW, Peer5Query("1m", ["http", "p2p"])
+    )
+    assert next(chunks) == f'"timestamp","http","p2p"\n{first},1,2\n'.encode()
+    with pytest.raises(ExportIntegrityError, match="Peer5 CSV header changed between chunks"):
+        next(chunks)
+    assert len(scripted.requests) == 2
+
+
+def test_a_later_chunks_identical_header_is_dropped(scripted: Any, monkeypatch: Any) -> None:
+    first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
+    scripted.queue(
+        _csv_reply(f'"timestamp","http"\n{first},1\n'),
+        _csv_reply(f'"timestamp","http"\n{second},2\n'),
+    )
+    hook = _scripted_hook(scripted, monkeypatch)
+    chunks = list(hook.export_csv(NOW - 12 * HOUR, NOW, Peer5Query("1m", ["http"])))
+    assert chunks == [f'"timestamp","http"\n{first},1\n'.encode(), f"{second},2\n".encode()]

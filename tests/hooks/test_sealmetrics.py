@@ -21,8 +21,7 @@ from airflow_provider_analytics_export.exceptions import (
 from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.hooks.base import TransientApiError
 from airflow_provider_analytics_export.hooks.sealmetrics import EXPORT_TYPES, SealmetricsHook, export_body
-from airflow_provider_analytics_export.operators.sealmetrics import file_result
-from airflow_provider_analytics_export.operators.sealmetrics import raw_file as into
+from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import sealmetrics_file_chunks
 from tests.scripted_server import Reply, ScriptedServer
@@ -82,7 +81,7 @@ def test_background_job_lifecycle_downloads_the_exact_file(hook, sandbox_reset, 
     done = wait_done(hook, job["job_id"])
     assert done["status"] == "completed"
 
-    summary = file_result(hook.download_export(done, into(tmp_path.as_uri() + "/micro.csv", None)))
+    summary = hook.download_export(done, into(tmp_path.as_uri() + "/micro.csv", None)).summary()
 
     assert (tmp_path / "micro.csv").read_bytes() == expected_file(sandbox_reset, body)
     assert summary == {
@@ -101,7 +100,7 @@ def test_estimate_stream_list_and_cancel(hook, sandbox_reset, tmp_path: Path):
     estimate = hook.estimate_export(body)
     assert estimate["will_use_background_job"] is False
 
-    summary = file_result(hook.stream_export(body, into(tmp_path.as_uri() + "/sources.json", None)))
+    summary = hook.stream_export(body, into(tmp_path.as_uri() + "/sources.json", None)).summary()
     content = (tmp_path / "sources.json").read_bytes()
     assert content == expected_file(sandbox_reset, body, "json")
     assert summary["rows"] == len(json.loads(content)) == estimate["estimated_rows"]
@@ -500,7 +499,7 @@ def test_json_streams_of_either_documented_type_are_stored_and_counted(
 ):
     sandbox_reset.config.update({"sealmetrics_stream_json_type": media})
     body = export_body("sources", DAY, "2025-01-12", "json")
-    summary = file_result(hook.stream_export(body, into(tmp_path.as_uri() + "/s.json", None)))
+    summary = hook.stream_export(body, into(tmp_path.as_uri() + "/s.json", None)).summary()
     assert (tmp_path / "s.json").read_bytes() == expected_file(sandbox_reset, body, layout)
     assert summary["rows"] == 120 and summary["format"] == layout
 

@@ -11,11 +11,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import peer5_csv, peer5_rows
+from tests.scripted_server import Reply, ScriptedServer
 from tests.typed import parquet_rows
 
 UTC = dt.timezone.utc
@@ -174,3 +176,69 @@ def test_too_old_for_the_interval_fails_before_any_request_and_writes_nothing(
         operator.execute({"data_interval_start": start, "data_interval_end": start + HOUR})
     assert not pinned.requests_log
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.fixture
+def scripted_peer5(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> ScriptedServer:
+    """A scripted Peer5 at NOW: CSV answers the sandbox never gives."""
+    monkeypatch.setattr(peer5, "now", lambda: NOW)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PEER5_SCRIPTED",
+        json.dumps(
+            {"conn_type": "peer5", "host": scripted.url, "password": "token", "extra": {"max_attempts": 1}}
+        ),
+    )
+    return scripted
+
+
+def _csv(text: str) -> Reply:
+    return Reply(200, text.encode(), {"Content-Type": "text/csv"})
+
+
+def test_csv_rows_are_records_not_lines(scripted_peer5: ScriptedServer, tmp_path: Path) -> None:
+    """A quoted page path holding a newline is one record: the count is quote-aware."""
+    first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
+    scripted_peer5.queue(
+        _csv(f'"timestamp","session.page","http"\n{first},"/a\nb",1\n{first},"/c",2\n'),
+        _csv(f'"timestamp","session.page","http"\n{second},"/""q""\n\n",3\n'),
+    )
+    operator = Peer5ExportOperator(
+        task_id="t",
+        destination=(tmp_path / "p.csv").as_uri(),
+        metrics=["http"],
+        interval="1m",
+        dimensions=["session.page"],
+        peer5_conn_id="peer5_scripted",
+    )
+
+    summary = operator.execute({"data_interval_start": NOW - 12 * HOUR, "data_interval_end": NOW})
+
+    text = (tmp_path / "p.csv").read_text()
+    assert text == (
+        f'"timestamp","session.page","http"\n{first},"/a\nb",1\n{first},"/c",2\n{second},"/""q""\n\n",3\n'
+    )
+    assert (summary["rows"], summary["chunks"], summary["bytes"]) == (3, 2, len(text.encode()))
+
+
+def test_a_chunk_with_other_columns_fails_and_keeps_the_previous_file(
+    scripted_peer5: ScriptedServer, tmp_path: Path
+) -> None:
+    (tmp_path / "p.csv").write_text("previous\n")
+    first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
+    scripted_peer5.queue(
+        _csv(f'"timestamp","http","p2p"\n{first},1,2\n'),
+        _csv(f'"timestamp","p2p","http"\n{second},2,1\n'),
+    )
+    operator = Peer5ExportOperator(
+        task_id="t",
+        destination=(tmp_path / "p.csv").as_uri(),
+        metrics=["http", "p2p"],
+        interval="1m",
+        peer5_conn_id="peer5_scripted",
+    )
+
+    with pytest.raises(ExportIntegrityError, match="Peer5 CSV header changed between chunks"):
+        operator.execute({"data_interval_start": NOW - 12 * HOUR, "data_interval_end": NOW})
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
+    assert (tmp_path / "p.csv").read_text() == "previous\n"

@@ -50,7 +50,7 @@ OPERATORS: dict[str, tuple[type, dict[str, Any]]] = {
     "sealmetrics_create": (SealmetricsCreateExportOperator, {"export_type": "pages"}),
 }
 
-#: Shared by every operator built on AnalyticsExportOperator: format, destination suffix, dates.
+#: Shared by every operator built on BaseExportOperator: format, destination suffix, dates.
 COMMON: list[tuple[str, Any, str, str]] = [
     ("output_format", "xml", "'xml'", "jsonl"),
     ("destination", f"{DEST}/file.txt", "file.txt", ".jsonl"),
