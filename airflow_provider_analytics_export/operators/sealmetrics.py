@@ -233,7 +233,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     :param deferrable: wait on the triggerer; default ``[operators] default_deferrable``.
     :param poll_interval: seconds between status calls while the job runs.
-    :param timeout: seconds to wait for the job before failing.
+    :param timeout: seconds to wait for the job (in the worker, or deferred); a job still running
+        then is cancelled and the task fails with ``SealmetricsExportTimeoutError``.
     :param cap_wait_seconds: how long to wait for a free slot under the plan's concurrent-export cap.
     :param durable: keep the job id in the task state store to reconnect on retry (Airflow 3.3+).
     """
