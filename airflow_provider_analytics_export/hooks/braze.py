@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.responses import series_rows
 from airflow_provider_analytics_export.windows import UTC, calendar_bucket, check_whole_buckets, to_datetime
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ class BrazeHook(AnalyticsApiHook):
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secret(self.connection.password, 'REST API key (password)')}"}
+        key = self.required_credential(self.connection.password, "REST API key (password)")
+        return {"Authorization": f"Bearer {key}"}
 
     def check_connection(self) -> None:
         self.request("GET", DATA_SERIES_ENDPOINT, params={"length": 1, "unit": "day"})
@@ -89,8 +91,13 @@ class BrazeHook(AnalyticsApiHook):
         return self.request("GET", DATA_SERIES_ENDPOINT, params=params, parse=self._parse_series)
 
     def _parse_series(self, response: requests.Response) -> list[dict[str, Any]]:
-        return self.series_rows(
-            response, "GET", DATA_SERIES_ENDPOINT, "time", lambda body: body.get("message") == "success"
+        return series_rows(
+            response,
+            self.api_name,
+            "GET",
+            DATA_SERIES_ENDPOINT,
+            "time",
+            lambda body: body.get("message") == "success",
         )
 
     @cached_property

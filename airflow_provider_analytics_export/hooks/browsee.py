@@ -88,8 +88,8 @@ class BrowseeHook(AnalyticsApiHook):
     def credentials_body(self) -> dict[str, str]:
         """The body fields that authenticate a call (Browsee takes keys in the body, not headers)."""
         return {
-            "apiKey": self.secret(self.connection.login, "API key (login)"),
-            "secretKey": self.secret(self.connection.password, "secret key (password)"),
+            "apiKey": self.required_credential(self.connection.login, "API key (login)"),
+            "secretKey": self.required_credential(self.connection.password, "secret key (password)"),
         }
 
     def post_sessions(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class BrowseeHook(AnalyticsApiHook):
         """(``exports.total``, ``exports.data``) of one call; a body without them fails at once."""
 
         def parse(response: requests.Response) -> tuple[int, list[dict[str, Any]]]:
-            field = self.fields(response, "POST", SESSIONS_ENDPOINT)
+            field = self.body_reader(response, "POST", SESSIONS_ENDPOINT)
             return int(field("exports", "total")), field("exports", "data", kind=list)
 
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body}, parse=parse)

@@ -414,8 +414,10 @@ class OpenPanelHook(AnalyticsApiHook):
 
     def auth_headers(self) -> dict[str, str]:
         return {
-            "openpanel-client-id": self.secret(self.connection.login, "client id (login)"),
-            "openpanel-client-secret": self.secret(self.connection.password, "client secret (password)"),
+            "openpanel-client-id": self.required_credential(self.connection.login, "client id (login)"),
+            "openpanel-client-secret": self.required_credential(
+                self.connection.password, "client secret (password)"
+            ),
         }
 
     def project_id(self, project_id: str | None = None) -> str:
@@ -441,7 +443,7 @@ class OpenPanelHook(AnalyticsApiHook):
 
     def _parse_page(self, response: requests.Response) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``meta`` (with ``totalCount``) and ``data`` of a page; a body without them fails at once."""
-        field = self.fields(response, "GET", EVENTS_ENDPOINT)
+        field = self.body_reader(response, "GET", EVENTS_ENDPOINT)
         field("meta", "totalCount")
         data = field("data", kind=list)
         # One pass in C over the rows; only a row lacking a field goes through field() for its error.
@@ -653,7 +655,7 @@ class OpenPanelHook(AnalyticsApiHook):
         Checked here, where API, endpoint and status are known, so :func:`chart_rows` can
         trust the shape instead of turning a malformed series into a silently empty file.
         """
-        field = self.fields(response, "GET", CHARTS_ENDPOINT)
+        field = self.body_reader(response, "GET", CHARTS_ENDPOINT)
         for number in range(len(field("series", kind=list))):
             for index in range(len(field("series", number, "data", kind=list))):
                 field("series", number, "data", index, "date")

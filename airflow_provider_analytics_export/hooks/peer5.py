@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
@@ -253,7 +254,7 @@ class Peer5Hook(AnalyticsApiHook):
     default_host = "https://control.peer5.com"
 
     def auth_headers(self) -> dict[str, str]:
-        return {"X-Auth-Token": self.secret(self.connection.password, "auth token (password)")}
+        return {"X-Auth-Token": self.required_credential(self.connection.password, "auth token (password)")}
 
     def check_connection(self) -> None:
         today = _ms(floor_to(now(), _DAY))
@@ -298,14 +299,15 @@ class Peer5Hook(AnalyticsApiHook):
             yield list(filter(query.keeper(chunk), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
-        return self.series_rows(
-            response, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
+        return series_rows(
+            response, self.api_name, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
         )
 
     def _parse_csv(self, response: requests.Response) -> bytes:
         """The CSV as sent, once it is one: a 200 with an HTML page or a JSON error is refused."""
-        chunks = self.file_chunks(
+        chunks = file_chunks(
             response,
+            self.api_name,
             "POST",
             EXPORT_ENDPOINT,
             content_type="text/csv",

@@ -30,13 +30,9 @@ from airflow_provider_analytics_export.exceptions import (
     SealmetricsExportExpiredError,
     SealmetricsExportFailedError,
     SealmetricsExportTimeoutError,
-)
-from airflow_provider_analytics_export.hooks.base import (
-    AnalyticsApiHook,
     TransientApiError,
-    backoff_seconds,
-    parse_retry_after,
 )
+from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.transport.downloads import (
     Sink,
@@ -45,6 +41,8 @@ from airflow_provider_analytics_export.transport.downloads import (
     mask_link_token,
 )
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.responses import file_chunks
+from airflow_provider_analytics_export.transport.retry import backoff_seconds, parse_retry_after, retry_policy
 from airflow_provider_analytics_export.validation import check_choice
 
 if TYPE_CHECKING:
@@ -317,7 +315,7 @@ class SealmetricsHook(AnalyticsApiHook):
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
     def auth_headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.secret(self.connection.password, "API key (password)")}
+        return {"X-API-Key": self.required_credential(self.connection.password, "API key (password)")}
 
     def account_id(self, account_id: str | None = None) -> str:
         """The given account, else the connection's ``account_id`` (or deprecated ``site_id``) extra."""
@@ -416,20 +414,21 @@ class SealmetricsHook(AnalyticsApiHook):
                 lost.append(exc)
                 raise
 
-        policy = {**self.retry_policy(), "retry": tenacity.retry_if_exception_type(TransientApiError)}
+        policy = retry_policy(self.max_attempts, self.log)
+        policy["retry"] = tenacity.retry_if_exception_type(TransientApiError)  # a refused create waits below
         return tenacity.Retrying(**policy)(attempt)
 
     def _post_export(self, body: Mapping[str, Any], account: str, deadline: float) -> dict[str, Any]:
         """One ``POST /exports`` (no transport retry), sent again only after waiting for a free slot."""
         while True:
             try:
-                response = self._send_once(
+                response = self.request(
                     "POST",
                     EXPORTS_ENDPOINT,
-                    lambda r: loads(r.content),
-                    f"{self.base_url}{EXPORTS_ENDPOINT}",
-                    True,
-                    {"params": {"account_id": account}, "json": dict(body)},
+                    parse=lambda r: loads(r.content),
+                    retry=False,
+                    params={"account_id": account},
+                    json=dict(body),
                 )
             except (RateLimitedError, QuotaExceededError, InvalidRequestError) as exc:
                 self._wait_for_slot(exc, account, deadline)
@@ -705,8 +704,9 @@ class SealmetricsHook(AnalyticsApiHook):
 
         def copy(response: requests.Response) -> Sink:
             content_type, layout, start, expected = self._file_kind(response, method, endpoint, fmt)
-            chunks = self.file_chunks(
+            chunks = file_chunks(
                 response,
+                self.api_name,
                 method,
                 endpoint,
                 content_type=content_type,

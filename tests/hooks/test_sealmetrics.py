@@ -17,9 +17,9 @@ from airflow_provider_analytics_export.exceptions import (
     MalformedResponseError,
     QuotaExceededError,
     SealmetricsExportExpiredError,
+    TransientApiError,
 )
 from airflow_provider_analytics_export.files.counters import RecordCounter
-from airflow_provider_analytics_export.hooks.base import TransientApiError
 from airflow_provider_analytics_export.hooks.sealmetrics import EXPORT_TYPES, SealmetricsHook, export_body
 from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import SandboxServer

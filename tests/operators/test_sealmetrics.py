@@ -18,8 +18,8 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow_provider_analytics_export.exceptions import (
     SealmetricsExportExpiredError,
     SealmetricsExportTimeoutError,
+    TransientApiError,
 )
-from airflow_provider_analytics_export.hooks.base import TransientApiError
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
 from airflow_provider_analytics_export.operators.sealmetrics import (
     XCOM_JOB_KEY,
