@@ -104,18 +104,6 @@ def in_window(moment: dt.datetime, start: dt.datetime, end: dt.datetime) -> bool
     return start <= moment < end
 
 
-def aligned_window(
-    start: dt.datetime, end: dt.datetime, step: dt.timedelta
-) -> tuple[dt.datetime, dt.datetime]:
-    """The smallest window of whole ``step`` buckets (epoch-aligned) that encloses [start, end)."""
-    return floor_to(start, step), ceil_to(end, step)
-
-
-def is_aligned(start: dt.datetime, end: dt.datetime, step: dt.timedelta) -> bool:
-    """True when both bounds fall on ``step`` bucket boundaries, so no bucket straddles the window."""
-    return aligned_window(start, end, step) == (start, end)
-
-
 def check_whole_buckets(
     start: dt.datetime | None,
     end: dt.datetime | None,

@@ -242,13 +242,27 @@ _EXPORTS = {
 }
 
 
-def _rss_mb() -> float:
-    """Current resident set size (Linux /proc), in MB."""
+def _status_mb(field: str) -> float:
+    """A size from /proc/self/status (Linux), in MB."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _rss_mb() -> float:
+    """Current resident set size, in MB."""
+    return _status_mb("VmRSS")
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set size (VmHWM), in MB.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak into a child across fork and exec, so a
+    child started by a large parent (the runner, after comparing 1M rows) reports the parent's size.
+    """
+    return _status_mb("VmHWM")
 
 
 def run_case_here(case: str, url: str, out_dir: Path) -> dict[str, Any]:
@@ -270,7 +284,7 @@ def run_case_here(case: str, url: str, out_dir: Path) -> dict[str, Any]:
     rows = export(url, out)
     wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, children)
+    peak = max(peak_rss_mb(), children)
     return {
         "case": case,
         "rows": rows,
@@ -295,7 +309,7 @@ def _cpu_seconds() -> float:
 # -- the parent: fresh processes, side by side ----------------------------------------------------
 def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
     """Serve ``events`` events for the day (no rate limit) and run ``case`` in a fresh process."""
-    from airflow_provider_analytics_export.hooks.openpanel import validate_event_args
+    from airflow_provider_analytics_export.hooks.openpanel import EventQuery
 
     configure_sandbox(url, openpanel_events_per_day=events, openpanel_rate_limit=None)
     env = {
@@ -306,7 +320,7 @@ def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
         "RUNTIME__DLTHUB_TELEMETRY": "false",
         "DATA_WRITER__DISABLE_COMPRESSION": "true",
         "DLT_DATA_DIR": str(out_dir / ".dlt-home"),
-        INCLUDES_ENV: ",".join(validate_event_args(None, None, PAGE_SIZE)[1]),
+        INCLUDES_ENV: ",".join(EventQuery.build(page_size=PAGE_SIZE).columns),
     }
     cmd = [sys.executable, "-m", "benchmarks.bench_baselines", "--child", case, "--url", url]
     load_before = os.getloadavg()[0]

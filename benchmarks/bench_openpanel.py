@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_baselines import configure_sandbox, sandbox_env, sandbox_process
+from benchmarks.bench_baselines import configure_sandbox, peak_rss_mb, sandbox_env, sandbox_process
 
 DAY = "2024-04-15"
 FORMATS = ("jsonl", "parquet")
@@ -64,7 +63,7 @@ def export_here(api: str, fmt: str, out_dir: Path, paced: bool, page_size: int) 
         "pages": result["pages"],
         "seconds": round(seconds, 2),
         "rows_per_s": round(result["rows"] / seconds),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "bytes": result["bytes"],
     }
 

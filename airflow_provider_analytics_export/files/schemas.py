@@ -189,7 +189,8 @@ PEER5_EXPORT = Schema(
 )
 
 #: OpenPanel ``/export/events``: every column the server can return (``transformEvent``), in
-#: the hook's export order; ``fields``/``includes`` select a subset (``id``, ``createdAt`` always).
+#: export order; the hook's ``INCLUDES``/``EVENT_FIELDS`` are read from here (one list).
+#: ``fields``/``includes`` select a subset (``id``, ``createdAt`` always).
 OPENPANEL_EVENTS = Schema(
     "openpanel_events",
     (

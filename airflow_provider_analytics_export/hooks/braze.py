@@ -3,41 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.paging.paginators import BucketChunker
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.transport.responses import series_rows
+from airflow_provider_analytics_export.validation import check_choice, check_int_range
 from airflow_provider_analytics_export.windows import UTC, calendar_bucket, check_whole_buckets, to_datetime
 
 if TYPE_CHECKING:
     import requests
 
 DATA_SERIES_ENDPOINT = "/sessions/data_series"
-#: Bucket size of each documented ``unit``.
-UNITS: dict[str, dt.timedelta] = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1)}
+#: The documented ``unit`` values: the workspace's calendar days or hours.
+UNITS: tuple[str, ...] = ("day", "hour")
 #: Documented bounds of ``length`` (units per request).
 MIN_LENGTH, MAX_LENGTH = 1, 100
 
 
-def validate_unit(unit: Any) -> dt.timedelta:
-    """The bucket size of ``unit``; a clear error naming the allowed units otherwise."""
-    if unit not in UNITS:
-        raise ValueError(f"unit={unit!r} is not a Braze series unit; use one of {', '.join(UNITS)}.")
-    return UNITS[unit]
-
-
-def validate_length(length: Any) -> int:
-    """``length`` as the API accepts it: an integer within 1..100."""
-    if isinstance(length, bool) or not isinstance(length, int) or not MIN_LENGTH <= length <= MAX_LENGTH:
-        raise ValueError(
-            f"length={length!r} is out of range; Braze series take an integer from {MIN_LENGTH} to "
-            f"{MAX_LENGTH} (use iter_sessions_series() for longer windows)."
-        )
-    return length
+def validate_unit(unit: Any) -> str:
+    """``unit`` if Braze series take it (``day`` or ``hour``)."""
+    return check_choice("unit", unit, UNITS)
 
 
 class BrazeHook(AnalyticsApiHook):
@@ -82,7 +72,8 @@ class BrazeHook(AnalyticsApiHook):
         :param segment_id: limit to one analytics-enabled segment.
         """
         validate_unit(unit)
-        params: dict[str, Any] = {"length": validate_length(length), "unit": unit}
+        length = check_int_range("length", length, MIN_LENGTH, MAX_LENGTH)
+        params: dict[str, Any] = {"length": length, "unit": unit}
         if ending_at is not None:
             params["ending_at"] = to_datetime(ending_at, "ending_at").isoformat(timespec="seconds")
         params.update(
@@ -140,7 +131,8 @@ class BrazeHook(AnalyticsApiHook):
         Buckets are the days or hours of the workspace time zone, and [start, end) must
         cover whole buckets: a bucket cut by the window would be written before it is
         complete and never corrected. The window is split into consecutive requests of at
-        most 100 buckets, each asking for exactly its own, so every bucket is fetched once.
+        most 100 buckets (:class:`BucketChunker`), each asking for exactly its own, so every
+        bucket is fetched once.
         Each point gets ``bucket_start`` (ISO-8601 UTC) from its ``time``, however Braze
         wrote it; a point that is not one of the buckets asked for, or comes twice, fails.
 
@@ -153,21 +145,16 @@ class BrazeHook(AnalyticsApiHook):
         validate_unit(unit)
         start, end = to_datetime(start, "start"), to_datetime(end, "end")
         check_whole_buckets(start, end, lambda moment: self.bucket(moment, unit)[0], unit, "unit")
-        starts, moment = [], start
-        while moment < end:
-            starts.append(moment)
-            moment = self.bucket(moment, unit)[1]
-        for first in range(0, len(starts), MAX_LENGTH):
-            chunk = starts[first : first + MAX_LENGTH]
+        chunker = BucketChunker(lambda moment: self.bucket(moment, unit)[1], MAX_LENGTH)
+        for chunk in chunker.chunks(start, end):
             # Any moment inside the last bucket selects it; its last second also suits an API
             # that reads ``ending_at`` as "up to and including this moment".
-            last_end = self.bucket(chunk[-1], unit)[1]
             points = self.get_sessions_series(
-                len(chunk), unit, last_end - dt.timedelta(seconds=1), app_id, segment_id
+                len(chunk.buckets), unit, chunk.end - dt.timedelta(seconds=1), app_id, segment_id
             )
-            yield self._checked(points, chunk)
+            yield self._checked(points, chunk.buckets)
 
-    def _checked(self, points: list[dict[str, Any]], asked: list[dt.datetime]) -> list[dict[str, Any]]:
+    def _checked(self, points: list[dict[str, Any]], asked: Sequence[dt.datetime]) -> list[dict[str, Any]]:
         """Refuse points outside the requested buckets or repeated: they would double rows across requests."""
         wanted, seen = set(asked), set()
         out = []

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.ledger import PageLedger
+from airflow_provider_analytics_export.paging.paginators import OffsetPaginator, Page
 from airflow_provider_analytics_export.validation import check_choices, check_int_range
 from airflow_provider_analytics_export.windows import to_datetime
 
@@ -96,12 +97,12 @@ class BrowseeHook(AnalyticsApiHook):
         """One raw ``export/sessions`` call; ``body`` holds everything but the credentials."""
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body})
 
-    def _sessions_page(self, body: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
-        """(``exports.total``, ``exports.data``) of one call; a body without them fails at once."""
+    def _sessions_page(self, body: dict[str, Any]) -> Page:
+        """``exports.data`` and ``exports.total`` of one call; a body without them fails at once."""
 
-        def parse(response: requests.Response) -> tuple[int, list[dict[str, Any]]]:
+        def parse(response: requests.Response) -> Page:
             field = self.body_reader(response, "POST", SESSIONS_ENDPOINT)
-            return int(field("exports", "total")), field("exports", "data", kind=list)
+            return Page(field("exports", "data", kind=list), int(field("exports", "total")))
 
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body}, parse=parse)
 
@@ -119,12 +120,13 @@ class BrowseeHook(AnalyticsApiHook):
         whole seconds covering the window either way (``start`` rounded down, ``end`` up)
         and always selects ``timestamp``; sessions are then kept by their own timestamp
         (ms) in [start, end), so one starting exactly at ``end`` lands in the next window
-        only. Overlapping pages are de-duplicated by :func:`session_key`. The loop stops
-        once the offset reaches the reported total.
+        only. The offset (``from``) goes in the body (:class:`OffsetPaginator`), and
+        overlapping pages are de-duplicated by :func:`session_key`.
 
         Raises :class:`ExportIntegrityError` when the rows do not add up to ``exports.total``
-        (checked after the last page, so consume the generator to the end), or when a
-        session has no timestamp or one outside what was asked for.
+        (checked after the last page, so consume the generator to the end), when pages keep
+        repeating rows already seen (within a few pages), or when a session has no
+        timestamp or one outside what was asked for.
         """
         select = validate_session_args(fields, page_size)
         start, end = to_datetime(start, "start"), to_datetime(end, "end")
@@ -137,15 +139,10 @@ class BrowseeHook(AnalyticsApiHook):
         keep = _window_filter(
             start, end, asked, strip_timestamp=select is not None and TIMESTAMP_FIELD not in select
         )
-        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions", key=session_key)
-        offset, page = 0, 0
-        while not ledger.complete and (ledger.total is None or offset < ledger.total):
-            page += 1
-            total, data = self._sessions_page({**query, "from": offset, "limit": page_size})
-            rows = ledger.accept(page, data, total, total_pages=math.ceil(total / page_size))
-            offset += len(data)
+        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions", page_size, session_key)
+        paginator = OffsetPaginator(page_size, offset_param="from")
+        for rows in ledger.check(paginator.pages(lambda paging: self._sessions_page({**query, **paging}))):
             yield keep(rows)
-        ledger.finish()
 
     def iter_sessions(
         self,

@@ -8,18 +8,19 @@ events come newest first, and chart dates are instants bucketed in the organizat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError, InvalidRequestError
+from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.paging.newest_first import NewestFirstCursor
-from airflow_provider_analytics_export.paging.parallel import fetch_in_order
+from airflow_provider_analytics_export.paging.paginators import Page, PageNumberPaginator
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.validation import (
     as_name_list,
@@ -27,7 +28,7 @@ from airflow_provider_analytics_export.validation import (
     check_choices,
     check_int_range,
 )
-from airflow_provider_analytics_export.windows import covering_dates, in_window, to_datetime
+from airflow_provider_analytics_export.windows import covering_dates, in_window, resolve_window, to_datetime
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -40,46 +41,19 @@ MAX_PAGE_SIZE = 1000
 MAX_CONCURRENCY = 32
 ID_FIELD = "id"
 TIME_FIELD = "createdAt"
-#: Every event column ``/export/events`` can return (``getEventList`` as mapped by
-#: ``transformEvent``), in export order. The server sends only some unless ``includes``
-#: names the rest, so the hook always names the columns it exports. (``duration`` is
-#: selected by the server but never mapped into the answer, so it is not offered.)
-EVENT_FIELDS: tuple[str, ...] = (
-    "id",
-    "name",
-    "deviceId",
-    "profileId",
-    "projectId",
-    "sessionId",
-    "createdAt",
-    "path",
-    "origin",
-    "referrer",
-    "referrerName",
-    "referrerType",
-    "country",
-    "region",
-    "city",
-    "longitude",
-    "latitude",
-    "os",
-    "osVersion",
-    "browser",
-    "browserVersion",
-    "device",
-    "brand",
-    "model",
-    "sdkName",
-    "sdkVersion",
-    "revenue",
-    "groups",
-    "properties",
-)
-#: Columns an export always has: the window and the de-duplication need them.
-REQUIRED_FIELDS: tuple[str, ...] = ("id", "createdAt")
 #: Related data joined per event: the profile and the event's metadata.
 RELATED: tuple[str, ...] = ("profile", "meta")
-INCLUDES: tuple[str, ...] = (*EVENT_FIELDS, "importedAt", *RELATED)
+#: Every column ``/export/events`` can return, in export order: the event columns
+#: (``getEventList`` as mapped by ``transformEvent``), ``importedAt``, then :data:`RELATED`.
+#: Declared once, with their types, as ``files.schemas.OPENPANEL_EVENTS``.
+#: The server sends only some unless ``includes`` names the rest, so the hook always names
+#: the columns it exports. (``duration`` is selected by the server but never mapped into the
+#: answer, so it is not offered.)
+INCLUDES: tuple[str, ...] = tuple(OPENPANEL_EVENTS.names)
+#: The event's own columns (what ``fields`` may name besides ``importedAt``).
+EVENT_FIELDS: tuple[str, ...] = tuple(name for name in INCLUDES if name not in ("importedAt", *RELATED))
+#: Columns an export always has: the window and the de-duplication need them.
+REQUIRED_FIELDS: tuple[str, ...] = ("id", "createdAt")
 SEGMENTS: tuple[str, ...] = (
     "event",
     "user",
@@ -140,25 +114,42 @@ DATE_RANGES: tuple[str, ...] = (
 _EVENT_KEYS = ("name", "filters", "segment", "property")
 
 
-def validate_event_args(
-    events: Iterable[str] | str | None,
-    includes: Iterable[str] | str | None,
-    page_size: int,
-    max_concurrency: int = 1,
-    fields: Iterable[str] | str | None = None,
-) -> tuple[list[str] | None, list[str]]:
-    """Check the ``/export/events`` arguments; return (events, the columns exported).
+@dataclasses.dataclass(frozen=True)
+class EventQuery:
+    """The ``/export/events`` arguments of one export, checked once (by :meth:`build`).
 
-    The columns are ``fields`` (default: every event column) plus what ``includes`` names,
-    always with ``id`` and ``createdAt``, in :data:`EVENT_FIELDS` order, related data last.
+    :param events: event names to keep; None: all.
+    :param columns: the columns exported, in :data:`INCLUDES` order.
+    :param page_size: events per request.
+    :param max_concurrency: pages fetched at once after the first (past days only).
+    :param profile_id: only this profile's events (and its devices' anonymous ones).
     """
-    check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
-    check_int_range("max_concurrency", max_concurrency, 1, MAX_CONCURRENCY)
-    named = check_choices("fields", fields, (*EVENT_FIELDS, "importedAt"))
-    extra = check_choices("includes", includes, INCLUDES) or []
-    wanted = {*REQUIRED_FIELDS, *(EVENT_FIELDS if named is None else named), *extra}
-    columns = [name for name in INCLUDES if name in wanted]
-    return as_name_list("events", events), columns
+
+    events: list[str] | None
+    columns: list[str]
+    page_size: int
+    max_concurrency: int
+    profile_id: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        events: Iterable[str] | str | None = None,
+        includes: Iterable[str] | str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        max_concurrency: int = 4,
+        fields: Iterable[str] | str | None = None,
+        profile_id: str | None = None,
+    ) -> EventQuery:
+        """Check the arguments; the columns are ``fields`` (default: every event column) plus
+        what ``includes`` names, always with ``id`` and ``createdAt``, related data last."""
+        check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
+        check_int_range("max_concurrency", max_concurrency, 1, MAX_CONCURRENCY)
+        named = check_choices("fields", fields, (*EVENT_FIELDS, "importedAt"))
+        extra = check_choices("includes", includes, INCLUDES) or []
+        wanted = {*REQUIRED_FIELDS, *(EVENT_FIELDS if named is None else named), *extra}
+        columns = [name for name in INCLUDES if name in wanted]
+        return cls(as_name_list("events", events), columns, page_size, max_concurrency, profile_id or None)
 
 
 def query_literal(value: str) -> str:
@@ -216,20 +207,69 @@ def _validate_chart_event(index: int, event: Mapping[str, Any]) -> dict[str, Any
     return dict(event)
 
 
-def validate_chart_args(
-    events: Any, breakdowns: Any, interval: str, date_range: str | None
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Check ``/export/charts`` arguments against the documented lists; return (events, breakdowns)."""
-    checked = [_validate_chart_event(i, event) for i, event in enumerate(_json_list("events", events))]
-    if not checked:
-        raise ValueError('events=[] is empty: give at least one event, e.g. [{"name": "screen_view"}].')
-    dims = _json_list("breakdowns", breakdowns or [])
-    for i, dim in enumerate(dims):
-        _check_property_name(f"breakdowns[{i}].name", dim.get("name"), BREAKDOWNS)
-    check_choice("interval", interval, INTERVALS)
-    if date_range is not None:
-        check_choice("date_range", date_range, DATE_RANGES)
-    return checked, [dict(dim) for dim in dims]
+@dataclasses.dataclass(frozen=True)
+class ChartQuery:
+    """The ``/export/charts`` arguments of one chart, checked once (by :meth:`build`).
+
+    :param events: event configurations: name, filters, segment, property.
+    :param breakdowns: dimensions to split each event by, e.g. ``[{"name": "country"}]``.
+    :param interval: bucket size: minute, hour, day, week or month.
+    :param date_range: a predefined range such as ``7d`` (instead of a window).
+    :param previous: also ask for the previous period's values.
+    """
+
+    events: list[dict[str, Any]]
+    breakdowns: list[dict[str, Any]]
+    interval: str = "day"
+    date_range: str | None = None
+    previous: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        events: Any,
+        breakdowns: Any = None,
+        interval: str = "day",
+        date_range: str | None = None,
+        previous: bool = False,
+    ) -> ChartQuery:
+        """Check the arguments against the documented lists (events and breakdowns may be JSON text)."""
+        checked = [_validate_chart_event(i, event) for i, event in enumerate(_json_list("events", events))]
+        if not checked:
+            raise ValueError('events=[] is empty: give at least one event, e.g. [{"name": "screen_view"}].')
+        dims = _json_list("breakdowns", breakdowns or [])
+        for i, dim in enumerate(dims):
+            _check_property_name(f"breakdowns[{i}].name", dim.get("name"), BREAKDOWNS)
+        check_choice("interval", interval, INTERVALS)
+        if date_range is not None:
+            check_choice("date_range", date_range, DATE_RANGES)
+        return cls(checked, [dict(dim) for dim in dims], interval, date_range, previous)
+
+    @property
+    def breakdown_names(self) -> list[str]:
+        """The breakdowns' names, as the ``breakdown_<name>`` columns use them."""
+        return [str(dim["name"]) for dim in self.breakdowns]
+
+    def params(self, window: tuple[dt.datetime, dt.datetime] | None) -> dict[str, str]:
+        """The query (without ``projectId``): ``date_range``, else ``window``, else the server's default.
+
+        The server keeps ``created_at >= startDate AND created_at <= endDate`` and reads a
+        date-only value as midnight, so the window is sent as its two instants: every bucket
+        of [start, end) is complete, and the bucket at ``end`` that also comes back is dropped
+        by :func:`chart_rows`.
+        """
+        params = {
+            "events": json.dumps(self.events),
+            "interval": self.interval,
+            "previous": "true" if self.previous else "false",
+        }
+        if self.breakdowns:
+            params["breakdowns"] = json.dumps(self.breakdowns)
+        if self.date_range is not None:
+            params["range"] = self.date_range
+        elif window is not None:
+            params["startDate"], params["endDate"] = _instant(window[0]), _instant(window[1])
+        return params
 
 
 def check_chart_window(
@@ -431,15 +471,15 @@ class OpenPanelHook(AnalyticsApiHook):
         return zone
 
     # -- events -----------------------------------------------------------------------
-    def _events_page(self, params: dict[str, Any], page: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        meta, data = self.request(
-            "GET", EVENTS_ENDPOINT, params={**params, "page": page}, parse=self._parse_page
-        )
-        if int(meta.get("current", page)) != page:
+    def _events_page(self, params: dict[str, Any]) -> Page:
+        """One page of the listing, refused unless it is the page asked for."""
+        meta, data = self.request("GET", EVENTS_ENDPOINT, params=params, parse=self._parse_page)
+        asked = params["page"]
+        if int(meta.get("current", asked)) != asked:
             raise ExportIntegrityError(
-                f"OpenPanel answered page {meta.get('current')} when asked for page {page}."
+                f"OpenPanel answered page {meta.get('current')} when asked for page {asked}."
             )
-        return meta, data
+        return Page(data, int(meta["totalCount"]), int(meta["pages"]) if meta.get("pages") else None)
 
     def _parse_page(self, response: requests.Response) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``meta`` (with ``totalCount``) and ``data`` of a page; a body without them fails at once."""
@@ -466,7 +506,14 @@ class OpenPanelHook(AnalyticsApiHook):
         max_concurrency: int = 4,
         fields: Iterable[str] | str | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Yield the events of [start, end) page by page (see :meth:`iter_events`).
+        """Yield the events of [start, end) page by page (see :meth:`iter_events` and :meth:`event_pages`)."""
+        query = EventQuery.build(events, includes, page_size, max_concurrency, fields, profile_id)
+        yield from self.event_pages(query, resolve_window(start, end), project_id)
+
+    def event_pages(
+        self, query: EventQuery, window: tuple[dt.datetime, dt.datetime], project_id: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield the events of the window page by page, for arguments already checked.
 
         Days before today (UTC) no longer change: the first page reveals how many pages
         there are, the rest are fetched on ``max_concurrency`` threads, and every row counts
@@ -475,23 +522,18 @@ class OpenPanelHook(AnalyticsApiHook):
         (the listing holds more rows than the count), pages are read one after another by
         :class:`NewestFirstCursor` instead.
         """
-        names, columns = validate_event_args(events, includes, page_size, max_concurrency, fields)
-        window = to_datetime(start, "start"), to_datetime(end, "end")
-        if window[0] >= window[1]:
-            raise ValueError(f"Empty window: start={window[0].isoformat()} is not before end.")
         first, last = covering_dates(*window)
         params: dict[str, Any] = {
             "projectId": query_literal(self.project_id(project_id)),
             "start": first.isoformat(),
             "end": last.isoformat(),
-            "limit": page_size,
             # Repeated keys: every server version reads them as a list ("a,b" is one name).
-            "includes": columns,
+            "includes": query.columns,
         }
-        if names:
-            params["event"] = [query_literal(name) for name in names]
-        if profile_id:
-            params["profileId"] = query_literal(profile_id)
+        if query.events:
+            params["event"] = [query_literal(name) for name in query.events]
+        if query.profile_id:
+            params["profileId"] = query_literal(query.profile_id)
         now = dt.datetime.now(dt.timezone.utc)
         if window[1] > now:
             # New events go on top of the listing, where a reader past page 1 never looks.
@@ -499,13 +541,22 @@ class OpenPanelHook(AnalyticsApiHook):
                 f"end={window[1].isoformat()} is in the future: events of the window are still "
                 "arriving, so no export of it can be complete. Export windows that are over."
             )
-        if profile_id or last >= now.date():
-            pages = self._newest_first(params, window, page_size, profile_id)
+        paginator = PageNumberPaginator(query.page_size)
+        if query.profile_id or last >= now.date():
+            pages = self._newest_first(paginator, params, window, query.profile_id)
         else:
-            pages = self._all_pages(params, window, page_size, max_concurrency)
-        # Columns the server sends though not asked for (its defaults) are dropped; the rest of
-        # each row is kept as sent: no nulls added, a field unknown to us kept (and the common
-        # page, where nothing is to drop, costs one set union, not a dict per row).
+            pages = self._all_pages(paginator, params, window, query.max_concurrency)
+        yield from self._asked_columns(pages, query.columns)
+
+    @staticmethod
+    def _asked_columns(
+        pages: Iterator[list[dict[str, Any]]], columns: Sequence[str]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Drop columns the server sends though not asked for (its defaults); keep the rest as sent.
+
+        No nulls added, a field unknown to us kept (and the common page, where nothing is to
+        drop, costs one set union, not a dict per row).
+        """
         unasked = frozenset(INCLUDES) - set(columns)
         for rows in pages:
             drop = unasked & set().union(*rows)
@@ -513,27 +564,22 @@ class OpenPanelHook(AnalyticsApiHook):
 
     def _all_pages(
         self,
+        paginator: PageNumberPaginator,
         params: dict[str, Any],
         window: tuple[dt.datetime, dt.datetime],
-        page_size: int,
         max_concurrency: int,
     ) -> Iterator[list[dict[str, Any]]]:
         """Past days: every page, concurrently, checked by :class:`PageLedger` against the count."""
-        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "OpenPanel events")
-        meta, data = self._events_page(params, 1)
-        total = int(meta["totalCount"])
-        pages = int(meta.get("pages") or math.ceil(total / page_size))
-        yield _in_window(ledger.accept(1, data, total, pages), window)
-        fetched = fetch_in_order(lambda n: self._events_page(params, n), range(2, pages + 1), max_concurrency)
-        for number, (meta, data) in enumerate(fetched, start=2):
-            yield _in_window(ledger.accept(number, data, int(meta["totalCount"]), pages), window)
-        ledger.finish()
+        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "OpenPanel events", paginator.page_size)
+        pages = paginator.counted(lambda paging: self._events_page({**params, **paging}), max_concurrency)
+        for rows in ledger.check(pages):
+            yield _in_window(rows, window)
 
     def _newest_first(
         self,
+        paginator: PageNumberPaginator,
         params: dict[str, Any],
         window: tuple[dt.datetime, dt.datetime],
-        page_size: int,
         profile_id: str | None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages one after another until the listing ends or passes the window start.
@@ -548,24 +594,23 @@ class OpenPanelHook(AnalyticsApiHook):
         cursor = NewestFirstCursor(
             self.api_name, ID_FIELD, TIME_FIELD, window, _created, self.log, "OpenPanel events"
         )
-        counted = 0
-        page = 1
-        while True:
-            meta, data = self._events_page(params, page)
-            total = int(meta["totalCount"])
+        counted = total = 0
+        pages = paginator.until(
+            lambda paging: self._events_page({**params, **paging}),
+            last=lambda page: not settled and cursor.past_window(page.rows),
+        )
+        for number, page in pages:
+            total = page.total
             if settled and cursor.first_total is not None and total != cursor.first_total:
                 raise ExportIntegrityError(
-                    f"OpenPanel total changed from {cursor.first_total:,} to {total:,} at page {page} "
+                    f"OpenPanel total changed from {cursor.first_total:,} to {total:,} at page {number} "
                     "for days that are over: the data changed during the export. Re-run the task."
                 )
-            kept = cursor.accept(page, data, total)
+            kept = cursor.accept(number, page.rows, total)
             counted += sum(
                 1 for row in cursor.new if profile_id is None or row.get("profileId") == profile_id
             )
             yield kept
-            if len(data) < page_size or (not settled and cursor.past_window(data)):
-                break
-            page += 1
         if settled and counted != total:
             raise ExportIntegrityError(
                 f"OpenPanel reported {total:,} events but {counted:,} arrived"
@@ -623,11 +668,6 @@ class OpenPanelHook(AnalyticsApiHook):
     ) -> dict[str, Any]:
         """Fetch one ``/export/charts`` response (series of points per event and breakdown value).
 
-        The server keeps ``created_at >= startDate AND created_at <= endDate`` and reads a
-        date-only value as midnight, so the window is sent as its two instants: every bucket
-        of [start, end) is complete, and the bucket at ``end`` that also comes back is dropped
-        by :func:`chart_rows`.
-
         :param project_id: the project; default: the connection extra ``project_id``.
         :param events: event configurations: name, filters, segment, property.
         :param breakdowns: dimensions to split each event by, e.g. ``[{"name": "country"}]``.
@@ -637,16 +677,23 @@ class OpenPanelHook(AnalyticsApiHook):
         :param end: window end (exclusive).
         :param previous: also return the previous period's values for comparison.
         """
-        checked, dims = validate_chart_args(events, breakdowns, interval, date_range)
-        params: dict[str, Any] = {
-            "projectId": query_literal(self.project_id(project_id)),
-            "events": json.dumps(checked),
-            "interval": interval,
-            "previous": "true" if previous else "false",
-        }
-        if dims:
-            params["breakdowns"] = json.dumps(dims)
-        params.update(_chart_dates(date_range, start, end))
+        query = ChartQuery.build(events, breakdowns, interval, date_range, previous)
+        check_date_range_exclusive(date_range, start, end)
+        if (start is None) != (end is None):
+            raise ValueError("start and end go together: give both (or date_range=).")
+        window = None
+        if start is not None and end is not None:
+            window = to_datetime(start, "start"), to_datetime(end, "end")
+        return self.fetch_chart(query, window, project_id)
+
+    def fetch_chart(
+        self, query: ChartQuery, window: tuple[dt.datetime, dt.datetime] | None, project_id: str | None = None
+    ) -> dict[str, Any]:
+        """One ``/export/charts`` response for arguments already checked (see :meth:`ChartQuery.params`).
+
+        :param window: the chart's [start, end); None with ``date_range`` (the two are exclusive).
+        """
+        params = {"projectId": query_literal(self.project_id(project_id)), **query.params(window)}
         return self.request("GET", CHARTS_ENDPOINT, params=params, parse=self._parse_chart)
 
     def _parse_chart(self, response: requests.Response) -> dict[str, Any]:
@@ -686,20 +733,6 @@ def check_date_range_exclusive(date_range: str | None, start: Any, end: Any) -> 
         raise ValueError(f"date_range={date_range!r} and start/end are exclusive: give one or the other.")
 
 
-def _chart_dates(date_range: str | None, start: Any, end: Any) -> dict[str, str]:
-    check_date_range_exclusive(date_range, start, end)
-    if date_range is not None:
-        return {"range": date_range}
-    if start is None and end is None:
-        return {}
-    if start is None or end is None:
-        raise ValueError("start and end go together: give both (or date_range=).")
-    return {
-        "startDate": _instant(to_datetime(start, "start")),
-        "endDate": _instant(to_datetime(end, "end")),
-    }
-
-
 def _instant(moment: dt.datetime) -> str:
     """An ISO instant with its offset: the server reads it as that moment in any zone."""
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -718,4 +751,15 @@ def _created(value: Any) -> dt.datetime:
 
 
 def _in_window(rows: list[Any], window: tuple[dt.datetime, dt.datetime]) -> list[dict[str, Any]]:
-    return [row for row in rows if in_window(_created(row[TIME_FIELD]), *window)]
+    """The rows created in [start, end), read by their own timestamps.
+
+    When every ``createdAt`` is UTC text of one shape (``...Z``, what the server's JSON dates
+    are), text order is time order: if the earliest and the latest are inside the window, all
+    rows are, and only those two are parsed. Anything else is parsed row by row.
+    """
+    stamps = [row[TIME_FIELD] for row in rows]
+    shape = len(stamps[0]) if stamps else 0
+    uniform = all(type(stamp) is str and stamp[-1:] == "Z" and len(stamp) == shape for stamp in stamps)
+    if stamps and uniform and all(in_window(_created(edge), *window) for edge in (min(stamps), max(stamps))):
+        return list(rows)
+    return [row for row, stamp in zip(rows, stamps, strict=True) if in_window(_created(stamp), *window)]

@@ -18,20 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.paging.paginators import BucketChunker, Chunk
 from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
+from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
     UTC,
     check_whole_buckets,
     floor_to,
-    split_window,
 )
 
 if TYPE_CHECKING:
     import requests
 
 EXPORT_ENDPOINT = "/v1/export"
-#: [from, to) of one request.
-Chunk = tuple[dt.datetime, dt.datetime]
 DAY_MS = 86_400_000
 _HOUR = dt.timedelta(hours=1)
 _DAY = dt.timedelta(days=1)
@@ -80,15 +79,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
-def _allowed(name: str, value: Any, allowed: Sequence[str]) -> str:
-    return f"{name} has unknown value {value!r}; allowed values: {', '.join(allowed)}."
-
-
 def validate_interval(interval: Any) -> dt.timedelta:
     """The bucket size of ``interval``, or an error listing the documented intervals."""
-    if interval not in INTERVALS:
-        raise ValueError(_allowed("interval", interval, list(INTERVALS)))
-    return INTERVALS[interval]
+    return INTERVALS[check_choice("interval", interval, list(INTERVALS))]
 
 
 def validate_query(
@@ -101,30 +94,26 @@ def validate_query(
     validate_interval(interval)
     if isinstance(metrics, str) or not metrics:
         raise ValueError(f"metrics={metrics!r} must be a non-empty list of: {', '.join(METRICS)}.")
-    for metric in metrics:
-        if metric not in METRICS:
-            raise ValueError(_allowed("metrics", metric, METRICS))
+    check_choices("metrics", metrics, METRICS)
     if not isinstance(filters or {}, Mapping):
         raise ValueError(
             f"filters={filters!r} must be a mapping of field to values; fields: {', '.join(FIELDS)}."
         )
+    if filters:
+        check_choices("filters", filters, FIELDS)  # its keys
     for key, values in (filters or {}).items():
-        if key not in FIELDS:
-            raise ValueError(_allowed("filters", key, FIELDS))
         if not isinstance(values, (str, list, tuple)) or not all(
             isinstance(v, str) for v in _as_list(values)
         ):
             raise ValueError(f"filters[{key!r}]={values!r} must be a string or a list of strings.")
     if isinstance(dimensions, str):
         raise ValueError(f"dimensions={dimensions!r} must be a list of: {', '.join(FIELDS)}.")
-    dimensions = list(dimensions or [])
-    for dimension in dimensions:
-        if dimension not in FIELDS:
-            raise ValueError(_allowed("dimensions", dimension, FIELDS))
-    if len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions):
+    if dimensions:
+        check_choices("dimensions", dimensions, FIELDS)
+    if dimensions and (len(dimensions) > MAX_DIMENSIONS or len(set(dimensions)) != len(dimensions)):
         raise ValueError(
-            f"dimensions={dimensions!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct dimensions "
-            f"per query; allowed values: {', '.join(FIELDS)}."
+            f"dimensions={list(dimensions)!r}: Peer5 splits by at most {MAX_DIMENSIONS} distinct "
+            f"dimensions per query; allowed: {', '.join(FIELDS)}."
         )
 
 
@@ -168,10 +157,8 @@ def plan_chunks(start: dt.datetime, end: dt.datetime, interval: str, clock_now: 
             f"start={start.isoformat()} is before {(clock_now - max_age).isoformat()}; "
             f"use a coarser interval: {', '.join(working)}."
         )
-    span = step * MAX_BUCKETS_PER_REQUEST
-    if limit.max_range is not None:
-        span = min(span, limit.max_range)
-    return list(split_window(start, end, span))
+    chunker = BucketChunker(lambda moment: moment + step, MAX_BUCKETS_PER_REQUEST, limit.max_range)
+    return list(chunker.chunks(start, end))
 
 
 def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bool]:
@@ -182,7 +169,7 @@ def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bo
     Any other row outside the chunk, or a (bucket, dimension values) key seen twice, would
     double or shift rows, so it fails the export.
     """
-    from_ms, to_ms = _ms(chunk[0]), _ms(chunk[1])
+    from_ms, to_ms = _ms(chunk.start), _ms(chunk.end)
     seen: set[tuple[Any, ...]] = set()
 
     def keep(row: Mapping[str, Any]) -> bool:
@@ -200,7 +187,7 @@ def bucket_keeper(chunk: Chunk, key_fields: Sequence[str]) -> Callable[[Any], bo
             raise ExportIntegrityError(
                 f"Peer5 returned timestamp={timestamp} "
                 + ("twice for the same dimension values " if key in seen else "")
-                + f"for the requested range [{chunk[0].isoformat()}, {chunk[1].isoformat()}); "
+                + f"for the requested range [{chunk.start.isoformat()}, {chunk.end.isoformat()}); "
                 "refusing to write shifted or doubled rows."
             )
         seen.add(key)
@@ -230,8 +217,8 @@ class Peer5Query:
     def body(self, chunk: Chunk) -> dict[str, Any]:
         """The request body for one chunk: bounds in epoch ms, then the query."""
         return {
-            "from": _ms(chunk[0]),
-            "to": _ms(chunk[1]),
+            "from": _ms(chunk.start),
+            "to": _ms(chunk.end),
             "interval": self.interval,
             "metrics": list(self.metrics),
             **({"filters": {key: _as_list(v) for key, v in self.filters.items()}} if self.filters else {}),

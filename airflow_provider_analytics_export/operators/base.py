@@ -1,4 +1,9 @@
-"""The export operator base: the five shared arguments, the window, and the one write loop."""
+"""The bases of the export operators.
+
+:class:`DestinationOperator` reports the one file a task wrote (asset event, lineage, closing log
+line); :class:`BaseExportOperator` adds the five shared arguments, the window and the one write
+loop, so an API's operator only says what to write (:class:`RowPages` or :class:`FileChunks`).
+"""
 
 from __future__ import annotations
 
@@ -245,7 +250,7 @@ class BaseExportOperator(DestinationOperator):
         """[start, end): the arguments, else the run's data interval (an empty one is an error)."""
         return resolve_window(self.start, self.end, context)
 
-    def export(self, context: Context, output_format: str) -> ExportSource:
+    def export(self, context: Context, output_format: str) -> RowPages | FileChunks:
         """What to write for the rendered arguments: :class:`RowPages` or :class:`FileChunks`.
 
         Called once per execute, before the writer opens: raise here for anything invalid,
@@ -259,11 +264,11 @@ class BaseExportOperator(DestinationOperator):
         source = self.export(context, output_format)
         schema = source.schema if isinstance(source, RowPages) else None
         tally = _Tally(self.log, source.progress, "rows" if isinstance(source, RowPages) else "bytes")
-        with self.open_writer(schema, output_format) as writer:
+        with ExportWriter(self.destination, output_format, self.destination_conn_id, schema) as writer:
             if isinstance(source, RowPages):
                 for page in tally.each(source.pages, len):
                     writer.write_rows(page)
-            elif isinstance(source, FileChunks):
+            else:
                 writer.copy(tally.each(source.chunks, len), source.record_format)
         tally.finish()
         return {
@@ -272,11 +277,6 @@ class BaseExportOperator(DestinationOperator):
             **source.fields,
             **(window_fields(*source.window) if source.window else {}),
         }
-
-    def open_writer(self, schema: Schema | None = None, output_format: str | None = None) -> ExportWriter:
-        """An atomic writer for the rendered destination and format (csv/parquet follow ``schema``)."""
-        fmt = output_format or resolve_format(self.destination, self.output_format, self.allowed_formats)
-        return ExportWriter(self.destination, fmt, self.destination_conn_id, schema)
 
 
 class _Tally:

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk import Context, ObjectStoragePath
+from airflow.sdk import Context
 
 from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, openpanel_chart
 from airflow_provider_analytics_export.hooks.openpanel import (
     CHARTS_ENDPOINT,
     EVENTS_ENDPOINT,
+    ChartQuery,
+    EventQuery,
     OpenPanelHook,
     chart_rows,
     check_chart_coverage,
     check_chart_window,
     check_date_range_exclusive,
-    validate_chart_args,
-    validate_event_args,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, RowPages
 from airflow_provider_analytics_export.validation import is_templated
-from airflow_provider_analytics_export.windows import to_datetime, window_fields
 
 
 class OpenPanelEventsExportOperator(BaseExportOperator):
@@ -69,29 +67,17 @@ class OpenPanelEventsExportOperator(BaseExportOperator):
     def __init__(
         self,
         *,
-        destination: str | ObjectStoragePath,
         project_id: str | None = None,
         openpanel_conn_id: str = OpenPanelHook.default_conn_name,
-        start: dt.datetime | str | None = None,
-        end: dt.datetime | str | None = None,
         events: str | Sequence[str] | None = None,
         profile_id: str | None = None,
         includes: str | Sequence[str] | None = None,
         fields: str | Sequence[str] | None = None,
         page_size: int = 1000,
         max_concurrency: int = 4,
-        output_format: str | None = None,
-        destination_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            destination=destination,
-            start=start,
-            end=end,
-            output_format=output_format,
-            destination_conn_id=destination_conn_id,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.project_id = project_id
         self.openpanel_conn_id = openpanel_conn_id
         self.events = events
@@ -100,7 +86,7 @@ class OpenPanelEventsExportOperator(BaseExportOperator):
         self.fields = fields
         self.page_size = page_size
         self.max_concurrency = max_concurrency
-        validate_event_args(
+        EventQuery.build(
             None if is_templated(events) else events,
             None if is_templated(includes) else includes,
             page_size,
@@ -109,20 +95,18 @@ class OpenPanelEventsExportOperator(BaseExportOperator):
         )
 
     def export(self, context: Context, output_format: str) -> RowPages:
+        query = EventQuery.build(
+            self.events or None,
+            self.includes or None,
+            self.page_size,
+            self.max_concurrency,
+            self.fields or None,
+            self.profile_id or None,
+        )
         window = self.export_window(context)
         hook = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id)
-        pages = hook.iter_event_pages(
-            self.project_id or None,
-            *window,
-            events=self.events or None,
-            profile_id=self.profile_id or None,
-            includes=self.includes or None,
-            page_size=self.page_size,
-            max_concurrency=self.max_concurrency,
-            fields=self.fields or None,
-        )
-        _, columns = validate_event_args(self.events, self.includes, self.page_size, 1, self.fields)
-        return RowPages(window=window, pages=pages, schema=OPENPANEL_EVENTS.select(columns))
+        pages = hook.event_pages(query, window, self.project_id or None)
+        return RowPages(window=window, pages=pages, schema=OPENPANEL_EVENTS.select(query.columns))
 
 
 class OpenPanelChartsExportOperator(BaseExportOperator):
@@ -164,28 +148,16 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
     def __init__(
         self,
         *,
-        destination: str | ObjectStoragePath,
         events: Sequence[Mapping[str, Any]] | str,
         project_id: str | None = None,
         openpanel_conn_id: str = OpenPanelHook.default_conn_name,
         breakdowns: Sequence[Mapping[str, Any]] | str | None = None,
         interval: str = "day",
         date_range: str | None = None,
-        start: dt.datetime | str | None = None,
-        end: dt.datetime | str | None = None,
         previous: bool = False,
-        output_format: str | None = None,
-        destination_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            destination=destination,
-            start=start,
-            end=end,
-            output_format=output_format,
-            destination_conn_id=destination_conn_id,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.events = events
         self.project_id = project_id
         self.openpanel_conn_id = openpanel_conn_id
@@ -193,42 +165,27 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
         self.interval = interval
         self.date_range = date_range
         self.previous = previous
-        check_date_range_exclusive(date_range, start, end)
+        check_date_range_exclusive(date_range, self.start, self.end)
         if not is_templated([events, breakdowns, date_range]):
-            validate_chart_args(events, breakdowns, interval, date_range)
+            ChartQuery.build(events, breakdowns, interval, date_range, previous)
         if date_range is None:
-            check_chart_window(_static_moment(start, "start"), _static_moment(end, "end"), interval)
+            start_moment, end_moment = self.static_window()
+            check_chart_window(start_moment, end_moment, interval)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        events, breakdowns = validate_chart_args(self.events, self.breakdowns, self.interval, self.date_range)
-        window = None if self.date_range else self.export_window(context)
+    def export(self, context: Context, output_format: str) -> RowPages:
+        query = ChartQuery.build(self.events, self.breakdowns, self.interval, self.date_range, self.previous)
+        window = None if query.date_range else self.export_window(context)
         hook = OpenPanelHook(openpanel_conn_id=self.openpanel_conn_id)
         zone = hook.timezone
         if window:
             check_chart_window(*window, self.interval, zone)
-        start, end = window or (None, None)
-        chart = hook.get_chart(
-            self.project_id or None,
-            events,
-            breakdowns,
-            interval=self.interval,
-            date_range=self.date_range or None,
-            start=start,
-            end=end,
-            previous=self.previous,
-        )
+        chart = hook.fetch_chart(query, window, self.project_id or None)
         if window:
             check_chart_coverage(chart, window, self.interval, zone)
-        schema = openpanel_chart([str(dim["name"]) for dim in breakdowns], self.previous)
-        with self.open_writer(schema) as writer:
-            writer.write_rows(list(chart_rows(chart, breakdowns, self.previous, window, zone)))
-        return {
-            **writer.summary(),
-            "series": len(chart.get("series", [])),
-            **(window_fields(*window) if window else {}),
-        }
-
-
-def _static_moment(value: dt.datetime | str | None, name: str) -> dt.datetime | None:
-    """``value`` as a datetime when it is known at DAG parse (given and not templated)."""
-    return None if value in (None, "") or is_templated(value) else to_datetime(value, name)
+        return RowPages(
+            window=window,
+            pages=[list(chart_rows(chart, query.breakdowns, self.previous, window, zone))],
+            schema=openpanel_chart(query.breakdown_names, self.previous),
+            fields={"series": len(chart.get("series", []))},
+            counted_as="requests",
+        )

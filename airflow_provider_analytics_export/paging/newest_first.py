@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.paging.ledger import REMEMBERED_PAGES, Row
+from airflow_provider_analytics_export.paging.ledger import REMEMBERED_PAGES
+from airflow_provider_analytics_export.paging.paginators import Row
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.windows import in_window
 

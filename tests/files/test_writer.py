@@ -432,3 +432,10 @@ def test_parquet_row_groups_are_bounded_by_bytes_as_well_as_rows(tmp_path, monke
     file = pq.ParquetFile(tmp_path / "rows.parquet")
     assert file.metadata.num_rows == 500
     assert 4 <= file.metadata.num_row_groups <= 10
+
+
+def test_rows_into_a_copy_only_format_fail_and_write_nothing(tmp_path):
+    message = r"output_format='json' is only for a copied file; rows are written as jsonl, csv, parquet"
+    with pytest.raises(ValueError, match=message), ExportWriter((tmp_path / "rows.json").as_uri()) as writer:
+        writer.write_rows([{"id": 1}])
+    assert list(tmp_path.iterdir()) == []

@@ -45,10 +45,10 @@ def test_get_sessions_series_is_what_the_api_serves(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"length": 0}, "length=0 is out of range; Braze series take an integer from 1 to 100"),
+        ({"length": 0}, "length=0 is out of range: use an integer from 1 to 100"),
         ({"length": 101}, "length=101 is out of range"),
         ({"length": "14"}, "length='14' is out of range"),
-        ({"length": 7, "unit": "week"}, "unit='week' is not a Braze series unit; use one of day, hour."),
+        ({"length": 7, "unit": "week"}, "unit='week' is not supported; use one of: day, hour."),
     ],
 )
 def test_bad_length_or_unit_fails_before_any_request(
@@ -110,7 +110,7 @@ def test_utc_midnights_are_not_whole_days_of_a_new_york_workspace(
 
 def test_iter_rejects_a_bad_unit_before_any_request(sandbox_reset: SandboxServer) -> None:
     start = dt.datetime(2024, 3, 1, tzinfo=UTC)
-    with pytest.raises(ValueError, match="unit='minute' is not a Braze series unit; use one of day, hour"):
+    with pytest.raises(ValueError, match="unit='minute' is not supported; use one of: day, hour"):
         next(BrazeHook().iter_sessions_series(start, start + dt.timedelta(days=1), "minute"))
     assert _braze_requests(sandbox_reset) == 0
 

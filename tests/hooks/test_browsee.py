@@ -166,6 +166,26 @@ def test_the_page_loop_ends_at_the_reported_total(scripted_hook, scripted):
     assert len(scripted.requests) == 2
 
 
+def test_pages_of_rows_already_seen_fail_within_the_page_bound(scripted_hook, scripted):
+    """Alternating pages of two rows already seen (the repeated-page check cannot tell): fail in a few pages.
+
+    2,000 rows at 2 per page need 1,000 pages; once the rows still missing cannot fit into
+    the pages left (plus a slack of 2), the export stops instead of reading 1,000 pages.
+    """
+    scripted.queue(*[page(2000, "a", "b"), page(2000, "b", "a")] * 600)
+    with pytest.raises(ExportIntegrityError, match=r"page 4 leaves 1,998 of 2,000 rows still to come"):
+        list(scripted_hook.iter_sessions(*DAY, page_size=2))
+    assert len(scripted.requests) == 4
+
+
+def test_a_server_stuck_on_one_short_page_fails_within_the_page_bound(scripted_hook, scripted):
+    """One one-row page sent again and again with a large total: caught at once, never read on."""
+    scripted.queue(page(10_000, "a"))  # the scripted server repeats its last reply
+    with pytest.raises(ExportIntegrityError, match=r"page 2 repeats the previous page|still to come"):
+        list(scripted_hook.iter_sessions(*DAY, page_size=100))
+    assert len(scripted.requests) <= 3
+
+
 @pytest.mark.parametrize(
     ("session", "message"),
     [

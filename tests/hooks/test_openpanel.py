@@ -222,6 +222,14 @@ def test_pagination_that_does_not_add_up_fails_loudly(scripted_hook, scripted, r
         list(scripted_hook.iter_events("p1", *DAY, page_size=2))
 
 
+def test_counted_pages_of_rows_already_seen_fail_within_the_page_bound(scripted_hook, scripted):
+    """Past days, 50 pages claimed: alternating pages of the same two rows stop at page 4, not page 50."""
+    scripted.queue(*[page(n, 100, 50, *(("a", "b") if n % 2 else ("b", "a"))) for n in range(1, 51)])
+    with pytest.raises(ExportIntegrityError, match=r"page 4 leaves 98 of 100 rows still to come"):
+        list(scripted_hook.iter_events("p1", *DAY, page_size=2, max_concurrency=1))
+    assert len(scripted.requests) <= 4 + 2  # and the two fetched ahead
+
+
 # -- charts ---------------------------------------------------------------------------------
 
 WEEK = dt.datetime(2024, 4, 15, tzinfo=UTC), dt.datetime(2024, 4, 22, tzinfo=UTC)

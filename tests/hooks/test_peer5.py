@@ -14,6 +14,7 @@ from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook, Peer5Query
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import peer5_csv, peer5_rows
+from tests import scripted_peer5
 from tests.scripted_server import Reply
 
 UTC = dt.timezone.utc
@@ -149,20 +150,23 @@ def test_1d_has_no_recency_limit(pinned: SandboxServer) -> None:
     [
         (
             {"interval": "2h"},
-            "interval has unknown value '2h'; allowed values: 1m, 5m, 10m, 30m, 1h, 3h, 12h, 1d",
+            "interval='2h' is not supported; use one of: 1m, 5m, 10m, 30m, 1h, 3h, 12h, 1d",
         ),
         (
             {"metrics": ["http", "bytes"]},
-            "metrics has unknown value 'bytes'; allowed values: http, p2p, played",
+            "metrics=['http', 'bytes'] has unknown value(s) 'bytes'; allowed: http, p2p, played",
         ),
         ({"metrics": []}, "metrics=[] must be a non-empty list of: http, p2p, played, rebuffered, sessions."),
         ({"metrics": "http"}, "metrics='http' must be a non-empty list of"),
         (
             {"filters": {"device.type": ["tv"]}},
-            "filters has unknown value 'device.type'; allowed values: browser.",
+            "filters={'device.type': ['tv']} has unknown value(s) 'device.type'; allowed: browser.",
         ),
         ({"filters": {"os.name": 3}}, "filters['os.name']=3 must be a string or a list of strings."),
-        ({"dimensions": ["region"]}, "dimensions has unknown value 'region'; allowed values: browser.name"),
+        (
+            {"dimensions": ["region"]},
+            "dimensions=['region'] has unknown value(s) 'region'; allowed: browser.name",
+        ),
         ({"dimensions": "os.name"}, "dimensions='os.name' must be a list of"),
         (
             {"dimensions": ["os.name", "city.name", "isp.name"]},
@@ -228,13 +232,7 @@ def test_each_bucket_once_in_json_and_csv_within_a_file_and_across_runs(
 @pytest.mark.parametrize("output", ["json", "csv"])
 def test_a_row_outside_the_requested_range_still_fails(scripted: Any, monkeypatch: Any, output: str) -> None:
     """Only the bucket at `to` is the open question; a bucket after it means the API shifted the range."""
-    import json
-
-    monkeypatch.setattr(peer5, "now", lambda: NOW)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PEER5_SCRIPTED",
-        json.dumps({"conn_type": "peer5", "host": scripted.url, "password": "token"}),
-    )
+    hook = Peer5Hook(scripted_peer5.connect(scripted, monkeypatch, NOW))
     late = _ms(NOW) + 3_600_000
     for stamp, message in (
         (late, f"timestamp={late} for the requested range"),
@@ -243,10 +241,9 @@ def test_a_row_outside_the_requested_range_still_fails(scripted: Any, monkeypatc
         if output == "json":
             reply = Reply(200, {"error": False, "data": [{"timestamp": stamp, "http": 1}]})
         else:
-            reply = Reply(200, f'"timestamp","http"\n{stamp},1\n'.encode(), {"Content-Type": "text/csv"})
+            reply = scripted_peer5.csv_reply(f'"timestamp","http"\n{stamp},1\n')
         scripted.queue(reply)
         with pytest.raises(ExportIntegrityError, match=message):
-            hook = Peer5Hook("peer5_scripted", max_attempts=1)
             export = hook.export_rows if output == "json" else hook.export_csv
             list(export(NOW - HOUR, NOW, Peer5Query("1h", ["http"])))
 
@@ -264,29 +261,14 @@ def test_per_minute_limit_is_backed_off_and_every_row_arrives(pinned: SandboxSer
     assert statuses.count(200) == 5 and 429 in statuses
 
 
-def _scripted_hook(scripted: Any, monkeypatch: Any) -> Peer5Hook:
-    import json
-
-    monkeypatch.setattr(peer5, "now", lambda: NOW)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PEER5_SCRIPTED",
-        json.dumps({"conn_type": "peer5", "host": scripted.url, "password": "token"}),
-    )
-    return Peer5Hook("peer5_scripted", max_attempts=1)
-
-
-def _csv_reply(text: str) -> Reply:
-    return Reply(200, text.encode(), {"Content-Type": "text/csv"})
-
-
 def test_every_chunks_csv_header_must_be_the_first_chunks(scripted: Any, monkeypatch: Any) -> None:
     """12 h at 1m is two 6-hour chunks; the second answers with its columns swapped: refused."""
     first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
     scripted.queue(
-        _csv_reply(f'"timestamp","http","p2p"\n{first},1,2\n'),
-        _csv_reply(f'"timestamp","p2p","http"\n{second},2,1\n'),
+        scripted_peer5.csv_reply(f'"timestamp","http","p2p"\n{first},1,2\n'),
+        scripted_peer5.csv_reply(f'"timestamp","p2p","http"\n{second},2,1\n'),
     )
-    chunks = _scripted_hook(scripted, monkeypatch).export_csv(
+    chunks = Peer5Hook(scripted_peer5.connect(scripted, monkeypatch, NOW)).export_csv(
         NOW - 12 * HOUR, NOW, Peer5Query("1m", ["http", "p2p"])
     )
     assert next(chunks) == f'"timestamp","http","p2p"\n{first},1,2\n'.encode()
@@ -298,9 +280,9 @@ def test_every_chunks_csv_header_must_be_the_first_chunks(scripted: Any, monkeyp
 def test_a_later_chunks_identical_header_is_dropped(scripted: Any, monkeypatch: Any) -> None:
     first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
     scripted.queue(
-        _csv_reply(f'"timestamp","http"\n{first},1\n'),
-        _csv_reply(f'"timestamp","http"\n{second},2\n'),
+        scripted_peer5.csv_reply(f'"timestamp","http"\n{first},1\n'),
+        scripted_peer5.csv_reply(f'"timestamp","http"\n{second},2\n'),
     )
-    hook = _scripted_hook(scripted, monkeypatch)
+    hook = Peer5Hook(scripted_peer5.connect(scripted, monkeypatch, NOW))
     chunks = list(hook.export_csv(NOW - 12 * HOUR, NOW, Peer5Query("1m", ["http"])))
     assert chunks == [f'"timestamp","http"\n{first},1\n'.encode(), f"{second},2\n".encode()]

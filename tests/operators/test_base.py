@@ -12,7 +12,14 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_analytics_export.operators.base import closing_line, display_uri
+from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.operators.base import (
+    BaseExportOperator,
+    FileChunks,
+    RowPages,
+    closing_line,
+    display_uri,
+)
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from analytics_export_sandbox.credentials import CREDENTIALS
 
@@ -100,3 +107,87 @@ def test_other_undefined_template_variables_keep_jinjas_own_error():
         op = BrowseeSessionsExportOperator(task_id="t", destination="file:///tmp/{{ dat_interval }}/s.jsonl")
     with pytest.raises(jinja2.UndefinedError, match="'dat_interval' is undefined"):
         op.render_template_fields(no_interval_context(op))
+
+
+class _Described(BaseExportOperator):
+    """The smallest export: what it writes is fixed at construction."""
+
+    def __init__(self, *, source: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+
+    def export(self, context: Any, output_format: str) -> Any:
+        self.seen = (self.export_window(context), output_format)
+        return self.source
+
+
+def test_the_base_writes_pages_once_and_returns_summary_count_fields_and_window(tmp_path: Path, logs):
+    pages = [[{"id": "a"}, {"id": "b"}], [], [{"id": "c"}]]
+    source = RowPages(window=(START, END), pages=iter(pages), fields={"series": 7}, counted_as="requests")
+    op = _Described(
+        task_id="t", destination=(tmp_path / "rows.csv").as_uri(), start=START, end=END, source=source
+    )
+
+    result = op.execute({})
+
+    assert op.seen == ((START, END), "csv")
+    assert (tmp_path / "rows.csv").read_text() == "id\na\nb\nc\n"
+    assert result == {
+        "uri": (tmp_path / "rows.csv").as_uri(),
+        "rows": 3,
+        "bytes": len("id\na\nb\nc\n"),
+        "format": "csv",
+        "requests": 3,
+        "series": 7,
+        "window_start": START.isoformat(),
+        "window_end": END.isoformat(),
+    }
+    assert "done in" not in logs()  # no progress label: the hook's pager logs progress
+
+
+def test_the_base_copies_file_chunks_counting_records_and_logs_progress(tmp_path: Path, logs):
+    chunks = [b'id,note\n1,"a\nb"\n', b"2,c\n"]
+    source = FileChunks(window=None, chunks=iter(chunks), record_format="csv", progress="Test CSV")
+    op = _Described(task_id="t", destination=(tmp_path / "f.csv").as_uri(), source=source)
+
+    result = op.execute({"data_interval_start": START, "data_interval_end": END})
+
+    assert (tmp_path / "f.csv").read_bytes() == b"".join(chunks)
+    assert (result["rows"], result["pages"], result["format"]) == (2, 2, "csv")
+    assert "window_start" not in result
+    text = logs()
+    assert "Test CSV: 0.0 MB" in text and "done in" in text
+
+
+def test_a_failing_page_leaves_the_destination_untouched(tmp_path: Path):
+    def pages():
+        yield [{"id": "a"}]
+        raise ExportIntegrityError("page 2 repeats page 1")
+
+    (tmp_path / "rows.jsonl").write_text("previous\n")
+    source = RowPages(window=(START, END), pages=pages())
+    op = _Described(
+        task_id="t", destination=(tmp_path / "rows.jsonl").as_uri(), start=START, end=END, source=source
+    )
+    with pytest.raises(ExportIntegrityError, match="page 2 repeats page 1"):
+        op.execute({})
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
+    assert (tmp_path / "rows.jsonl").read_text() == "previous\n"
+
+
+def test_lineage_reports_what_execute_wrote(tmp_path: Path):
+    """execute -> post_execute -> lineage, as the task runner and the OpenLineage listener call them."""
+    chunks = [b'id,note\n1,"a\nb"\n', b"2,c\n"]
+    with DAG("lineage_run", schedule=None):
+        op = _Described(
+            task_id="t",
+            destination=(tmp_path / "f.csv").as_uri(),
+            source=FileChunks(window=(START, END), chunks=iter(chunks), record_format="csv"),
+        )
+    result = run_like_airflow(op, {"data_interval_start": START, "data_interval_end": END})
+
+    lineage = op.get_openlineage_facets_on_complete(None)
+
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("file", str(tmp_path / "f.csv"))]
+    statistics = lineage.outputs[0].outputFacets["outputStatistics"]
+    assert (statistics.rowCount, statistics.size) == (result["rows"], result["bytes"]) == (2, 20)

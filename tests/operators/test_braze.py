@@ -20,7 +20,7 @@ UTC = dt.timezone.utc
 
 
 def test_bad_unit_is_rejected_at_construction() -> None:
-    with pytest.raises(ValueError, match=r"unit='week' is not a Braze series unit; use one of day, hour\."):
+    with pytest.raises(ValueError, match=r"unit='week' is not supported; use one of: day, hour\."):
         BrazeSessionsExportOperator(task_id="t", destination="file:///tmp/x.csv", unit="week")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.data import peer5_csv, peer5_rows
-from tests.scripted_server import Reply, ScriptedServer
+from tests import scripted_peer5
+from tests.scripted_server import ScriptedServer
 from tests.typed import parquet_rows
 
 UTC = dt.timezone.utc
@@ -39,13 +41,19 @@ def pinned(sandbox_reset: SandboxServer, mocker: Any) -> SandboxServer:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"metrics": ["views"]}, "metrics has unknown value 'views'; allowed values: http, p2p, played"),
-        ({"interval": "15m"}, "interval has unknown value '15m'; allowed values: 1m, 5m, 10m, 30m"),
-        ({"filters": {"device": ["tv"]}}, "filters has unknown value 'device'; allowed values: browser.name"),
-        ({"dimensions": ["asn"]}, "dimensions has unknown value 'asn'; allowed values: browser.name"),
+        (
+            {"metrics": ["views"]},
+            "metrics=['views'] has unknown value(s) 'views'; allowed: http, p2p, played",
+        ),
+        ({"interval": "15m"}, "interval='15m' is not supported; use one of: 1m, 5m, 10m, 30m"),
+        (
+            {"filters": {"device": ["tv"]}},
+            "filters={'device': ['tv']} has unknown value(s) 'device'; allowed: browser.name",
+        ),
+        ({"dimensions": ["asn"]}, "dimensions=['asn'] has unknown value(s) 'asn'; allowed: browser.name"),
         (
             {"dimensions": ["os.name", "city.name", "isp.name"]},
-            "Peer5 splits by at most 2 distinct dimensions per query; allowed values: browser.name",
+            "Peer5 splits by at most 2 distinct dimensions per query; allowed: browser.name",
         ),
         (
             {"destination": "file:///tmp/x.xml"},
@@ -69,7 +77,9 @@ def test_templated_filters_are_checked_after_rendering(pinned: SandboxServer, tm
         task_id="t", destination=(tmp_path / "x.csv").as_uri(), metrics=["http"], filters="{{ params.f }}"
     )
     operator.filters = {"device": ["tv"]}  # what rendering produced
-    with pytest.raises(ValueError, match="filters has unknown value 'device'"):
+    with pytest.raises(
+        ValueError, match=re.escape("filters={'device': ['tv']} has unknown value(s) 'device'")
+    ):
         operator.execute({"data_interval_start": NOW - HOUR, "data_interval_end": NOW})
     assert not pinned.requests_log
 
@@ -179,66 +189,53 @@ def test_too_old_for_the_interval_fails_before_any_request_and_writes_nothing(
 
 
 @pytest.fixture
-def scripted_peer5(scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> ScriptedServer:
-    """A scripted Peer5 at NOW: CSV answers the sandbox never gives."""
-    monkeypatch.setattr(peer5, "now", lambda: NOW)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_PEER5_SCRIPTED",
-        json.dumps(
-            {"conn_type": "peer5", "host": scripted.url, "password": "token", "extra": {"max_attempts": 1}}
-        ),
-    )
-    return scripted
+def scripted_operator(
+    scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., Peer5ExportOperator]:
+    """Builds a 1m operator writing ``p.csv`` from a scripted Peer5 answering ``replies`` (CSV) in turn."""
+
+    def build(replies: Sequence[str], **kwargs: Any) -> Peer5ExportOperator:
+        scripted.queue(*map(scripted_peer5.csv_reply, replies))
+        return Peer5ExportOperator(
+            task_id="t",
+            destination=(tmp_path / "p.csv").as_uri(),
+            interval="1m",
+            peer5_conn_id=scripted_peer5.connect(scripted, monkeypatch, NOW),
+            **kwargs,
+        )
+
+    return build
 
 
-def _csv(text: str) -> Reply:
-    return Reply(200, text.encode(), {"Content-Type": "text/csv"})
+TWELVE_HOURS = {"data_interval_start": NOW - 12 * HOUR, "data_interval_end": NOW}  # two 6-hour chunks at 1m
+FIRST, SECOND = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
 
 
-def test_csv_rows_are_records_not_lines(scripted_peer5: ScriptedServer, tmp_path: Path) -> None:
+def test_csv_rows_are_records_not_lines(
+    scripted_operator: Callable[..., Peer5ExportOperator], tmp_path: Path
+) -> None:
     """A quoted page path holding a newline is one record: the count is quote-aware."""
-    first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
-    scripted_peer5.queue(
-        _csv(f'"timestamp","session.page","http"\n{first},"/a\nb",1\n{first},"/c",2\n'),
-        _csv(f'"timestamp","session.page","http"\n{second},"/""q""\n\n",3\n'),
-    )
-    operator = Peer5ExportOperator(
-        task_id="t",
-        destination=(tmp_path / "p.csv").as_uri(),
-        metrics=["http"],
-        interval="1m",
-        dimensions=["session.page"],
-        peer5_conn_id="peer5_scripted",
-    )
+    header = '"timestamp","session.page","http"\n'
+    records = [f'{FIRST},"/a\nb",1\n{FIRST},"/c",2\n', f'{SECOND},"/""q""\n\n",3\n']
+    replies = [header + records[0], header + records[1]]
+    operator = scripted_operator(replies, metrics=["http"], dimensions=["session.page"])
 
-    summary = operator.execute({"data_interval_start": NOW - 12 * HOUR, "data_interval_end": NOW})
+    summary = operator.execute(TWELVE_HOURS)
 
     text = (tmp_path / "p.csv").read_text()
-    assert text == (
-        f'"timestamp","session.page","http"\n{first},"/a\nb",1\n{first},"/c",2\n{second},"/""q""\n\n",3\n'
-    )
+    assert text == header + "".join(records)
     assert (summary["rows"], summary["chunks"], summary["bytes"]) == (3, 2, len(text.encode()))
 
 
 def test_a_chunk_with_other_columns_fails_and_keeps_the_previous_file(
-    scripted_peer5: ScriptedServer, tmp_path: Path
+    scripted_operator: Callable[..., Peer5ExportOperator], tmp_path: Path
 ) -> None:
     (tmp_path / "p.csv").write_text("previous\n")
-    first, second = _ms(NOW - 12 * HOUR), _ms(NOW - 6 * HOUR)
-    scripted_peer5.queue(
-        _csv(f'"timestamp","http","p2p"\n{first},1,2\n'),
-        _csv(f'"timestamp","p2p","http"\n{second},2,1\n'),
-    )
-    operator = Peer5ExportOperator(
-        task_id="t",
-        destination=(tmp_path / "p.csv").as_uri(),
-        metrics=["http", "p2p"],
-        interval="1m",
-        peer5_conn_id="peer5_scripted",
-    )
+    replies = [f'"timestamp","http","p2p"\n{FIRST},1,2\n', f'"timestamp","p2p","http"\n{SECOND},2,1\n']
+    operator = scripted_operator(replies, metrics=["http", "p2p"])
 
     with pytest.raises(ExportIntegrityError, match="Peer5 CSV header changed between chunks"):
-        operator.execute({"data_interval_start": NOW - 12 * HOUR, "data_interval_end": NOW})
+        operator.execute(TWELVE_HOURS)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
     assert (tmp_path / "p.csv").read_text() == "previous\n"
