@@ -1,4 +1,4 @@
-"""Exceptions raised by the analytics export hooks and operators.
+"""Every exception this provider raises, in one module.
 
 A small hierarchy so DAG authors can catch what they can act on: bad credentials,
 a request the API rejected, a rate limit that outlasted our retries, or anything else
@@ -49,6 +49,18 @@ class ApiError(AnalyticsExportError):
         super().__init__(f"{api} {method} {endpoint} failed ({status_text}{context}): {api_message}")
 
 
+class TransientApiError(ApiError):
+    """5xx, a dropped connection, a timeout or a truncated/undecodable body: worth retrying."""
+
+
+class TlsHandshakeError(ApiError):
+    """The TLS handshake failed in a way another attempt cannot fix, so it is not retried.
+
+    Typically an ``https://`` URL (the default for a host without scheme) pointing at a
+    plain-HTTP server, or a certificate that does not verify.
+    """
+
+
 class AuthenticationError(ApiError):
     """401/403: the connection's credentials were refused; retrying cannot help."""
 
@@ -77,3 +89,19 @@ class ExportIntegrityError(AnalyticsExportError):
 
     Raised instead of writing a silently short or doubled file.
     """
+
+
+class LimitBackendError(AnalyticsExportError, RuntimeError):
+    """The shared limit backend is misconfigured or unreachable; requests are not sent unlimited."""
+
+
+class SealmetricsExportFailedError(AnalyticsExportError):
+    """The Sealmetrics export job ended in ``failed``; the message carries the API's ``error_message``."""
+
+
+class SealmetricsExportExpiredError(AnalyticsExportError):
+    """The Sealmetrics job's status is ``expired``: its download link is gone, a new export is needed."""
+
+
+class SealmetricsExportTimeoutError(AnalyticsExportError):
+    """A Sealmetrics job was still running when the wait ran out; it was cancelled, not left running."""

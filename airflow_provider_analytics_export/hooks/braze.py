@@ -11,6 +11,7 @@ from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.paginators import BucketChunker
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.responses import series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_int_range
 from airflow_provider_analytics_export.windows import UTC, calendar_bucket, check_whole_buckets, to_datetime
 
@@ -36,24 +37,17 @@ class BrazeHook(AnalyticsApiHook):
     ``https://rest.iad-01.braze.com``), password = REST API key with the
     ``sessions.data_series`` permission, extra ``timezone`` = the workspace's company time
     zone (default UTC), which days and offset-less hourly times follow.
-
-    :param braze_conn_id: the Airflow connection id (``braze_default``).
     """
 
-    conn_name_attr = "braze_conn_id"
-    default_conn_name = "braze_default"
     conn_type = "braze"
     hook_name = "Braze"
-    api_name = "Braze"
     default_host = None
     #: Every answer reports the shared 250,000/hour pool; a 429 carries no Retry-After, only the reset.
     rate_limit_headers = RateLimitHeaders(reset_is="epoch")
 
-    def __init__(self, braze_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=braze_conn_id, **kwargs)
-
     def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.secret(self.connection.password, 'REST API key (password)')}"}
+        key = self.required_credential(self.connection.password, "REST API key (password)")
+        return {"Authorization": f"Bearer {key}"}
 
     def check_connection(self) -> None:
         self.request("GET", DATA_SERIES_ENDPOINT, params={"length": 1, "unit": "day"})
@@ -88,8 +82,13 @@ class BrazeHook(AnalyticsApiHook):
         return self.request("GET", DATA_SERIES_ENDPOINT, params=params, parse=self._parse_series)
 
     def _parse_series(self, response: requests.Response) -> list[dict[str, Any]]:
-        return self.series_rows(
-            response, "GET", DATA_SERIES_ENDPOINT, "time", lambda body: body.get("message") == "success"
+        return series_rows(
+            response,
+            self.api_name,
+            "GET",
+            DATA_SERIES_ENDPOINT,
+            "time",
+            lambda body: body.get("message") == "success",
         )
 
     @cached_property

@@ -79,26 +79,18 @@ class BrowseeHook(AnalyticsApiHook):
 
     Connection: login = project API key, password = secret key. Browsee allows one open
     request per account, so every hook on the same account in this process shares one slot.
-
-    :param browsee_conn_id: the Airflow connection id (``browsee_default``).
     """
 
-    conn_name_attr = "browsee_conn_id"
-    default_conn_name = "browsee_default"
     conn_type = "browsee"
     hook_name = "Browsee"
-    api_name = "Browsee"
     default_host = "https://api.browsee.io"
     request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (1, None, 0.0)
-
-    def __init__(self, browsee_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=browsee_conn_id, **kwargs)
 
     def credentials_body(self) -> dict[str, str]:
         """The body fields that authenticate a call (Browsee takes keys in the body, not headers)."""
         return {
-            "apiKey": self.secret(self.connection.login, "API key (login)"),
-            "secretKey": self.secret(self.connection.password, "secret key (password)"),
+            "apiKey": self.required_credential(self.connection.login, "API key (login)"),
+            "secretKey": self.required_credential(self.connection.password, "secret key (password)"),
         }
 
     def post_sessions(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +101,7 @@ class BrowseeHook(AnalyticsApiHook):
         """``exports.data`` and ``exports.total`` of one call; a body without them fails at once."""
 
         def parse(response: requests.Response) -> Page:
-            field = self.fields(response, "POST", SESSIONS_ENDPOINT)
+            field = self.body_reader(response, "POST", SESSIONS_ENDPOINT)
             return Page(field("exports", "data", kind=list), int(field("exports", "total")))
 
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body}, parse=parse)

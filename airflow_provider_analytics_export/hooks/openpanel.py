@@ -440,15 +440,10 @@ class OpenPanelHook(AnalyticsApiHook):
 
     Event dates are whole UTC days on the server; the exports here ask for the days covering
     [start, end) and keep rows by their own ``createdAt``.
-
-    :param openpanel_conn_id: the Airflow connection id (``openpanel_default``).
     """
 
-    conn_name_attr = "openpanel_conn_id"
-    default_conn_name = "openpanel_default"
     conn_type = "openpanel"
     hook_name = "OpenPanel"
-    api_name = "OpenPanel"
     default_host = "https://api.openpanel.dev"
     request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (None, 100, 10.0)
     #: @fastify/rate-limit's headers (reset = seconds left in the fixed window). The reserve
@@ -457,13 +452,12 @@ class OpenPanelHook(AnalyticsApiHook):
         remaining="x-ratelimit-remaining", reset="x-ratelimit-reset", reset_is="seconds", reserve=4
     )
 
-    def __init__(self, openpanel_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=openpanel_conn_id, **kwargs)
-
     def auth_headers(self) -> dict[str, str]:
         return {
-            "openpanel-client-id": self.secret(self.connection.login, "client id (login)"),
-            "openpanel-client-secret": self.secret(self.connection.password, "client secret (password)"),
+            "openpanel-client-id": self.required_credential(self.connection.login, "client id (login)"),
+            "openpanel-client-secret": self.required_credential(
+                self.connection.password, "client secret (password)"
+            ),
         }
 
     def project_id(self, project_id: str | None = None) -> str:
@@ -489,7 +483,7 @@ class OpenPanelHook(AnalyticsApiHook):
 
     def _parse_page(self, response: requests.Response) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """``meta`` (with ``totalCount``) and ``data`` of a page; a body without them fails at once."""
-        field = self.fields(response, "GET", EVENTS_ENDPOINT)
+        field = self.body_reader(response, "GET", EVENTS_ENDPOINT)
         field("meta", "totalCount")
         data = field("data", kind=list)
         # One pass in C over the rows; only a row lacking a field goes through field() for its error.
@@ -708,7 +702,7 @@ class OpenPanelHook(AnalyticsApiHook):
         Checked here, where API, endpoint and status are known, so :func:`chart_rows` can
         trust the shape instead of turning a malformed series into a silently empty file.
         """
-        field = self.fields(response, "GET", CHARTS_ENDPOINT)
+        field = self.body_reader(response, "GET", CHARTS_ENDPOINT)
         for number in range(len(field("series", kind=list))):
             for index in range(len(field("series", number, "data", kind=list))):
                 field("series", number, "data", index, "date")

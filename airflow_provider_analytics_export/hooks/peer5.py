@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.paginators import BucketChunker, Chunk
+from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
     UTC,
@@ -233,22 +234,14 @@ class Peer5Hook(AnalyticsApiHook):
     """Talks to Peer5's export API.
 
     Connection: password = auth token.
-
-    :param peer5_conn_id: the Airflow connection id (``peer5_default``).
     """
 
-    conn_name_attr = "peer5_conn_id"
-    default_conn_name = "peer5_default"
     conn_type = "peer5"
     hook_name = "Peer5"
-    api_name = "Peer5"
     default_host = "https://control.peer5.com"
 
-    def __init__(self, peer5_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(conn_id=peer5_conn_id, **kwargs)
-
     def auth_headers(self) -> dict[str, str]:
-        return {"X-Auth-Token": self.secret(self.connection.password, "auth token (password)")}
+        return {"X-Auth-Token": self.required_credential(self.connection.password, "auth token (password)")}
 
     def check_connection(self) -> None:
         today = _ms(floor_to(now(), _DAY))
@@ -293,14 +286,15 @@ class Peer5Hook(AnalyticsApiHook):
             yield list(filter(query.keeper(chunk), rows))
 
     def _parse_json(self, response: requests.Response) -> list[dict[str, Any]]:
-        return self.series_rows(
-            response, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
+        return series_rows(
+            response, self.api_name, "POST", EXPORT_ENDPOINT, "timestamp", lambda body: not body.get("error")
         )
 
     def _parse_csv(self, response: requests.Response) -> bytes:
         """The CSV as sent, once it is one: a 200 with an HTML page or a JSON error is refused."""
-        chunks = self.file_chunks(
+        chunks = file_chunks(
             response,
+            self.api_name,
             "POST",
             EXPORT_ENDPOINT,
             content_type="text/csv",

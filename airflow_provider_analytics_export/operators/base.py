@@ -25,9 +25,9 @@ from airflow_provider_analytics_export.assets import (
 )
 from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
-from airflow_provider_analytics_export.hooks.base import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window, to_datetime, window_fields
 

@@ -1,1 +1,6 @@
-"""The HTTP transport under every hook: sending, retrying, client-side limits."""
+"""The HTTP transport under every hook.
+
+``client`` sends (sync and async, one answer path), ``retry`` decides when to send again,
+``errors`` turns a failed call into an exception, ``responses`` reads an answer's fields,
+rows and files, ``limits``/``redis_limits`` hold an account's client-side limits.
+"""

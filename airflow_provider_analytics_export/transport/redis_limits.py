@@ -27,6 +27,8 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from airflow_provider_analytics_export.exceptions import LimitBackendError
+
 if TYPE_CHECKING:
     import redis
 
@@ -48,10 +50,6 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
     redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 end
 """
-
-
-class LimitBackendError(RuntimeError):
-    """The shared limit backend is misconfigured or unreachable; requests are not sent unlimited."""
 
 
 def redacted(url: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
@@ -16,18 +15,14 @@ from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     MalformedResponseError,
     RateLimitedError,
-)
-from airflow_provider_analytics_export.hooks.base import (
-    TRANSPORT_COUNTS,
     TlsHandshakeError,
     TransientApiError,
-    api_error_message,
-    parse_retry_after,
 )
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.hooks.peer5 import Peer5Hook
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS
 from tests.scripted_server import Reply, ScriptedServer
 
 TOKEN = "peer5-token-that-must-never-leak"
@@ -60,13 +55,6 @@ def test_retry_after_seconds_is_honoured_and_logged(peer5, scripted, logs):
     assert time.monotonic() - started >= 1.0
     assert len(scripted.requests) == 2
     assert "HTTP 429): slow down; retry 1/5 in 1." in logs()
-
-
-def test_retry_after_http_date_is_understood():
-    in_two_seconds = email.utils.formatdate(time.time() + 2, usegmt=True)
-    assert 0.5 <= parse_retry_after(in_two_seconds) <= 2.5
-    assert parse_retry_after("7") == 7
-    assert parse_retry_after("not a date") is None
 
 
 @pytest.mark.parametrize(
@@ -227,23 +215,6 @@ def test_missing_host_is_a_clear_error(monkeypatch):
     assert "has no host" in message and "REST endpoint" in message
 
 
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ({"status": "failure", "message": {"error": "API Key missing."}}, "API Key missing."),
-        ({"message": "Invalid API key"}, "Invalid API key"),
-        ({"error": True, "message": "Invalid auth token"}, "Invalid auth token"),
-        ({"detail": [{"loc": ["body", "export_type"], "msg": "bad type"}]}, "bad type"),
-        (
-            {"error": "Bad Request", "message": "Invalid query parameters", "details": [{"path": ["limit"]}]},
-            'Invalid query parameters [{"path": ["limit"]}]',
-        ),
-    ],
-)
-def test_api_error_message_understands_every_apis_shape(body, expected):
-    assert api_error_message(body, "fallback") == expected
-
-
 def test_error_is_catchable_as_api_error(peer5, scripted):
     scripted.queue(Reply(422, {"detail": "nope"}))
     with pytest.raises(ApiError):
@@ -267,7 +238,7 @@ def test_error_is_catchable_as_api_error(peer5, scripted):
 def test_missing_field_fails_at_once_naming_api_endpoint_and_field(peer5, scripted, body, path, message):
     """A complete body without a documented field is not retried: the same body would come back."""
     scripted.queue(Reply(200, body))
-    parse = lambda response: peer5.fields(response, "POST", "/v1/export")(*path)  # noqa: E731
+    parse = lambda response: peer5.body_reader(response, "POST", "/v1/export")(*path)  # noqa: E731
     with pytest.raises(MalformedResponseError) as info:
         peer5.request("POST", "/v1/export", json={}, parse=parse)
     assert message in str(info.value)
@@ -277,7 +248,7 @@ def test_missing_field_fails_at_once_naming_api_endpoint_and_field(peer5, script
 
 def test_required_field_of_the_wrong_type_is_named(peer5, scripted):
     scripted.queue(Reply(200, {"data": {"rows": []}}))
-    parse = lambda response: peer5.fields(response, "POST", "/v1/export")("data", kind=list)  # noqa: E731
+    parse = lambda response: peer5.body_reader(response, "POST", "/v1/export")("data", kind=list)  # noqa: E731
     with pytest.raises(MalformedResponseError, match="response field 'data' is dict, not list"):
         peer5.request("POST", "/v1/export", json={}, parse=parse)
 
@@ -429,3 +400,45 @@ def test_a_5xx_is_backed_off_not_held_until_the_windows_reset(scripted, monkeypa
     started = time.monotonic()
     assert call(hook) == {"ok": 1}
     assert time.monotonic() - started < 5
+
+
+def test_hooks_take_their_apis_conn_id_keyword_and_default_to_its_default_connection():
+    assert BrowseeHook().conn_id == "browsee_default"
+    assert BrowseeHook(browsee_conn_id="x").conn_id == "x"
+    assert BrowseeHook("y").conn_id == "y"
+    assert BrowseeHook(conn_id="z", max_attempts=2).max_attempts == 2
+    assert (Peer5Hook.conn_name_attr, Peer5Hook.default_conn_name, Peer5Hook.api_name) == (
+        "peer5_conn_id",
+        "peer5_default",
+        "Peer5",
+    )
+    with pytest.raises(TypeError, match="peer5_conn_id"):
+        BrowseeHook(peer5_conn_id="x")
+    with pytest.raises(TypeError, match="both"):
+        BrowseeHook("x", browsee_conn_id="y")
+
+
+def test_the_async_sender_answers_like_the_sync_one(scripted, monkeypatch):
+    """One answer path: an HTML page described, not dumped; a 429 pauses every caller of the account."""
+    import asyncio
+
+    import aiohttp
+
+    _rate_hooks(scripted, monkeypatch, Peer5Hook, count=2)
+    first, second = Peer5Hook("peer5_rate_0", max_attempts=1), Peer5Hook("peer5_rate_1")
+    scripted.queue(
+        Reply(503, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"}),
+        Reply(429, {"error": True, "message": "slow down"}, {"Retry-After": "2"}),
+        Reply(200, {"ok": 1}),
+    )
+
+    async def call_async() -> None:
+        async with aiohttp.ClientSession() as session:
+            await first.arequest(session, "POST", "/v1/export", json={"from": 0})
+
+    with pytest.raises(TransientApiError, match=r"HTTP 503\): HTML error page \(text/html\)$"):
+        asyncio.run(call_async())
+    with pytest.raises(RateLimitedError, match="slow down"):
+        asyncio.run(call_async())
+    assert call(second) == {"ok": 1}  # a sync caller of the same account waited out the 429
+    assert scripted.requests[2]["time"] - scripted.requests[1]["time"] >= 1.9

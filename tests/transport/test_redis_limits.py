@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_analytics_export.exceptions import RateLimitedError
+from airflow_provider_analytics_export.exceptions import LimitBackendError, RateLimitedError
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders, RequestLimit
-from airflow_provider_analytics_export.transport.redis_limits import LimitBackendError, RedisLimit
+from airflow_provider_analytics_export.transport.redis_limits import RedisLimit
 from analytics_export_sandbox import SandboxServer, connection_env
 from tests.conftest import _free_port
 from tests.test_import_cost import parse_time_modules
