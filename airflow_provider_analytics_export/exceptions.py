@@ -93,3 +93,15 @@ class ExportIntegrityError(AnalyticsExportError):
 
 class LimitBackendError(AnalyticsExportError, RuntimeError):
     """The shared limit backend is misconfigured or unreachable; requests are not sent unlimited."""
+
+
+class SealmetricsExportFailedError(AnalyticsExportError):
+    """The Sealmetrics export job ended in ``failed``; the message carries the API's ``error_message``."""
+
+
+class SealmetricsExportExpiredError(AnalyticsExportError):
+    """The Sealmetrics job's status is ``expired``: its download link is gone, a new export is needed."""
+
+
+class SealmetricsExportTimeoutError(AnalyticsExportError):
+    """A Sealmetrics job was still running when the wait ran out; it was cancelled, not left running."""

@@ -4,10 +4,12 @@
 - ``operator``: ``SealmetricsDownloadExportOperator`` (host/scheme checks, token masking, CSV
   record count cross-checked with ``actual_rows``, atomic writer, progress lines).
 - ``triggers``: N ``SealmetricsExportTrigger`` run concurrently with asyncio until every job
-  completed; memory growth and CPU seconds of the process.
+  completed; memory growth (also per trigger), CPU seconds of the process and how many
+  aiohttp sessions the triggers opened.
 
 Each case runs in a fresh Python process (its ``ru_maxrss`` and CPU time are its own); the
-sandbox runs in another process. Run: ``python -m benchmarks.bench_sealmetrics [--mb 500]``.
+sandbox runs in another process. Run: ``python -m benchmarks.bench_sealmetrics [--mb 500]
+[--only triggers]``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ def download_operator(url: str, job: dict[str, Any], out: Path) -> int:
     return int(operator.execute({})["bytes"])
 
 
+def count_sessions() -> list[int]:
+    """Count every aiohttp session opened from now on in this process (the list's one item)."""
+    import aiohttp
+
+    opened = [0]
+    original = aiohttp.ClientSession.__init__
+
+    def counting(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+        opened[0] += 1
+        original(self, *args, **kwargs)
+
+    aiohttp.ClientSession.__init__ = counting  # type: ignore[method-assign]
+    return opened
+
+
 def run_triggers(url: str, job_ids: list[str]) -> int:
     import asyncio
 
@@ -70,6 +87,7 @@ def child(case: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
     import airflow_provider_analytics_export.operators.sealmetrics  # noqa: F401 - import is not the work
     import airflow_provider_analytics_export.triggers.sealmetrics  # noqa: F401
 
+    sessions = count_sessions()
     baseline = _rss_mb()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +101,9 @@ def child(case: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
     result = {"case": case, "seconds": round(wall, 2), "cpu_s": round(cpu, 2)}
     result.update({"peak_rss_mb": round(peak, 1), "rss_growth_mb": round(peak - baseline, 1)})
     if case == "triggers":
-        result.update({"triggers": len(payload["job_ids"]), "completed": amount})
+        count = len(payload["job_ids"])
+        result.update({"triggers": count, "completed": amount, "sessions_opened": sessions[0]})
+        result["rss_kb_per_trigger"] = round((peak - baseline) * 1024 / count, 1)
     else:
         result.update({"bytes": amount, "mb_per_s": round(amount / 1e6 / wall, 1)})
     return result
@@ -156,14 +176,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=500)
     parser.add_argument("--triggers", type=int, default=TRIGGERS)
+    parser.add_argument("--only", choices=("download", "triggers"), help="run one measurement")
     parser.add_argument("--child")
     parser.add_argument("--url")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.url, json.loads(sys.stdin.read()))))
         return
-    print(json.dumps({"download": bench_download(args.mb)}, indent=2))
-    print(json.dumps({"triggers": bench_triggers(args.triggers)}, indent=2))
+    if args.only != "triggers":
+        print(json.dumps({"download": bench_download(args.mb)}, indent=2))
+    if args.only != "download":
+        print(json.dumps({"triggers": bench_triggers(args.triggers)}, indent=2))
 
 
 if __name__ == "__main__":

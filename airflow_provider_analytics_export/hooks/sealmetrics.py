@@ -9,35 +9,40 @@ local days in the account's time zone.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
+import tenacity
 from airflow.exceptions import AirflowProviderDeprecationWarning
-from airflow.sdk import ObjectStoragePath
-from airflow.sdk.log import mask_secret
 
+from airflow_provider_analytics_export.codec import loads
 from airflow_provider_analytics_export.exceptions import (
     AnalyticsExportError,
     ApiError,
-    ExportIntegrityError,
     InvalidRequestError,
     MalformedResponseError,
     QuotaExceededError,
     RateLimitedError,
+    SealmetricsExportExpiredError,
+    SealmetricsExportFailedError,
+    SealmetricsExportTimeoutError,
     TransientApiError,
 )
-from airflow_provider_analytics_export.files.writer import ExportWriter
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.progress import ExportProgress
+from airflow_provider_analytics_export.transport.downloads import (
+    Sink,
+    checked_link,
+    copy_checked,
+    mask_link_token,
+)
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.transport.responses import file_chunks
-from airflow_provider_analytics_export.transport.retry import backoff_seconds, parse_retry_after
+from airflow_provider_analytics_export.transport.retry import backoff_seconds, parse_retry_after, retry_policy
 from airflow_provider_analytics_export.validation import check_choice
 
 if TYPE_CHECKING:
@@ -101,15 +106,6 @@ FILE_KINDS: dict[tuple[str, str], tuple[str, re.Pattern[bytes], str]] = {
 DOCUMENTED_TYPE = {"csv": "text/csv", "json": "application/json"}
 #: Connection extras: the account (site slug), its deprecated old name, and the account's time zone.
 ACCOUNT_EXTRA, DEPRECATED_ACCOUNT_EXTRA, TIMEZONE_EXTRA = "account_id", "site_id", "timezone"
-_LOOPBACK_NAMES = ("localhost",)
-
-
-class SealmetricsExportFailedError(AnalyticsExportError):
-    """The export job ended in ``failed``; the message carries the API's ``error_message``."""
-
-
-class SealmetricsExportExpiredError(AnalyticsExportError):
-    """The job's status is ``expired``: its download link is gone and a new export is needed."""
 
 
 def resolve_account_id(account_id: str | None, site_id: str | None, owner: str) -> str | None:
@@ -226,6 +222,14 @@ def job_outcome(job: Mapping[str, Any]) -> tuple[str, str]:
             "(links live 24 hours); create a new export."
         )
     return status, f"Sealmetrics export {job_id} is {status} ({job.get('progress_percent')}%)."
+
+
+def timeout_message(job_id: str, status: str, waited: float) -> str:
+    """Why a wait for a job ended before the job did (the sync wait and the trigger say the same)."""
+    return (
+        f"Sealmetrics export {job_id} still {status} after {waited:.0f} s (timeout); "
+        "raise timeout= or check the export in Sealmetrics."
+    )
 
 
 def raise_for_outcome(status: str, message: str) -> None:
@@ -382,55 +386,50 @@ class SealmetricsHook(AnalyticsApiHook):
     ) -> dict[str, Any]:
         """Create exactly one export job for ``body`` (from :func:`export_body`) and return it.
 
-        ``POST /exports`` is not idempotent, so it is never resent blindly: when its answer is
-        lost (dropped connection, timeout, 5xx after the server may have acted) the account's
-        exports are listed and a job of exactly this body created since we sent it is adopted;
-        only when there is none (looked for again after the read timeout when no answer came at
-        all, since the server may still be acting) is the create sent again. ``rate_limit_exceeded`` waits its
-        ``Retry-After``; a full concurrent-export cap (429 or 409 while exports are running)
-        is waited out for up to ``cap_wait_seconds`` with a log line; an exhausted plan quota
-        with nothing running fails at once.
+        ``POST /exports`` is not idempotent, so it is never resent blindly. It is retried by the
+        transport's one retry policy (attempts, backoff, log line), whose every attempt after a
+        lost answer (dropped connection, timeout, 5xx after the server may have acted) first
+        lists the account's exports and adopts a job of exactly this body created since we
+        sent it; only when there is none (looked for again after the read timeout when no
+        answer came at all, since the server may still be acting) is the create sent again.
+        A refused create is not a lost one: ``rate_limit_exceeded`` waits its ``Retry-After``;
+        a full concurrent-export cap (429 or 409 while exports are running) is waited out for
+        up to ``cap_wait_seconds`` with a log line; an exhausted plan quota with nothing
+        running fails at once.
         """
         account = self.account_id(account_id)
         earlier = {job["job_id"] for job in self.list_exports(account) if same_export(job, body)}
         sent_at = dt.datetime.now(dt.timezone.utc)
         deadline = time.monotonic() + cap_wait_seconds
-        lost = 0
+        lost: list[TransientApiError] = []
+
+        def attempt() -> dict[str, Any]:
+            if lost:
+                adopted = self._find_after_loss(body, account, sent_at, earlier, lost[-1])
+                if adopted is not None:
+                    return adopted
+            try:
+                return self._post_export(body, account, deadline)
+            except TransientApiError as exc:
+                lost.append(exc)
+                raise
+
+        policy = retry_policy(self.max_attempts, self.log)
+        policy["retry"] = tenacity.retry_if_exception_type(TransientApiError)  # a refused create waits below
+        return tenacity.Retrying(**policy)(attempt)
+
+    def _post_export(self, body: Mapping[str, Any], account: str, deadline: float) -> dict[str, Any]:
+        """One ``POST /exports`` (no transport retry), sent again only after waiting for a free slot."""
         while True:
             try:
                 response = self.request(
                     "POST",
                     EXPORTS_ENDPOINT,
-                    parse=lambda r: r.json(),
+                    parse=lambda r: loads(r.content),
                     retry=False,
                     params={"account_id": account},
                     json=dict(body),
                 )
-            except TransientApiError as exc:
-                lost += 1
-                if lost >= self.max_attempts:
-                    raise
-                wait = backoff_seconds(lost, exc.retry_after)
-                self.log.warning(
-                    "%s; the job may exist: looking for it in %.1f s before creating again.", exc, wait
-                )
-                time.sleep(wait)
-                adopted = self._find_created(body, account, sent_at, earlier)
-                if adopted is None and exc.status is None:
-                    # No answer at all: the server may still be acting on the create. Give it as
-                    # long again as we would have waited for the answer, then look once more.
-                    grace = self.timeout[1]
-                    self.log.info(
-                        "No such job yet; looking once more in %.0f s before creating again.", grace
-                    )
-                    time.sleep(grace)
-                    adopted = self._find_created(body, account, sent_at, earlier)
-                if adopted is not None:
-                    self.log.info(
-                        "Adopted export %s, created by the create whose answer was lost.", adopted["job_id"]
-                    )
-                    return adopted
-                continue
             except (RateLimitedError, QuotaExceededError, InvalidRequestError) as exc:
                 self._wait_for_slot(exc, account, deadline)
                 continue
@@ -439,6 +438,28 @@ class SealmetricsHook(AnalyticsApiHook):
             )
             self.log.info("%s %s", response.get("message") or "Export created.", job_outcome(job)[1])
             return job
+
+    def _find_after_loss(
+        self,
+        body: Mapping[str, Any],
+        account: str,
+        sent_at: dt.datetime,
+        earlier: set[str],
+        exc: TransientApiError,
+    ) -> dict[str, Any] | None:
+        """The job a create whose answer was lost made, if it made one (else None: create again)."""
+        self.log.info("The create's answer was lost; looking for the job it may have made.")
+        adopted = self._find_created(body, account, sent_at, earlier)
+        if adopted is None and exc.status is None:
+            # No answer at all: the server may still be acting on the create. Give it as
+            # long again as we would have waited for the answer, then look once more.
+            grace = self.timeout[1]
+            self.log.info("No such job yet; looking once more in %.0f s before creating again.", grace)
+            time.sleep(grace)
+            adopted = self._find_created(body, account, sent_at, earlier)
+        if adopted is not None:
+            self.log.info("Adopted export %s, made by the create whose answer was lost.", adopted["job_id"])
+        return adopted
 
     def _find_created(
         self, body: Mapping[str, Any], account: str, sent_at: dt.datetime, earlier: set[str]
@@ -553,22 +574,50 @@ class SealmetricsHook(AnalyticsApiHook):
             parse=lambda response: None,
         )
 
+    def wait_for_export(
+        self, job_id: str, account_id: str | None = None, *, timeout: float, poll_interval: float
+    ) -> dict[str, Any]:
+        """Poll until the job leaves the running states and return it; raise unless it completed.
+
+        A job still running after ``timeout`` seconds is cancelled (it would hold a slot of the
+        plan's concurrent-export cap for nobody) and :class:`SealmetricsExportTimeoutError` raised.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get_export(job_id, account_id)
+            status, message = job_outcome(job)
+            self.log.info(
+                "Sealmetrics export %s: status=%s progress=%s%%", job_id, status, job.get("progress_percent")
+            )
+            if status not in RUNNING_STATUSES:
+                raise_for_outcome(status, message)
+                return job
+            if time.monotonic() >= deadline:
+                self.cancel_after_timeout(job_id, account_id, timeout_message(job_id, status, timeout))
+            time.sleep(poll_interval)
+
+    def cancel_after_timeout(self, job_id: str, account_id: str | None, message: str) -> NoReturn:
+        """Cancel a job nobody waits for any more, then fail with ``message`` (sync wait and trigger)."""
+        self.log.warning("%s Cancelling it.", message)
+        try:
+            self.cancel_export(job_id, account_id)
+        except InvalidRequestError as exc:
+            if exc.status != 404:  # 404: gone already, which is what cancelling wants
+                raise
+        raise SealmetricsExportTimeoutError(f"{message} The export was cancelled.")
+
     def _received(self, job: dict[str, Any]) -> dict[str, Any]:
         """Mask the download token of a job the moment it arrives, before anything can log it."""
         url = job.get("download_url")
         if url:
-            mask_secret(_download_token(url))
+            mask_link_token(url)
         return job
 
     # -- files ----------------------------------------------------------------------
     def stream_export(
-        self,
-        body: Mapping[str, Any],
-        destination: str | ObjectStoragePath,
-        account_id: str | None = None,
-        destination_conn_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Stream a small export (< 10,000 rows) straight into ``destination``.
+        self, body: Mapping[str, Any], open_sink: Callable[[str], Sink], account_id: str | None = None
+    ) -> Sink:
+        """Stream a small export (< 10,000 rows) into ``open_sink(layout)``: one sink per attempt.
 
         Raises :class:`InvalidRequestError` with status 413 when the export is too large;
         callers fall back to a background job.
@@ -580,23 +629,21 @@ class SealmetricsHook(AnalyticsApiHook):
             params={"account_id": self.account_id(account_id)},
             json=dict(body),
             stream=True,
-            parse=self._copier(
-                destination, destination_conn_id, fmt, None, ("POST", STREAM_ENDPOINT, "Sealmetrics stream")
-            ),
+            parse=self._copier(open_sink, fmt, None, ("POST", STREAM_ENDPOINT, "Sealmetrics stream")),
         )
 
     def download_export(
         self,
         job_or_url: Mapping[str, Any] | str,
-        destination: str | ObjectStoragePath,
-        destination_conn_id: str | None = None,
+        open_sink: Callable[[str], Sink],
         export_format: str = "csv",
-    ) -> dict[str, Any]:
-        """Download a completed job's file into ``destination`` atomically; bounded memory.
+    ) -> Sink:
+        """Download a completed job's file into ``open_sink(layout)``; returns the committed sink.
 
-        Given a job, its ``actual_rows`` is checked against the file's record count before the
-        file is committed. The download URL gets no API key and never appears in logs.
-        ``export_format`` only matters for a bare URL (a job says its own format).
+        Each attempt gets a fresh sink, committed only when the file checks out: given a job,
+        its ``actual_rows`` must match the file's record count. The download URL gets no API
+        key and never appears in logs. ``export_format`` only matters for a bare URL (a job
+        says its own format).
         """
         if isinstance(job_or_url, str):
             url, fmt, expected = job_or_url, export_format, None
@@ -619,11 +666,7 @@ class SealmetricsHook(AnalyticsApiHook):
                 authenticated=False,
                 stream=True,
                 parse=self._copier(
-                    destination,
-                    destination_conn_id,
-                    fmt,
-                    expected,
-                    ("GET", DOWNLOAD_ENDPOINT_REDACTED, "Sealmetrics download"),
+                    open_sink, fmt, expected, ("GET", DOWNLOAD_ENDPOINT_REDACTED, "Sealmetrics download")
                 ),
             )
         except InvalidRequestError as exc:
@@ -638,44 +681,28 @@ class SealmetricsHook(AnalyticsApiHook):
 
     def checked_download_url(self, url: str) -> str:
         """Refuse a link to another host, or over plain http to anything but loopback."""
-        if url.startswith("/"):
-            url = f"{self.base_url}{url}"
-        mask_secret(_download_token(url))
-        link, api = urlsplit(url), urlsplit(self.base_url)
-        if link.scheme != "https" and not (link.scheme == "http" and _is_loopback(link.hostname)):
-            raise AnalyticsExportError(
-                f"Refusing to download over {link.scheme!r}: use https (http only for a loopback host)."
-            )
-        if (link.hostname, _port(link)) != (api.hostname, _port(api)):
-            raise AnalyticsExportError(
-                f"Refusing to download from {link.hostname!r} port {_port(link)}: the download URL "
-                f"must be on the connection's host {api.hostname!r} port {_port(api)}."
-            )
-        if not link.path.startswith(DOWNLOAD_PREFIX):
-            raise AnalyticsExportError(
-                f"Unexpected download URL path; expected {DOWNLOAD_ENDPOINT_REDACTED}."
-            )
-        return url
+        return checked_link(url, self.base_url, DOWNLOAD_PREFIX, DOWNLOAD_ENDPOINT_REDACTED)
 
     def _copier(
         self,
-        destination: str | ObjectStoragePath,
-        destination_conn_id: str | None,
+        open_sink: Callable[[str], Sink],
         fmt: str,
         job: Mapping[str, Any] | None,
         request: tuple[str, str, str],
-    ) -> Callable[[requests.Response], dict[str, Any]]:
-        """A ``parse`` callback that copies the body into a fresh atomic writer (so a retry restarts).
+    ) -> Callable[[requests.Response], Sink]:
+        """A ``parse`` callback that copies the body into a fresh sink (so a retry restarts).
 
         ``request`` is (method, endpoint, label for progress logs). A body whose media type is
         not one documented for ``fmt``, or that does not start like such a file (an empty 200,
         an HTML page), or whose records are malformed, is refused before anything is committed.
         """
         method, endpoint, label = request
+        claimed = None
+        if job is not None and job.get("actual_rows") is not None:
+            rows = int(job["actual_rows"])
+            claimed = (rows, f"Sealmetrics export {job.get('job_id')} reports actual_rows={rows}")
 
-        def copy(response: requests.Response) -> dict[str, Any]:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            progress = ExportProgress(cast("logging.Logger", self.log), label, unit="bytes")
+        def copy(response: requests.Response) -> Sink:
             content_type, layout, start, expected = self._file_kind(response, method, endpoint, fmt)
             chunks = file_chunks(
                 response,
@@ -687,24 +714,15 @@ class SealmetricsHook(AnalyticsApiHook):
                 expected=expected,
                 chunk_size=DOWNLOAD_CHUNK_BYTES,
             )
-
-            def progressed() -> Iterator[bytes]:
-                for chunk in chunks:
-                    progress.update(len(chunk), pages=0, total=total)
-                    yield chunk
-
-            with ExportWriter(destination, layout, destination_conn_id) as writer:
-                try:
-                    rows = writer.copy(progressed(), layout)
-                except ValueError as exc:
-                    raise ExportIntegrityError(
-                        f"Sealmetrics {method} {endpoint}: the {layout} file is not valid ({exc}); "
-                        "it was not written."
-                    ) from None
-                _check_rows(rows, job)
-                summary = writer.summary()
-            progress.finish()
-            return summary
+            return copy_checked(
+                chunks,
+                open_sink,
+                layout,
+                progress=ExportProgress(cast("logging.Logger", self.log), label, unit="bytes"),
+                where=f"Sealmetrics {method} {endpoint}",
+                claimed=claimed,
+                total=int(response.headers.get("Content-Length") or 0) or None,
+            )
 
         return copy
 
@@ -736,32 +754,3 @@ class SealmetricsHook(AnalyticsApiHook):
         if known is None:
             return (DOCUMENTED_TYPE[fmt], *FILE_KINDS[(fmt, DOCUMENTED_TYPE[fmt])])
         return (media, *known)
-
-
-def _check_rows(rows: int, job: Mapping[str, Any] | None) -> None:
-    """Cross-check the rows counted in the file with a job's ``actual_rows`` when it has one."""
-    expected = job.get("actual_rows") if job else None
-    if expected is not None and int(expected) != rows:
-        raise ExportIntegrityError(
-            f"Sealmetrics export {job.get('job_id') if job else ''} reports actual_rows={expected} but "
-            f"the downloaded file holds {rows} records; the file was not written."
-        )
-
-
-def _download_token(url: str) -> str:
-    return urlsplit(url).path.rsplit("/", 1)[-1]
-
-
-def _port(parts: Any) -> int | None:
-    return parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath, ResumableJobMixin, conf
 
-from airflow_provider_analytics_export.exceptions import AnalyticsExportError, InvalidRequestError
-from airflow_provider_analytics_export.files.writer import resolve_format
+from airflow_provider_analytics_export.exceptions import (
+    InvalidRequestError,
+    SealmetricsExportExpiredError,
+)
+from airflow_provider_analytics_export.files.writer import ExportWriter, resolve_format
 from airflow_provider_analytics_export.hooks.sealmetrics import (
     COMPLETED,
     EXPIRED,
     EXPORT_FORMATS,
     EXPORTS_ENDPOINT,
     RUNNING_STATUSES,
-    SealmetricsExportExpiredError,
     SealmetricsHook,
     as_day,
     export_body,
@@ -31,7 +32,7 @@ from airflow_provider_analytics_export.hooks.sealmetrics import (
     validate_export_request,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, DestinationOperator
-from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
+from airflow_provider_analytics_export.triggers.sealmetrics import TIMEOUT, SealmetricsExportTrigger
 from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window
 
@@ -39,6 +40,14 @@ from airflow_provider_analytics_export.windows import resolve_window
 XCOM_JOB_KEY = "sealmetrics_export_job"
 #: Status reported for a stored job id the API no longer knows (e.g. deleted by on_kill).
 NOT_FOUND = "not_found"
+#: How much longer than the trigger's own deadline Airflow waits before failing the deferral:
+#: only a triggerer that never ran the trigger gets there (the job is then left to on_kill).
+DEFERRAL_GRACE = dt.timedelta(minutes=5)
+
+
+def file_writers(destination: str, destination_conn_id: str | None) -> Callable[[str], ExportWriter]:
+    """Opens a fresh atomic writer of ``destination`` for a file of one record layout (per attempt)."""
+    return lambda layout: ExportWriter(destination, layout, destination_conn_id)
 
 
 def default_deferrable() -> bool:
@@ -193,8 +202,8 @@ class SealmetricsDownloadExportOperator(DestinationOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SealmetricsHook(self.sealmetrics_conn_id)
         job = hook.get_export(self.job_id, self.account_id)
-        summary = hook.download_export(job, self.destination, self.destination_conn_id)
-        return {**summary, "job_id": self.job_id}
+        writer = hook.download_export(job, file_writers(self.destination, self.destination_conn_id))
+        return {**writer.summary(), "job_id": self.job_id}
 
 
 class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
@@ -224,7 +233,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     :param deferrable: wait on the triggerer; default ``[operators] default_deferrable``.
     :param poll_interval: seconds between status calls while the job runs.
-    :param timeout: seconds to wait for the job before failing.
+    :param timeout: seconds to wait for the job (in the worker, or deferred); a job still running
+        then is cancelled and the task fails with ``SealmetricsExportTimeoutError``.
     :param cap_wait_seconds: how long to wait for a free slot under the plan's concurrent-export cap.
     :param durable: keep the job id in the task state store to reconnect on retry (Airflow 3.3+).
     """
@@ -246,14 +256,9 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         *,
         task_id: str,
         export_type: str,
-        destination: str | ObjectStoragePath,
         account_id: str | None = None,
         site_id: str | None = None,
         filters: dict[str, str] | None = None,
-        start: dt.datetime | str | None = None,
-        end: dt.datetime | str | None = None,
-        output_format: str | None = None,
-        destination_conn_id: str | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         deferrable: bool | None = None,
         poll_interval: float = 15.0,
@@ -261,15 +266,7 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         cap_wait_seconds: float = 3600.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            task_id=task_id,
-            destination=destination,
-            start=start,
-            end=end,
-            output_format=output_format,
-            destination_conn_id=destination_conn_id,
-            **kwargs,
-        )
+        super().__init__(task_id=task_id, **kwargs)
         self.export_type = export_type
         self.account_id = resolve_account_id(account_id, site_id, f"{type(self).__name__} {task_id!r}")
         self.filters = filters
@@ -278,9 +275,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.cap_wait_seconds = cap_wait_seconds
+        #: The job this try runs, for :meth:`on_kill` (which gets no context).
         self.job_id: str | None = None
-        self.refreshed = False
-        self.summary: dict[str, Any] | None = None
         validate_static(export_type, "csv", filters)
 
     @cached_property
@@ -294,31 +290,33 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         return export_body(self.export_type, first, last, fmt, self.filters)
 
     # -- entry points ---------------------------------------------------------------
-    def execute(self, context: Context) -> dict[str, Any] | None:  # type: ignore[override]
+    def execute(self, context: Context) -> dict[str, Any]:
         body = self.body(context)
         if self._stored_job_id(context) is None and self._streamable(body):
             try:
-                summary = self.hook.stream_export(
-                    body, self.destination, self.account_id, self.destination_conn_id
+                writer = self.hook.stream_export(
+                    body, file_writers(self.destination, self.destination_conn_id), self.account_id
                 )
             except InvalidRequestError as exc:
                 if exc.status != 413:
                     raise
                 self.log.info("Stream refused (%s); creating a background job instead.", exc.api_message)
             else:
-                return self._result(summary, body, None)
+                return self._result(writer.summary(), body, None)
         result = self.execute_resumable(context)
-        # On a reconnect the mixin returns poll_until_complete()'s None, not get_job_result().
-        return result if result is not None else self.summary
+        if result is None:  # reconnected: the mixin returns poll_until_complete()'s None
+            result = self.get_job_result(self._stored_job_id(context), context)
+        return result
 
     def execute_complete(self, context: Context, event: dict[str, Any], refreshed: bool = False) -> Any:
-        """Resume after the trigger fired: download, or fail with the job's message."""
-        self.refreshed = refreshed
-        self.job_id = event["job_id"]
+        """Resume after the trigger fired: download, or cancel a job that outlived ``timeout`` and fail."""
+        self.job_id = job_id = str(event["job_id"])
         self.log.info("%s", event["message"])
+        if event["status"] == TIMEOUT:
+            self.hook.cancel_after_timeout(job_id, self.account_id, event["message"])
         if event["status"] not in (COMPLETED, EXPIRED):  # expired: _download makes one fresh job
             raise_for_outcome(event["status"], event["message"])
-        return self._download(context, event["job_id"])
+        return self._download(context, job_id, refreshed)
 
     def on_kill(self) -> None:
         """Cancel the running job so it does not keep a slot of the plan's concurrent-export cap."""
@@ -329,10 +327,10 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     # -- ResumableJobMixin ----------------------------------------------------------
     def submit_job(self, context: Context) -> str:
         body = self.body(context)
-        earlier = None if self.refreshed else earlier_try_job(self.hook, context, body, self.account_id)
-        job = earlier or self.hook.create_export(body, self.account_id, self.cap_wait_seconds)
-        self.job_id = str(job["job_id"])
-        return self.job_id
+        job = earlier_try_job(self.hook, context, body, self.account_id) or self.hook.create_export(
+            body, self.account_id, self.cap_wait_seconds
+        )
+        return str(job["job_id"])
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         try:
@@ -341,7 +339,6 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
             if exc.status != 404:
                 raise
             return NOT_FOUND
-        self.job_id = str(external_id)
         self.log.info("Found this task's earlier export: %s", job_outcome(job)[1])
         return str(job["status"])
 
@@ -352,23 +349,60 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         return status == COMPLETED
 
     def poll_until_complete(self, external_id: Any, context: Context) -> None:
-        self.job_id = str(external_id)
+        self._wait(str(external_id), refreshed=False)
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        return self._download(context, str(external_id), refreshed=False)
+
+    # -- helpers --------------------------------------------------------------------
+    def _wait(self, job_id: str, refreshed: bool) -> None:
+        """Wait for the job here, or defer to the triggerer (resuming in :meth:`execute_complete`).
+
+        Either way a job still running after ``timeout`` is cancelled and the task fails.
+        """
+        self.job_id = job_id
         if self.deferrable:
             self.defer(
                 trigger=SealmetricsExportTrigger(
-                    self.job_id, self.account_id, self.sealmetrics_conn_id, self.poll_interval
+                    job_id,
+                    self.account_id,
+                    self.sealmetrics_conn_id,
+                    self.poll_interval,
+                    timeout=self.timeout,
                 ),
                 method_name="execute_complete",
-                kwargs={"refreshed": self.refreshed},
-                timeout=dt.timedelta(seconds=self.timeout),
+                kwargs={"refreshed": refreshed},
+                timeout=dt.timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
             )
-        wait_for_job(self.hook, self.job_id, self.account_id, self.poll_interval, self.timeout)
-        self.summary = self._download(context, self.job_id)
+        self.hook.wait_for_export(
+            job_id, self.account_id, timeout=self.timeout, poll_interval=self.poll_interval
+        )
 
-    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        return self.summary or self._download(context, str(external_id))
+    def _download(self, context: Context, job_id: str, refreshed: bool) -> dict[str, Any]:
+        """Download the job's file; an expired link gets one fresh job (waited for, then downloaded)."""
+        while True:
+            job = self.hook.get_export(job_id, self.account_id)
+            try:
+                writer = self.hook.download_export(
+                    job, file_writers(self.destination, self.destination_conn_id)
+                )
+            except SealmetricsExportExpiredError as exc:
+                if refreshed:
+                    raise SealmetricsExportExpiredError(
+                        f"{exc} A fresh export's link expired too before it could be downloaded; giving up."
+                    ) from None
+                self.log.warning("%s Creating one fresh export.", exc)
+            else:
+                return self._result(writer.summary(), self.body(context), job_id)
+            refreshed = True
+            job_id = str(
+                self.hook.create_export(self.body(context), self.account_id, self.cap_wait_seconds)["job_id"]
+            )
+            store = context.get("task_state_store")
+            if store is not None and self.durable:
+                store.set(self.external_id_key, job_id)
+            self._wait(job_id, refreshed=True)  # defers (the download resumes there), or returns when done
 
-    # -- helpers --------------------------------------------------------------------
     def _stored_job_id(self, context: Context) -> Any:
         store = context.get("task_state_store")
         return store.get(self.external_id_key) if store is not None and self.durable else None
@@ -382,25 +416,6 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
             estimate.get("will_use_background_job"),
         )
         return not estimate.get("will_use_background_job")
-
-    def _download(self, context: Context, job_id: str) -> dict[str, Any]:
-        job = self.hook.get_export(job_id, self.account_id)
-        try:
-            summary = self.hook.download_export(job, self.destination, self.destination_conn_id)
-        except SealmetricsExportExpiredError as exc:
-            if self.refreshed:
-                raise SealmetricsExportExpiredError(
-                    f"{exc} A fresh export's link expired too before it could be downloaded; giving up."
-                ) from None
-            self.log.warning("%s Creating one fresh export.", exc)
-            self.refreshed = True
-            new_id = self.submit_job(context)
-            store = context.get("task_state_store")
-            if store is not None and self.durable:
-                store.set(self.external_id_key, new_id)
-            self.poll_until_complete(new_id, context)  # defers, or waits and downloads into .summary
-            return self.summary or self._download(context, new_id)
-        return self._result(summary, self.body(context), job_id)
 
     def _result(self, summary: dict[str, Any], body: dict[str, Any], job_id: str | None) -> dict[str, Any]:
         return {
@@ -429,29 +444,3 @@ def earlier_try_job(
     if job is not None:
         hook.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
     return job
-
-
-def wait_for_job(
-    hook: SealmetricsHook,
-    job_id: str,
-    account_id: str | None,
-    poll_interval: float,
-    timeout: float,
-) -> dict[str, Any]:
-    """Poll until the job leaves the running states; raise unless it completed (sync, in the worker)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job = hook.get_export(job_id, account_id)
-        status, message = job_outcome(job)
-        hook.log.info(
-            "Sealmetrics export %s: status=%s progress=%s%%", job_id, status, job.get("progress_percent")
-        )
-        if status not in RUNNING_STATUSES:
-            raise_for_outcome(status, message)
-            return job
-        if time.monotonic() >= deadline:
-            raise AnalyticsExportError(
-                f"Sealmetrics export {job_id} still {status} after {timeout:.0f} s (timeout); "
-                "raise timeout= or check the export in Sealmetrics."
-            )
-        time.sleep(poll_interval)

@@ -25,6 +25,7 @@ from openapi_schema_validator import OAS31Validator
 
 from airflow_provider_analytics_export.exceptions import ApiError, InvalidRequestError
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
+from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 
 SPEC_PATH = Path(__file__).with_name("sealmetrics-openapi-exports.json")
@@ -135,19 +136,21 @@ def hook_scenario(sandbox: SandboxServer, tmp_path: Path) -> None:
     small = export_body("sources", DAY, "2025-01-12", "csv", {"country": "ES", "utm_medium": "cpc"})
     large = export_body("microconversions", DAY, DAY, "json")
     hook.estimate_export(small)
-    hook.stream_export(small, tmp_path.as_uri() + "/stream.csv")
+    hook.stream_export(small, into(tmp_path.as_uri() + "/stream.csv", None))
     for media in ("application/json", "application/x-ndjson"):
         sandbox.config.update({"sealmetrics_stream_json_type": media})
-        hook.stream_export({**small, "format": "json"}, tmp_path.as_uri() + f"/stream-{media[12:]}.json")
+        hook.stream_export(
+            {**small, "format": "json"}, into(tmp_path.as_uri() + f"/stream-{media[12:]}.json", None)
+        )
     with pytest.raises(InvalidRequestError):
-        hook.stream_export(large, tmp_path.as_uri() + "/too-big.json")  # 413
+        hook.stream_export(large, into(tmp_path.as_uri() + "/too-big.json", None))  # 413
     done = hook.create_export(small)
-    hook.download_export(hook.get_export(done["job_id"]), tmp_path.as_uri() + "/small.csv")
+    hook.download_export(hook.get_export(done["job_id"]), into(tmp_path.as_uri() + "/small.csv", None))
     job = hook.create_export(large)
     while job["status"] not in ("completed", "failed"):
         time.sleep(0.1)
         job = hook.get_export(job["job_id"])
-    hook.download_export(job, tmp_path.as_uri() + "/large.json")
+    hook.download_export(job, into(tmp_path.as_uri() + "/large.json", None))
     list(hook.list_exports(include_expired=True))
     with pytest.raises(ApiError):
         hook.get_export("00000000-0000-4000-8000-000000000000")  # 404

@@ -16,15 +16,12 @@ from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     MalformedResponseError,
     QuotaExceededError,
+    SealmetricsExportExpiredError,
     TransientApiError,
 )
 from airflow_provider_analytics_export.files.counters import RecordCounter
-from airflow_provider_analytics_export.hooks.sealmetrics import (
-    EXPORT_TYPES,
-    SealmetricsExportExpiredError,
-    SealmetricsHook,
-    export_body,
-)
+from airflow_provider_analytics_export.hooks.sealmetrics import EXPORT_TYPES, SealmetricsHook, export_body
+from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
 from tests.scripted_server import Reply, ScriptedServer
@@ -84,7 +81,7 @@ def test_background_job_lifecycle_downloads_the_exact_file(hook, sandbox_reset, 
     done = wait_done(hook, job["job_id"])
     assert done["status"] == "completed"
 
-    summary = hook.download_export(done, tmp_path.as_uri() + "/micro.csv")
+    summary = hook.download_export(done, into(tmp_path.as_uri() + "/micro.csv", None)).summary()
 
     assert (tmp_path / "micro.csv").read_bytes() == expected_file(sandbox_reset, body)
     assert summary == {
@@ -103,7 +100,7 @@ def test_estimate_stream_list_and_cancel(hook, sandbox_reset, tmp_path: Path):
     estimate = hook.estimate_export(body)
     assert estimate["will_use_background_job"] is False
 
-    summary = hook.stream_export(body, tmp_path.as_uri() + "/sources.json")
+    summary = hook.stream_export(body, into(tmp_path.as_uri() + "/sources.json", None)).summary()
     content = (tmp_path / "sources.json").read_bytes()
     assert content == expected_file(sandbox_reset, body, "json")
     assert summary["rows"] == len(json.loads(content)) == estimate["estimated_rows"]
@@ -113,7 +110,7 @@ def test_estimate_stream_list_and_cancel(hook, sandbox_reset, tmp_path: Path):
         InvalidRequestError,
         match=r"HTTP 413; code payload_too_large; request_id [0-9a-f-]+\): Export too large for streaming",
     ) as info:
-        hook.stream_export(too_big, tmp_path.as_uri() + "/big.csv")
+        hook.stream_export(too_big, into(tmp_path.as_uri() + "/big.csv", None))
     assert info.value.status == 413
     assert not (tmp_path / "big.csv").exists()
 
@@ -137,7 +134,7 @@ def test_failed_job_error_message_surfaces(hook, sandbox_reset, tmp_path: Path):
     sandbox_reset.config.update({"sealmetrics_fail_jobs": 1})
     job = wait_done(hook, hook.create_export(export_body("microconversions", DAY, DAY))["job_id"])
     with pytest.raises(AnalyticsExportError, match="failed: Export generation failed: analytics query timed"):
-        hook.download_export(job, tmp_path.as_uri() + "/x.csv")
+        hook.download_export(job, into(tmp_path.as_uri() + "/x.csv", None))
 
 
 def test_expired_link_is_a_clear_error_and_leaves_no_file(hook, sandbox_reset, tmp_path: Path):
@@ -146,7 +143,7 @@ def test_expired_link_is_a_clear_error_and_leaves_no_file(hook, sandbox_reset, t
     assert job["status"] == "completed"
     time.sleep(0.7)
     with pytest.raises(SealmetricsExportExpiredError, match="expired: its download link is no longer valid"):
-        hook.download_export(job, tmp_path.as_uri() + "/s.csv")
+        hook.download_export(job, into(tmp_path.as_uri() + "/s.csv", None))
     assert hook.get_export(job["job_id"])["status"] == "expired"
     assert list(tmp_path.iterdir()) == []
 
@@ -167,7 +164,7 @@ def test_cut_downloads_are_retried_then_fail_without_a_partial_file(sandbox_rese
     hook = SealmetricsHook(max_attempts=2)
     job = hook.create_export(export_body("pages", DAY, DAY))
     with pytest.raises(TransientApiError, match="truncated"):
-        hook.download_export(job, tmp_path.as_uri() + "/p.csv")
+        hook.download_export(job, into(tmp_path.as_uri() + "/p.csv", None))
     assert list(tmp_path.iterdir()) == []
     assert sum("download" in e["path"] for e in sandbox_reset.requests_log) == 2
 
@@ -189,7 +186,7 @@ def test_download_sends_no_api_key_and_never_shows_the_token(scripted_hook, scri
     scripted.queue(Reply(404, {"detail": "Download link not found"}))
     with pytest.raises(InvalidRequestError) as info:
         scripted_hook.download_export(
-            f"{scripted.url}/api/v1/exports/download/{token}", tmp_path.as_uri() + "/f"
+            f"{scripted.url}/api/v1/exports/download/{token}", into(tmp_path.as_uri() + "/f", None)
         )
     assert token not in str(info.value)
     assert "/api/v1/exports/download/<token>" in str(info.value)
@@ -201,7 +198,7 @@ def test_row_count_mismatch_refuses_the_file(scripted_hook, scripted, tmp_path: 
     job = {"job_id": "j1", "status": "completed", "format": "csv", "actual_rows": 3, "download_url": url}
     scripted.queue(Reply(200, b"date,path\n2025-01-01,/a\n2025-01-01,/b\n", {"Content-Type": "text/csv"}))
     with pytest.raises(ExportIntegrityError, match="actual_rows=3 but the downloaded file holds 2 records"):
-        scripted_hook.download_export(job, tmp_path.as_uri() + "/f.csv")
+        scripted_hook.download_export(job, into(tmp_path.as_uri() + "/f.csv", None))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -225,7 +222,7 @@ def test_stream_body_that_is_not_the_file_is_refused_at_once(
     body = export_body("pages", DAY, DAY, fmt)
     hook = SealmetricsHook(scripted_hook.conn_id, max_attempts=3)
     with pytest.raises(MalformedResponseError, match=message) as info:
-        hook.stream_export(body, tmp_path.as_uri() + f"/f.{fmt}")
+        hook.stream_export(body, into(tmp_path.as_uri() + f"/f.{fmt}", None))
     assert "Sealmetrics POST /api/v1/exports/stream failed (HTTP 200)" in str(info.value)
     assert list(tmp_path.iterdir()) == []
     assert len(scripted.requests) == 1
@@ -282,7 +279,7 @@ def test_default_host_is_my_sealmetrics_com(monkeypatch):
 def test_every_call_sends_account_id_never_site_id(hook, sandbox_reset, tmp_path: Path):
     body = export_body("sources", DAY, DAY)
     hook.estimate_export(body)
-    hook.stream_export(body, tmp_path.as_uri() + "/s.csv")
+    hook.stream_export(body, into(tmp_path.as_uri() + "/s.csv", None))
     job = hook.create_export(body)
     hook.get_export(job["job_id"])
     hook.cancel_export(job["job_id"])
@@ -502,7 +499,7 @@ def test_json_streams_of_either_documented_type_are_stored_and_counted(
 ):
     sandbox_reset.config.update({"sealmetrics_stream_json_type": media})
     body = export_body("sources", DAY, "2025-01-12", "json")
-    summary = hook.stream_export(body, tmp_path.as_uri() + "/s.json")
+    summary = hook.stream_export(body, into(tmp_path.as_uri() + "/s.json", None)).summary()
     assert (tmp_path / "s.json").read_bytes() == expected_file(sandbox_reset, body, layout)
     assert summary["rows"] == 120 and summary["format"] == layout
 
@@ -528,7 +525,7 @@ def test_malformed_stream_files_are_refused_unwritten(
     scripted.queue(reply)
     fmt = "csv" if b"a,b" in reply.body else "json"
     with pytest.raises(AnalyticsExportError, match=message):
-        scripted_hook.stream_export(export_body("pages", DAY, DAY, fmt), tmp_path.as_uri() + "/f")
+        scripted_hook.stream_export(export_body("pages", DAY, DAY, fmt), into(tmp_path.as_uri() + "/f", None))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,14 +8,19 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_provider_analytics_export.exceptions import AnalyticsExportError
-from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsExportExpiredError, SealmetricsHook
+from airflow_provider_analytics_export.exceptions import (
+    SealmetricsExportExpiredError,
+    SealmetricsExportTimeoutError,
+    TransientApiError,
+)
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
 from airflow_provider_analytics_export.operators.sealmetrics import (
     XCOM_JOB_KEY,
     SealmetricsCreateExportOperator,
@@ -143,18 +148,85 @@ def test_deferrable_export_defers_then_downloads(sandbox_reset, tmp_path):
     assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
 
 
-def test_retry_after_a_crash_reconnects_instead_of_creating_a_second_job(sandbox_reset, tmp_path):
-    sandbox_reset.config.update({"sealmetrics_job_delay": 1.5})
-    store = StateStore()
-    with pytest.raises(AnalyticsExportError, match="timeout"):  # first try dies while waiting
-        one_task(tmp_path, timeout=0.2).execute(context(store=store))
-    first_job = store.values["sealmetrics_job_id"]
+def unreachable_after_create(sandbox: SandboxServer) -> Callable[[], None]:
+    """Every request after the first create answers 503 (the try dies while waiting); returns undo."""
+    sandbox.config.update({"faults": {"rate": 0.0, "kinds": ["503"]}})
+    module = sandbox.modules["sealmetrics"]
+    original = module.handle
 
-    result = one_task(tmp_path).execute(context(store=store))
+    def handle(sbx: SandboxServer, req: Any) -> Any:
+        response = original(sbx, req)
+        if req.method == "POST" and req.path == "/api/v1/exports":
+            sbx.config.faults.rate = 1.0
+        return response
+
+    module.handle = handle
+
+    def undo() -> None:
+        module.handle = original
+        sandbox.config.update({"faults": {"rate": 0.0}})
+
+    return undo
+
+
+def test_retry_after_a_crash_reconnects_instead_of_creating_a_second_job(
+    sandbox_reset, monkeypatch, tmp_path
+):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 1.5})
+    conn = {"conn_type": "sealmetrics", "host": sandbox_reset.url, "password": "sm_sbx_api_key_c4d2"}
+    conn["extra"] = {"account_id": "demo-site", "max_attempts": 1}
+    monkeypatch.setenv("AIRFLOW_CONN_SEALMETRICS_ONCE", json.dumps(conn))
+    store = StateStore()
+    undo = unreachable_after_create(sandbox_reset)
+    try:
+        with pytest.raises(TransientApiError, match="HTTP 503"):  # first try dies while waiting
+            one_task(tmp_path, sealmetrics_conn_id="sealmetrics_once").execute(context(store=store))
+    finally:
+        undo()
+    first_job = store.values["sealmetrics_job_id"]
+    assert first_job in sandbox_reset.state["sealmetrics"]["jobs"]  # dying is not cancelling
+
+    result = one_task(tmp_path, sealmetrics_conn_id="sealmetrics_once").execute(context(store=store))
 
     assert result["job_id"] == first_job
     assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
     assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+
+
+def test_timeout_cancels_the_job_instead_of_leaving_it_running(sandbox_reset, tmp_path):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 5.0})
+    store = StateStore()
+    with pytest.raises(
+        SealmetricsExportTimeoutError, match=r"still \w+ after 0 s \(timeout\).*was cancelled"
+    ):
+        one_task(tmp_path, timeout=0.2).execute(context(store=store))
+    job_id = store.values["sealmetrics_job_id"]
+    assert calls(sandbox_reset, "DELETE", f"/api/v1/exports/{job_id}") == 1
+    assert sandbox_reset.state["sealmetrics"]["jobs"] == {}
+    assert not (tmp_path / "microconversions.csv").exists()
+
+
+def test_deferred_timeout_cancels_the_job_and_fails_clearly(sandbox_reset, tmp_path):
+    """Airflow's own deferral timeout would fail the task without resuming it: the trigger times out first."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 30.0})
+    op = one_task(tmp_path, deferrable=True, timeout=0.3)
+    ctx = context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(ctx)
+    assert deferred.value.timeout is not None and deferred.value.timeout.total_seconds() > op.timeout
+
+    async def event() -> dict:
+        async for item in deferred.value.trigger.run():
+            return item.payload
+        raise AssertionError
+
+    payload = asyncio.run(event())
+    assert payload["status"] == "timeout"
+    with pytest.raises(SealmetricsExportTimeoutError, match="was cancelled"):
+        getattr(op, deferred.value.method_name)(ctx, payload, **deferred.value.kwargs)
+    assert calls(sandbox_reset, "DELETE", f"/api/v1/exports/{payload['job_id']}") == 1
+    assert sandbox_reset.state["sealmetrics"]["jobs"] == {}
+    assert not (tmp_path / "microconversions.csv").exists()
 
 
 def test_on_kill_cancels_the_running_job(sandbox_reset, tmp_path):

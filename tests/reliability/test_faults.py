@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsExportFailedError, SealmetricsHook
+from airflow_provider_analytics_export.exceptions import SealmetricsExportFailedError
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from airflow_provider_analytics_export.operators.openpanel import (
@@ -30,7 +31,6 @@ from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperato
 from airflow_provider_analytics_export.operators.sealmetrics import (
     SealmetricsDownloadExportOperator,
     SealmetricsExportOperator,
-    wait_for_job,
 )
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.config import FAULT_KINDS
@@ -177,7 +177,7 @@ class _CreatedJobs:
             }
             self.ids.append(str(hook.create_export(body)["job_id"]))
         for job_id in self.ids:
-            wait_for_job(hook, job_id, None, poll_interval=0.1, timeout=30)
+            hook.wait_for_export(job_id, poll_interval=0.1, timeout=30)
         sandbox.config.faults.rate = rate
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
-from airflow_provider_analytics_export.operators.sealmetrics import wait_for_job
 from analytics_export_sandbox import SandboxServer
 from tests.reliability.conftest import UTC, day, leftover_partials, sandbox_env
 from tests.reliability.export_worker import main as run_in_process
@@ -146,7 +145,7 @@ def test_kill_during_sealmetrics_download_keeps_previous_file(
         "filters": {},
     }
     job_id = str(hook.create_export(body)["job_id"])
-    job = wait_for_job(hook, job_id, None, poll_interval=0.1, timeout=30)
+    job = hook.wait_for_export(job_id, poll_interval=0.1, timeout=30)
     destination = tmp_path / "exports" / "microconversions.csv"
     destination.parent.mkdir()
     destination.write_bytes(PREVIOUS)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import re
+import time
+
+import aiohttp
 
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
+from airflow_provider_analytics_export.transport.loop_sessions import loop_session
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
 from analytics_export_sandbox.sealmetrics import FAIL_MESSAGE
+from tests.scripted_server import Reply
 
 DAY = "2025-01-10"
 
@@ -73,3 +79,74 @@ def test_serialize_round_trip_holds_primitives_only():
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert all(isinstance(v, (str, float, int, type(None))) for v in kwargs.values())
+
+
+def test_a_job_running_past_the_timeout_ends_with_a_timeout_event(sandbox_reset):
+    sandbox_reset.config.update({"sealmetrics_job_delay": 30.0})
+    job = SealmetricsHook().create_export(export_body("microconversions", DAY, DAY))
+    started = time.monotonic()
+    [event] = run(SealmetricsExportTrigger(job["job_id"], poll_interval=0.1, timeout=0.5))
+    assert 0.5 <= time.monotonic() - started < 5
+    assert (event["status"], event["job_id"]) == ("timeout", job["job_id"])
+    assert re.fullmatch(
+        rf"Sealmetrics export {job['job_id']} still (pending|estimating|generating) after 0 s \(timeout\); "
+        "raise timeout= or check the export in Sealmetrics.",
+        event["message"],
+    )
+    assert job["job_id"] in sandbox_reset.state["sealmetrics"]["jobs"]  # cancelling is the operator's
+
+
+def test_the_deadline_survives_serialization(sandbox_reset):
+    """A triggerer restart rebuilds the trigger from its kwargs: the wait must not start over."""
+    trigger = SealmetricsExportTrigger("job-1", "shop-site", timeout=3600)
+    _, kwargs = trigger.serialize()
+    time.sleep(0.05)
+    rebuilt = SealmetricsExportTrigger(**kwargs)
+    assert rebuilt.deadline == trigger.deadline and rebuilt.timeout == 3600
+    assert SealmetricsExportTrigger("job-1").deadline is None  # the sensor's wait has no deadline
+
+
+def test_triggers_on_one_loop_share_one_session_closed_with_the_loop():
+    async def twice() -> tuple[aiohttp.ClientSession, aiohttp.ClientSession]:
+        return await loop_session(), await loop_session()
+
+    first, again = asyncio.run(twice())
+    assert first is again
+    assert first.closed  # asyncio.run finalised the loop: no "Unclosed client session"
+    later, _ = asyncio.run(twice())
+    assert later is not first
+
+
+def test_triggers_of_different_connections_share_the_session_safely(scripted, monkeypatch):
+    """Each request carries its own connection's key; a cookie one API sets is never sent on."""
+    for name, key in (("a", "sm_key_a"), ("b", "sm_key_b")):
+        conn = {
+            "conn_type": "sealmetrics",
+            "host": scripted.url.replace("127.0.0.1", "localhost"),  # aiohttp keeps no cookies for IPs
+            "password": key,
+            "extra": {"account_id": name},
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_SM_{name.upper()}", json.dumps(conn))
+    running = {"status": "pending", "job_id": "j", "progress_percent": 0}
+    done = {"status": "completed", "job_id": "j", "actual_rows": 1}
+    scripted.queue(
+        Reply(200, running, {"Set-Cookie": "session=from-a; Path=/"}),
+        Reply(200, running),
+        Reply(200, done),
+        Reply(200, done),
+    )
+    triggers = [SealmetricsExportTrigger(f"job-{name}", None, f"sm_{name}", 0.05) for name in ("a", "b")]
+
+    async def both() -> list[list[dict]]:
+        async def events(trigger: SealmetricsExportTrigger) -> list[dict]:
+            return [event.payload async for event in trigger.run()]
+
+        return await asyncio.gather(*(events(trigger) for trigger in triggers))
+
+    assert [[event["status"] for event in events] for events in asyncio.run(both())] == [["completed"]] * 2
+    assert len(scripted.requests) == 4
+    for request in scripted.requests:
+        account = request["path"].split("account_id=")[1]
+        assert request["path"].startswith(f"/api/v1/exports/job-{account}?")
+        assert request["headers"]["X-API-Key"] == f"sm_key_{account}"
+        assert "Cookie" not in request["headers"]
