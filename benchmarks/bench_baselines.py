@@ -10,7 +10,7 @@
   into its filesystem destination, asking for the same columns as ours: the peer a user would
   pick instead (the ``bench`` extra). Its files are compared with ours row by row.
 
-Each case runs in a fresh Python process, so its peak RSS (``ru_maxrss``) and CPU time are its
+Each case runs in a fresh Python process, so its peak RSS (VmHWM) and CPU time are its
 own; the sandbox runs in another process with the OpenPanel rate limit disabled. Run alone:
 ``python -m benchmarks.bench_baselines --events 100000``; ``benchmarks.run`` calls :func:`run`.
 """

@@ -6,7 +6,7 @@
   documented 100 requests / 10 s (the target: close to the 100 s rate bound, not 300 s).
 
 Each export runs ``OpenPanelEventsExportOperator`` / ``BrowseeSessionsExportOperator`` in a
-fresh Python process, so ``ru_maxrss`` is that export's own peak; the sandbox runs in another
+fresh Python process, so its VmHWM is that export's own peak; the sandbox runs in another
 process. Throughput runs lift the OpenPanel rate limit on both sides (the real API caps an
 export at 100 pages / 10 s = 10,000 rows/s); the paced run keeps it. Run alone:
 ``python -m benchmarks.bench_openpanel [--quick]``.

@@ -7,7 +7,7 @@
   completed; memory growth (also per trigger), CPU seconds of the process and how many
   aiohttp sessions the triggers opened.
 
-Each case runs in a fresh Python process (its ``ru_maxrss`` and CPU time are its own); the
+Each case runs in a fresh Python process (its peak RSS, VmHWM, and CPU time are its own); the
 sandbox runs in another process. Run: ``python -m benchmarks.bench_sealmetrics [--mb 500]
 [--only triggers]``.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_baselines import _rss_mb, configure_sandbox, sandbox_env, sandbox_process
+from benchmarks.bench_baselines import _rss_mb, configure_sandbox, peak_rss_mb, sandbox_env, sandbox_process
 
 DAY = "2025-01-10"
 ROW_PADDING = 1000  # bytes of padding per row, so 500 MB needs ~480k rows
@@ -97,7 +96,7 @@ def child(case: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
             export = download_plain if case == "plain_requests" else download_operator
             amount = export(url, payload["job"], Path(tmp) / "export.csv")
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     result = {"case": case, "seconds": round(wall, 2), "cpu_s": round(cpu, 2)}
     result.update({"peak_rss_mb": round(peak, 1), "rss_growth_mb": round(peak - baseline, 1)})
     if case == "triggers":
