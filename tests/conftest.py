@@ -26,6 +26,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(autouse=True)
+def quick_backoff(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blind retry backoff 20x shorter than in production: the clock is the one seam tests fake.
+
+    Waits an API asks for (Retry-After, a rate-limit window's reset) are unchanged; a test about
+    the backoff itself opts out with ``@pytest.mark.real_backoff``.
+    """
+    if request.node.get_closest_marker("real_backoff") is None:
+        monkeypatch.setattr("airflow_provider_analytics_export.transport.retry.BACKOFF_BASE", 0.025)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
     """One sandbox for the session; every *_default connection points at it."""

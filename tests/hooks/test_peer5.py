@@ -248,6 +248,7 @@ def test_a_row_outside_the_requested_range_still_fails(scripted: Any, monkeypatc
             list(export(NOW - HOUR, NOW, Peer5Query("1h", ["http"])))
 
 
+@pytest.mark.real_backoff  # the backoff itself must outlast the 1 s window
 def test_per_minute_limit_is_backed_off_and_every_row_arrives(pinned: SandboxServer) -> None:
     """Over the limit every request gets a 429 (no Retry-After) until the window clears: back off."""
     pinned.config.update({"peer5_rate_limit": 2, "peer5_rate_window": 1.0})
