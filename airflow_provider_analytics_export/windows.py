@@ -1,4 +1,4 @@
-"""Time windows: resolve [start, end) from arguments or the run's data interval, and split it.
+"""Time windows: resolve [start, end) from arguments or the data interval; check it covers whole buckets.
 
 Every export covers the half-open window [start, end): consecutive runs of an interval
 timetable tile time exactly, so no row is exported twice or missed.
@@ -7,7 +7,7 @@ timetable tile time exactly, so no row is exported twice or missed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 UTC = dt.timezone.utc
@@ -42,7 +42,7 @@ def to_datetime(value: dt.datetime | dt.date | str | int | float, name: str = "v
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     # A plain datetime even for pendulum input (Airflow's data interval): pendulum's
-    # arithmetic breaks floor division by a timedelta in floor_to/ceil_to.
+    # arithmetic breaks floor division by a timedelta in floor_to.
     return dt.datetime.fromtimestamp(parsed.timestamp(), UTC)
 
 
@@ -66,27 +66,10 @@ def resolve_window(
     return window
 
 
-def split_window(
-    start: dt.datetime, end: dt.datetime, step: dt.timedelta
-) -> Iterator[tuple[dt.datetime, dt.datetime]]:
-    """Consecutive [a, b) pieces of at most ``step`` that cover [start, end) exactly once."""
-    cursor = start
-    while cursor < end:
-        upper = min(cursor + step, end)
-        yield cursor, upper
-        cursor = upper
-
-
 def floor_to(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
     """Round down to a multiple of ``step`` since the Unix epoch (how time-bucketed APIs align)."""
     epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
     return epoch + (moment - epoch) // step * step
-
-
-def ceil_to(moment: dt.datetime, step: dt.timedelta) -> dt.datetime:
-    """Round up to a multiple of ``step`` since the Unix epoch."""
-    floored = floor_to(moment, step)
-    return floored if floored == moment else floored + step
 
 
 def covering_dates(start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date]:

@@ -10,12 +10,10 @@ import pytest
 
 from airflow_provider_analytics_export.windows import (
     calendar_bucket,
-    ceil_to,
     check_whole_buckets,
     covering_dates,
     floor_to,
     resolve_window,
-    split_window,
     to_datetime,
 )
 
@@ -49,19 +47,11 @@ def test_bad_date_names_the_parameter():
         to_datetime("yesterday", "start")
 
 
-def test_split_covers_the_window_exactly_once():
-    pieces = list(split_window(D, D + dt.timedelta(days=250), dt.timedelta(days=100)))
-    assert [(b - a).days for a, b in pieces] == [100, 100, 50]
-    assert pieces[0][0] == D and pieces[-1][1] == D + dt.timedelta(days=250)
-    assert all(pieces[i][1] == pieces[i + 1][0] for i in range(len(pieces) - 1))
-
-
 def test_alignment_and_inclusive_dates():
     moment = dt.datetime(2024, 4, 15, 13, 7, tzinfo=UTC)
     hour = dt.timedelta(hours=1)
     assert floor_to(moment, hour) == dt.datetime(2024, 4, 15, 13, tzinfo=UTC)
-    assert ceil_to(moment, hour) == dt.datetime(2024, 4, 15, 14, tzinfo=UTC)
-    assert ceil_to(D, hour) == D
+    assert floor_to(D, hour) == D
     assert covering_dates(D, D + dt.timedelta(days=1)) == (D.date(), D.date())
     assert covering_dates(D + hour, D + 2 * hour) == (D.date(), D.date())
 
