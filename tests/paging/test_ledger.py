@@ -1,4 +1,4 @@
-"""PageLedger's page bound: pages that bring nothing new fail within a few pages."""
+"""PageLedger: duplicates dropped by id, and the page bound (pages that bring nothing new fail fast)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,15 @@ def test_overlaps_within_the_slack_still_complete():
     check = ledger(2)
     assert [row["id"] for got in check.check(pages) for row in got] == [1, 2, 3, 4, 5, 6]
     assert check.duplicates == 2 and check.pages == 4
+
+
+def test_an_id_repeated_within_one_page_is_kept_once_and_rows_without_id_always():
+    """The in-page check, not only the one against earlier pages: [1, 1, 2] holds two rows."""
+    check = ledger(3)
+    got = check.accept(1, [*rows(1, 1, 2), {"other": "x"}], 4)
+    assert got == [*rows(1, 2), {"other": "x"}] and check.duplicates == 1
+    assert check.accept(2, rows(3), 4) == rows(3)
+    check.finish()
 
 
 def test_the_bound_fails_as_soon_as_the_missing_rows_cannot_fit():
