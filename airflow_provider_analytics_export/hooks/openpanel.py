@@ -573,7 +573,7 @@ class OpenPanelHook(AnalyticsApiHook):
         ledger = PageLedger(self.api_name, ID_FIELD, self.log, "OpenPanel events", paginator.page_size)
         pages = paginator.counted(lambda paging: self._events_page({**params, **paging}), max_concurrency)
         for rows in ledger.check(pages):
-            yield _in_window(rows, window)
+            yield rows_in_window(rows, window)
 
     def _newest_first(
         self,
@@ -750,7 +750,7 @@ def _created(value: Any) -> dt.datetime:
     return to_datetime(value, TIME_FIELD)
 
 
-def _in_window(rows: list[Any], window: tuple[dt.datetime, dt.datetime]) -> list[dict[str, Any]]:
+def rows_in_window(rows: list[Any], window: tuple[dt.datetime, dt.datetime]) -> list[dict[str, Any]]:
     """The rows created in [start, end), read by their own timestamps.
 
     When every ``createdAt`` is UTC text of one shape (``...Z``, what the server's JSON dates

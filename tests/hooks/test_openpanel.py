@@ -20,6 +20,7 @@ from airflow_provider_analytics_export.hooks.openpanel import (
     OpenPanelHook,
     chart_rows,
     check_chart_window,
+    rows_in_window,
 )
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
@@ -354,3 +355,22 @@ def test_progress_is_logged_at_a_readable_cadence(sandbox_reset, caplog, capsys)
     assert 5 <= len(lines) <= 12  # about every 10 %, not one line per page
     assert "page 10 of 100, 240 rows" in lines[0] and "ETA" in lines[0]
     assert "page 100 of 100, 2,400 rows" in lines[-1] and "done in" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("stamps", "kept", "start"),
+    [
+        (["2024-04-15T10:50:00.000Z", "2024-04-15T10:20:00.000Z", "2024-04-15T10:00:00.000Z"], [0, 1, 2], 0),
+        (["2024-04-15T11:00:00.000Z", "2024-04-15T10:59:59.999Z", "2024-04-15T09:59:59.999Z"], [1], 0),
+        # Text order is not time order with offsets: the middle one (11:05Z) is outside.
+        (["2024-04-15T10:10:00+00:00", "2024-04-15T12:05:00+01:00", "2024-04-15T12:20:00+02:00"], [0, 2], 0),
+        # Nor with shapes of different length: "10:00:00.700Z" sorts before "10:00:00Z" (outside).
+        (["2024-04-15T10:00:00.700Z", "2024-04-15T10:00:00Z", "2024-04-15T10:30:00.000Z"], [0, 2], 500_000),
+    ],
+    ids=["all-inside", "edges", "offsets", "mixed-shapes"],
+)
+def test_rows_are_kept_by_their_own_time_whatever_the_text(stamps: list[str], kept: list[int], start: int):
+    hour = dt.datetime(2024, 4, 15, 10, tzinfo=UTC)
+    window = (hour + dt.timedelta(microseconds=start), hour + dt.timedelta(hours=1))
+    rows = [{"id": str(n), "createdAt": stamp} for n, stamp in enumerate(stamps)]
+    assert [int(row["id"]) for row in rows_in_window(rows, window)] == kept
