@@ -679,7 +679,9 @@ def _chart_value(
     """The bucket's value counting only the ``covered`` share of it (SQL ``>= start AND <= end``)."""
     seconds = (bucket_end - bucket).total_seconds()
     per_day = max(1, openpanel_events_per_day(config, project_id))
-    weight = dict(_OP_EVENTS).get(ev["name"], 3) / 100
+    weight = dict(_OP_EVENTS).get(ev["name"], 0) / 100
+    if not weight:  # a name no event has never occurs: its series is left out
+        return 0
     expected = per_day * weight * seconds / DAY_S / max(1, 2 ** len(combo))
     key = json.dumps([ev.get("filters", []), ev.get("segment", "event"), ev.get("property")], sort_keys=True)
     moment = int(bucket.timestamp())
@@ -841,7 +843,7 @@ class _ChartQuery:
         labels = [_label(b, interval) for b in buckets]
         end_local = end.astimezone(zone).replace(tzinfo=None)
         at_end: list[dict[str, Any]] = []
-        if _floor_bucket(end_local, interval) == end_local and end > start:
+        if _floor_bucket(end_local, interval) == end_local:
             at_end = _op_events_at(self.config, self.project_id, int(end.timestamp() * 1000), self.as_of_ms)
             labels.append(_label(end_local, interval))
         value_lists = [
