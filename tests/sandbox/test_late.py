@@ -20,7 +20,7 @@ from analytics_export_sandbox.braze import braze_window
 from analytics_export_sandbox.browsee import browsee_sessions
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events, openpanel_select
 from analytics_export_sandbox.peer5 import peer5_rows
-from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks, sealmetrics_rows
 
 from .conftest import BRAZE_HEADERS, BROWSEE_AUTH, OPENPANEL_HEADERS, PEER5_HEADERS, SEAL_HEADERS
 
@@ -307,3 +307,61 @@ _SM_PARAMS = {
     "date_from": "2024-04-15",
     "date_to": "2024-04-15",
 }
+
+
+def test_truth_endpoint_gives_final_data_or_as_of(sbx: SandboxServer, http: requests.Session) -> None:
+    """GET /_sandbox/truth/<api> answers what the truth functions do, for a sandbox in another process."""
+    _set(http, sbx, late_share=dict.fromkeys(("browsee", "braze", "openpanel", "peer5", "sealmetrics"), 0.5))
+    _set(
+        http, sbx, late_horizon=dict.fromkeys(("browsee", "braze", "openpanel", "peer5", "sealmetrics"), 7200)
+    )
+    t = D1 + 600
+    _set(http, sbx, now=t)
+    config = sbx.config
+    start, end = dt.datetime.fromtimestamp(D0, tz=UTC), dt.datetime.fromtimestamp(D1, tz=UTC)
+    sm = {
+        "account_id": "demo-site",
+        "export_type": "sources",
+        "date_from": "2024-04-15",
+        "date_to": "2024-04-15",
+    }
+    cases: list[tuple[str, dict[str, Any], Callable[[float | None], list[dict[str, Any]]]]] = [
+        (
+            "openpanel",
+            {
+                "projectId": "proj-docs",
+                "start": "2024-04-15",
+                "end": "2024-04-15",
+                "event": "purchase,sign_up",
+            },
+            lambda a: list(
+                openpanel_events(
+                    config, "proj-docs", "2024-04-15", "2024-04-15", ["purchase", "sign_up"], as_of=a
+                )
+            ),
+        ),
+        (
+            "browsee",
+            {"start": D1 - 3600, "end": D1},
+            lambda a: list(browsee_sessions(config, D1 - 3600, D1, as_of=a)),
+        ),
+        (
+            "braze",
+            {"start": "2024-04-15T00:00:00Z", "end": "2024-04-16T00:00:00Z", "unit": "hour"},
+            lambda a: braze_window(config, start, end, "hour", as_of=a),
+        ),
+        (
+            "peer5",
+            {"from": (D1 - 3600) * 1000, "to": D1 * 1000, "interval": "5m", "metrics": "http,sessions"},
+            lambda a: peer5_rows(config, (D1 - 3600) * 1000, D1 * 1000, "5m", ["http", "sessions"], as_of=a),
+        ),
+        ("sealmetrics", sm, lambda a: list(sealmetrics_rows(config, {**sm, "filters": {}}, a))),
+    ]
+    for api, query, truth in cases:
+        final = http.get(f"{sbx.url}/_sandbox/truth/{api}", params=query).json()["data"]
+        then = http.get(f"{sbx.url}/_sandbox/truth/{api}", params={**query, "as_of": t}).json()["data"]
+        assert final == truth(None) and then == truth(t), api
+        assert final != then, api  # the switches really made something late at t
+    r = http.get(f"{sbx.url}/_sandbox/truth/braze", params={"end": "2024-04-16T00:00:00Z"})
+    assert r.status_code == 400 and "'start'" in r.json()["error"]
+    assert http.get(f"{sbx.url}/_sandbox/truth/mixpanel").status_code == 404
