@@ -365,3 +365,26 @@ def test_truth_endpoint_gives_final_data_or_as_of(sbx: SandboxServer, http: requ
     r = http.get(f"{sbx.url}/_sandbox/truth/braze", params={"end": "2024-04-16T00:00:00Z"})
     assert r.status_code == 400 and "'start'" in r.json()["error"]
     assert http.get(f"{sbx.url}/_sandbox/truth/mixpanel").status_code == 404
+
+
+def test_openpanel_live_traffic_waits_for_the_flush_too(sbx: SandboxServer, http: requests.Session) -> None:
+    noon = D0 + 12 * 3600
+    _set(
+        http, sbx, openpanel_events_per_day=1000, openpanel_rate_limit=None, now=noon, openpanel_flush_lag=10
+    )
+    _set(http, sbx, openpanel_live_events_per_second=1.0)
+    params = {"projectId": "proj-web", "start": "2024-04-15", "end": "2024-04-15", "limit": 1000}
+    http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)  # live from noon
+    _set(http, sbx, now=noon + 600)
+    rows: list[dict[str, Any]] = []
+    for page in (1, 2):
+        body = http.get(
+            sbx.url + "/export/events", params={**params, "page": page}, headers=OPENPANEL_HEADERS
+        )
+        rows += body.json()["data"]
+    assert body.json()["meta"]["totalCount"] == len(rows)
+    live = [row for row in rows if row["id"].startswith("evt_live")]
+    assert len(live) == 591  # noon .. noon + 590 s: the last 10 s are still in the buffer
+    rest = [row for row in rows if not row["id"].startswith("evt_live")]
+    truth = openpanel_events(sbx.config, "proj-web", "2024-04-15", "2024-04-15", as_of=noon + 600)
+    assert rest == [openpanel_select(e, ()) for e in truth]
