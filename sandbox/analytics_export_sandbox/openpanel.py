@@ -792,6 +792,8 @@ def _op_events_at(
     config: SandboxConfig, project_id: str, moment_ms: int, as_of_ms: int | None
 ) -> list[dict[str, Any]]:
     """The events created exactly at ``moment_ms`` (that arrived by ``as_of_ms``, if given)."""
+    if moment_ms > config.clock() * 1000:  # a range ending tomorrow meets no event there yet
+        return []
     d = date(1970, 1, 1) + timedelta(days=moment_ms // DAY_MS)
     day = _Day(config, project_id, d, None, None, moment_ms, None, as_of_ms)
     hits = range(
