@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox import SandboxConfig, SandboxServer
 from analytics_export_sandbox.braze import braze_window
 from analytics_export_sandbox.browsee import browsee_sessions
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events, openpanel_select
@@ -52,6 +52,10 @@ def test_late_config_merges_per_api_and_rejects_nonsense(sbx: SandboxServer, htt
         "sealmetrics": 0,
     }
     assert sbx.config.late_horizon["braze"] == 60 and sbx.config.late_horizon["peer5"] == 3600
+    partial = SandboxConfig(late_share={"peer5": 0.5}, late_horizon={"peer5": 60})
+    assert partial.late_horizon == {**dict.fromkeys(partial.late_share, 3600.0), "peer5": 60.0}
+    with pytest.raises(ValueError, match="late_share keys must be among"):
+        SandboxConfig(late_share={"peer_5": 0.5})
     for bad in (
         {"late_share": {"brazе": 0.1}},  # a Cyrillic e: a typo must not silently mean "on time"
         {"late_share": {"braze": 1.5}},
