@@ -153,10 +153,13 @@ def test_openpanel_chart_follows_arrivals(sbx: SandboxServer, http: requests.Ses
 
 
 # -- Browsee -----------------------------------------------------------------------------------------
-def _browsee(http: requests.Session, sbx: SandboxServer, start: int, end: int) -> list[dict[str, Any]]:
+def _browsee(
+    http: requests.Session, sbx: SandboxServer, start: int, end: int, **extra: Any
+) -> list[dict[str, Any]]:
+    """Every page of an export (``total`` checked against the rows served)."""
     rows: list[dict[str, Any]] = []
     while True:
-        body = {**BROWSEE_AUTH, "start": start, "end": end, "from": len(rows), "limit": 100}
+        body = {**BROWSEE_AUTH, "start": start, "end": end, "from": len(rows), "limit": 100, **extra}
         exports = http.post(sbx.url + "/api/v1/export/sessions", json=body).json()["exports"]
         rows += exports["data"]
         if exports["to"] >= exports["total"]:
@@ -392,3 +395,17 @@ def test_openpanel_live_traffic_waits_for_the_flush_too(sbx: SandboxServer, http
     rest = [row for row in rows if not row["id"].startswith("evt_live")]
     truth = openpanel_events(sbx.config, "proj-web", "2024-04-15", "2024-04-15", as_of=noon + 600)
     assert rest == [openpanel_select(e, ()) for e in truth]
+
+
+def test_browsee_growing_session_joins_a_segment_when_it_gets_there(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    _set(http, sbx, browsee_running="growing", now=D1 - 600, browsee_sessions_per_day=4800)
+    start, end = D1 - 3600, D1
+    early = _browsee(http, sbx, start, end, segmentId="seg-checkout")
+    assert all(any(u.startswith("/checkout") for u in r["urls"]) for r in early)
+    assert early == list(browsee_sessions(sbx.config, start, end, "seg-checkout", as_of=D1 - 600))
+    final = list(browsee_sessions(sbx.config, start, end, "seg-checkout"))
+    assert len(early) < len([r for r in final if r["timestamp"] <= (D1 - 600) * 1000])
+    _set(http, sbx, now=D1 + 1800)
+    assert _browsee(http, sbx, start, end, segmentId="seg-checkout") == final
