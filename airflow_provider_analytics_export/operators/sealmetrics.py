@@ -15,20 +15,24 @@ from airflow_provider_analytics_export.exceptions import (
 )
 from airflow_provider_analytics_export.files.writer import ExportWriter, resolve_format
 from airflow_provider_analytics_export.hooks.sealmetrics import (
+    EXPORTS_ENDPOINT,
+    SealmetricsHook,
+    resolve_account_id,
+)
+from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     COMPLETED,
     EXPIRED,
-    EXPORT_FORMATS,
-    EXPORTS_ENDPOINT,
     RUNNING_STATUSES,
-    SealmetricsHook,
+    job_outcome,
+    public_job,
+    raise_for_outcome,
+)
+from airflow_provider_analytics_export.hooks.sealmetrics_spec import (
+    EXPORT_FORMATS,
     as_day,
     export_body,
     export_days,
-    job_outcome,
     local_days,
-    public_job,
-    raise_for_outcome,
-    resolve_account_id,
     validate_export_request,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, DestinationOperator

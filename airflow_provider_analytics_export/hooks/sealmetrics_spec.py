@@ -1,0 +1,141 @@
+"""Sealmetrics request rules: what a create, estimate or stream body may hold, checked before sending.
+
+The lists are the vendor's OpenAPI spec's (``sealmetrics/docs``, ``static/openapi.json``):
+``ExportType``, ``ExportFormat`` and ``ExportFilters``. A body that breaks them fails before
+any request, naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_analytics_export.validation import check_choice
+
+#: ``ExportType`` of the spec.
+EXPORT_TYPES: tuple[str, ...] = (
+    "pages",
+    "sources",
+    "mediums",
+    "campaigns",
+    "terms",
+    "countries",
+    "devices",
+    "browsers",
+    "os",
+    "conversions",
+    "microconversions",
+    "time_series",
+    "landing_pages",
+)
+#: ``ExportFormat`` of the spec.
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "json")
+#: ``ExportFilters`` of the spec.
+FILTER_KEYS: tuple[str, ...] = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "device_type",
+    "browser",
+    "os",
+    "content_grouping",
+    "conversion_type",
+    "advanced_filters",
+)
+#: The connection extra naming the zone whose local days ``date_from``/``date_to`` are.
+TIMEZONE_EXTRA = "timezone"
+
+
+def validate_export_request(
+    export_type: str, export_format: str = "csv", filters: Mapping[str, Any] | None = None
+) -> None:
+    """Check type, format and filter keys against the documented lists (no request is sent)."""
+    check_choice("export_type", export_type, EXPORT_TYPES)
+    check_choice("export_format", export_format, EXPORT_FORMATS)
+    if filters is None:
+        return
+    if not isinstance(filters, Mapping):
+        raise ValueError(
+            f"filters={filters!r} must be a dict of filter key to string value; "
+            f"keys: {', '.join(FILTER_KEYS)}."
+        )
+    for key, value in filters.items():
+        check_choice("filters key", key, FILTER_KEYS)
+        if not isinstance(value, str):
+            raise ValueError(f"filters[{key!r}]={value!r} must be a string.")
+
+
+def export_body(
+    export_type: str,
+    date_from: dt.date | str,
+    date_to: dt.date | str,
+    export_format: str = "csv",
+    filters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The validated JSON body shared by create, estimate and stream."""
+    validate_export_request(export_type, export_format, filters)
+    day_from, day_to = export_days(date_from, date_to)
+    return {
+        "export_type": export_type,
+        "format": export_format,
+        "date_from": day_from.isoformat(),
+        "date_to": day_to.isoformat(),
+        "filters": dict(filters or {}),
+    }
+
+
+def export_days(date_from: dt.date | str, date_to: dt.date | str) -> tuple[dt.date, dt.date]:
+    """``date_from``/``date_to`` as inclusive days, in order (the API takes whole days)."""
+    day_from, day_to = as_day(date_from, "date_from"), as_day(date_to, "date_to")
+    if day_from > day_to:
+        raise ValueError(f"date_from={day_from} is after date_to={day_to}; both are inclusive days.")
+    return day_from, day_to
+
+
+def as_day(value: dt.date | str, name: str) -> dt.date:
+    """A date from a date, datetime or ``YYYY-MM-DD`` string; an error naming ``name`` otherwise."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a date; use YYYY-MM-DD.") from None
+
+
+def local_days(start: dt.datetime, end: dt.datetime, zone: dt.tzinfo) -> tuple[dt.date, dt.date]:
+    """[start, end) as the inclusive local days ``date_from``/``date_to`` of the account's zone.
+
+    The API only takes whole local days; a bound that is not local midnight (an hourly
+    schedule, a daily timetable in another zone) would export whole days again and again,
+    so it is refused before any request.
+    """
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    for name, moment in (("start", local_start), ("end", local_end)):
+        if moment.timetz().replace(tzinfo=None) != dt.time(0):
+            raise ValueError(
+                f"Sealmetrics exports whole days in the account's time zone {zone}: window {name}="
+                f"{moment.isoformat()} is not midnight there, so [start, end) is not whole days and "
+                "each run would export entire days again. Schedule daily in that zone, e.g. "
+                f"CronDataIntervalTimetable('@daily', timezone='{zone}'), or set the connection extra "
+                f"{TIMEZONE_EXTRA!r} to the account's time zone."
+            )
+    return local_start.date(), local_end.date() - dt.timedelta(days=1)
+
+
+def same_export(job: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """Whether ``job`` is an export of exactly ``body`` (type, format, days and filters)."""
+
+    def filters(value: Any) -> dict[str, Any]:
+        return {k: v for k, v in (value or {}).items() if v is not None} if isinstance(value, Mapping) else {}
+
+    return (
+        all(job.get(key) == body.get(key) for key in ("export_type", "date_from", "date_to"))
+        and job.get("format", "csv") == body.get("format", "csv")
+        and filters(job.get("filters")) == filters(body.get("filters"))
+    )
