@@ -1,8 +1,11 @@
 """Sealmetrics request rules: what a create, estimate or stream body may hold, checked before sending.
 
-The lists are the vendor's OpenAPI spec's (``sealmetrics/docs``, ``static/openapi.json``):
-``ExportType``, ``ExportFormat`` and ``ExportFilters``. A body that breaks them fails before
-any request, naming the parameter and what is allowed.
+The lists and limits are copied from the vendor's OpenAPI spec (``sealmetrics/docs``,
+``static/openapi.json``; vendored as ``tests/contract/sealmetrics-openapi-exports.json``):
+``ExportType``, ``ExportFormat`` and ``ExportFilters``. The package must not read the spec at
+run time, so they live here as data; ``tests/contract/test_sealmetrics_spec_rules.py`` fails
+when they drift from the spec. A body that breaks them fails before any request, naming the
+parameter and what is allowed, instead of as a 422 after the task started.
 """
 
 from __future__ import annotations
@@ -31,21 +34,23 @@ EXPORT_TYPES: tuple[str, ...] = (
 )
 #: ``ExportFormat`` of the spec.
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "json")
-#: ``ExportFilters`` of the spec.
-FILTER_KEYS: tuple[str, ...] = (
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country",
-    "device_type",
-    "browser",
-    "os",
-    "content_grouping",
-    "conversion_type",
-    "advanced_filters",
-)
+#: ``ExportFilters`` of the spec: key -> (minLength, maxLength) of its string; every key also allows null.
+FILTER_LENGTHS: dict[str, tuple[int, int]] = {
+    "utm_source": (0, 255),
+    "utm_medium": (0, 255),
+    "utm_campaign": (0, 255),
+    "utm_term": (0, 255),
+    "utm_content": (0, 255),
+    "country": (2, 2),
+    "device_type": (0, 50),
+    "browser": (0, 100),
+    "os": (0, 100),
+    "content_grouping": (0, 255),
+    "conversion_type": (0, 100),
+    "advanced_filters": (0, 1000),
+}
+FILTER_KEYS: tuple[str, ...] = tuple(FILTER_LENGTHS)
+COUNTRY_HINT = ", an ISO 3166-1 alpha-2 code such as 'ES'"
 #: The connection extra naming the zone whose local days ``date_from``/``date_to`` are.
 TIMEZONE_EXTRA = "timezone"
 
@@ -53,20 +58,29 @@ TIMEZONE_EXTRA = "timezone"
 def validate_export_request(
     export_type: str, export_format: str = "csv", filters: Mapping[str, Any] | None = None
 ) -> None:
-    """Check type, format and filter keys against the documented lists (no request is sent)."""
+    """Check type, format and filters against the spec (no request is sent)."""
     check_choice("export_type", export_type, EXPORT_TYPES)
     check_choice("export_format", export_format, EXPORT_FORMATS)
     if filters is None:
         return
     if not isinstance(filters, Mapping):
         raise ValueError(
-            f"filters={filters!r} must be a dict of filter key to string value; "
+            f"filters={filters!r} must be a dict of filter key to string (or None); "
             f"keys: {', '.join(FILTER_KEYS)}."
         )
     for key, value in filters.items():
         check_choice("filters key", key, FILTER_KEYS)
+        if value is None:  # the spec allows null: no filter on that key
+            continue
         if not isinstance(value, str):
-            raise ValueError(f"filters[{key!r}]={value!r} must be a string.")
+            raise ValueError(f"filters[{key!r}]={value!r} must be a string or None.")
+        shortest, longest = FILTER_LENGTHS[key]
+        if not shortest <= len(value) <= longest:
+            allowed = f"exactly {longest}" if shortest == longest else f"at most {longest}"
+            raise ValueError(
+                f"filters[{key!r}] is {len(value)} characters long; Sealmetrics allows {allowed}"
+                f"{COUNTRY_HINT if key == 'country' else ''} (or None for no filter)."
+            )
 
 
 def export_body(
@@ -76,7 +90,11 @@ def export_body(
     export_format: str = "csv",
     filters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The validated JSON body shared by create, estimate and stream."""
+    """The validated JSON body shared by create, estimate and stream.
+
+    A filter set to None is left out: null and absent both mean "no filter" in the spec, and
+    leaving it out keeps one body per export (jobs are matched by their body).
+    """
     validate_export_request(export_type, export_format, filters)
     day_from, day_to = export_days(date_from, date_to)
     return {
@@ -84,7 +102,7 @@ def export_body(
         "format": export_format,
         "date_from": day_from.isoformat(),
         "date_to": day_to.isoformat(),
-        "filters": dict(filters or {}),
+        "filters": {key: value for key, value in (filters or {}).items() if value is not None},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -549,3 +550,53 @@ def test_a_5xx_is_backed_off_not_held_until_the_rate_limit_reset(scripted_hook, 
     started = time.monotonic()
     assert hook.estimate_export(export_body("pages", DAY, DAY)) == {"estimated_rows": 1}
     assert time.monotonic() - started < 5
+
+
+# -- the spec's request limits, Accept, the second look after a lost create ------------------
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("country", "ESP", "exactly 2"),
+        ("country", "E", "exactly 2"),
+        ("utm_source", "s" * 256, "at most 255"),
+        ("device_type", "d" * 51, "at most 50"),
+    ],
+)
+def test_filters_over_the_spec_limits_fail_before_any_request(hook, sandbox_reset, key, value, allowed):
+    with pytest.raises(ValueError) as info:
+        hook.create_export(export_body("pages", DAY, DAY, filters={key: value}))
+    message = f"filters[{key!r}] is {len(value)} characters long; Sealmetrics allows {allowed}"
+    assert message in str(info.value)
+    assert sandbox_reset.requests_log == []
+
+
+def test_null_filters_are_allowed_and_mean_no_filter(hook, sandbox_reset, tmp_path: Path):
+    """The spec allows null for every filter; the export is the same as without that key."""
+    body = export_body("sources", DAY, DAY, filters={"country": None, "utm_medium": "cpc"})
+    assert body["filters"] == {"utm_medium": "cpc"}
+    hook.stream_export(body, into(tmp_path.as_uri() + "/s.csv", None))
+    plain = export_body("sources", DAY, DAY, filters={"utm_medium": "cpc"})
+    assert (tmp_path / "s.csv").read_bytes() == expected_file(sandbox_reset, plain)
+
+
+def test_a_job_that_appears_late_is_found_by_the_second_look(scripted, monkeypatch, logs):
+    """The create acted but its connection dropped, and the job is listed only after a while."""
+    conn_id = sealmetrics_conn(monkeypatch, "sm_late", scripted.url, account_id=SITE, timeout=1)
+    body = export_body("sources", DAY, DAY)
+    job = {
+        **body,
+        "job_id": "11111111-1111-4111-8111-111111111111",
+        "account_id": SITE,
+        "status": "pending",
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    nothing = Reply(200, {"exports": [], "total": 0})
+    scripted.queue(nothing, Reply(action="drop"), nothing, Reply(200, {"exports": [job], "total": 1}))
+
+    adopted = SealmetricsHook(conn_id, max_attempts=3).create_export(body)
+
+    assert adopted["job_id"] == job["job_id"]
+    assert [r["method"] for r in scripted.requests] == ["GET", "POST", "GET", "GET"]
+    looks = [r["time"] for r in scripted.requests if r["method"] == "GET"]
+    assert looks[2] - looks[1] >= 1.0  # the second look waited the read timeout
+    assert "No such job yet; looking once more" in logs()
