@@ -27,7 +27,7 @@ from airflow_provider_analytics_export.exceptions import (
 )
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.hooks.sealmetrics_errors import error_envelope, with_envelope
-from airflow_provider_analytics_export.hooks.sealmetrics_files import file_copier
+from airflow_provider_analytics_export.hooks.sealmetrics_files import accepted_types, file_copier
 from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     EXPIRED,
     FAILED,
@@ -45,7 +45,12 @@ from airflow_provider_analytics_export.hooks.sealmetrics_spec import (
     export_body,
 )
 from airflow_provider_analytics_export.paging.paginators import OffsetPaginator, Page, PagingFields
-from airflow_provider_analytics_export.transport.downloads import Sink, checked_link, mask_link_token
+from airflow_provider_analytics_export.transport.downloads import (
+    Sink,
+    checked_link,
+    destination_errors_as_themselves,
+    mask_link_token,
+)
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.validation import check_choice
 
@@ -287,15 +292,14 @@ class SealmetricsHook(AnalyticsApiHook):
         callers fall back to a background job.
         """
         fmt = body.get("format", "csv")
-        return self.request(
+        return self._copy(
+            open_sink,
+            fmt,
+            None,
             "POST",
             STREAM_ENDPOINT,
             params={"account_id": self.account_id(account_id)},
             json=dict(body),
-            stream=True,
-            parse=file_copier(
-                self.log, open_sink, fmt, None, ("POST", STREAM_ENDPOINT, "Sealmetrics stream")
-            ),
         )
 
     def download_export(
@@ -325,19 +329,8 @@ class SealmetricsHook(AnalyticsApiHook):
         check_choice("export_format", fmt, EXPORT_FORMATS)
         url = self.checked_download_url(url)
         try:
-            return self.request(
-                "GET",
-                DOWNLOAD_ENDPOINT_REDACTED,
-                url=url,
-                authenticated=False,
-                stream=True,
-                parse=file_copier(
-                    self.log,
-                    open_sink,
-                    fmt,
-                    expected,
-                    ("GET", DOWNLOAD_ENDPOINT_REDACTED, "Sealmetrics download"),
-                ),
+            return self._copy(
+                open_sink, fmt, expected, "GET", DOWNLOAD_ENDPOINT_REDACTED, url=url, authenticated=False
             )
         except InvalidRequestError as exc:
             # The spec gives an expired token no status of its own (404): the job's status says.
@@ -352,3 +345,28 @@ class SealmetricsHook(AnalyticsApiHook):
     def checked_download_url(self, url: str) -> str:
         """Refuse a link to another host, or over plain http to anything but loopback."""
         return checked_link(url, self.base_url, DOWNLOAD_PREFIX, DOWNLOAD_ENDPOINT_REDACTED)
+
+    def _copy(
+        self,
+        open_sink: Callable[[str], Sink],
+        fmt: str,
+        job: Mapping[str, Any] | None,
+        method: str,
+        endpoint: str,
+        **request: Any,
+    ) -> Sink:
+        """Send a request whose answer is a file of ``fmt`` and copy it into ``open_sink(layout)``.
+
+        ``Accept`` names the media types ``fmt`` may arrive as. A failing destination is raised
+        as itself after this one request, never retried as if the answer were bad.
+        """
+        label = f"Sealmetrics {'stream' if job is None else 'download'}"
+        with destination_errors_as_themselves():
+            return self.request(
+                method,
+                endpoint,
+                stream=True,
+                headers={"Accept": accepted_types(fmt)},
+                parse=file_copier(self.log, open_sink, fmt, job, (method, endpoint, label)),
+                **request,
+            )

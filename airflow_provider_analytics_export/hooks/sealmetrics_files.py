@@ -33,6 +33,11 @@ FILE_KINDS: dict[tuple[str, str], tuple[str, re.Pattern[bytes], str]] = {
 DOCUMENTED_TYPE = {"csv": "text/csv", "json": "application/json"}
 
 
+def accepted_types(fmt: str) -> str:
+    """The ``Accept`` header for a file of ``fmt``: every media type it may arrive as."""
+    return ", ".join(media for (kind, media) in FILE_KINDS if kind == fmt)
+
+
 def file_copier(
     log: Any,
     open_sink: Callable[[str], Sink],

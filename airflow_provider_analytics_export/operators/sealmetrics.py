@@ -50,8 +50,13 @@ DEFERRAL_GRACE = dt.timedelta(minutes=5)
 
 
 def file_writers(destination: str, destination_conn_id: str | None) -> Callable[[str], ExportWriter]:
-    """Opens a fresh atomic writer of ``destination`` for a file of one record layout (per attempt)."""
-    return lambda layout: ExportWriter(destination, layout, destination_conn_id)
+    """Opens a fresh atomic writer of ``destination`` for a file of one record layout (per attempt).
+
+    The destination's storage is resolved here, so a scheme no filesystem serves (``wasb://``
+    without its provider) fails before the request, not after the API did the work.
+    """
+    path = ObjectStoragePath(destination, conn_id=destination_conn_id)
+    return lambda layout: ExportWriter(path, layout)
 
 
 def default_deferrable() -> bool:
@@ -205,8 +210,9 @@ class SealmetricsDownloadExportOperator(DestinationOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SealmetricsHook(self.sealmetrics_conn_id)
+        writers = file_writers(self.destination, self.destination_conn_id)
         job = hook.get_export(self.job_id, self.account_id)
-        writer = hook.download_export(job, file_writers(self.destination, self.destination_conn_id))
+        writer = hook.download_export(job, writers)
         return {**writer.summary(), "job_id": self.job_id}
 
 
@@ -296,11 +302,10 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     # -- entry points ---------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         body = self.body(context)
+        writers = file_writers(self.destination, self.destination_conn_id)
         if self._stored_job_id(context) is None and self._streamable(body):
             try:
-                writer = self.hook.stream_export(
-                    body, file_writers(self.destination, self.destination_conn_id), self.account_id
-                )
+                writer = self.hook.stream_export(body, writers, self.account_id)
             except InvalidRequestError as exc:
                 if exc.status != 413:
                     raise

@@ -22,6 +22,7 @@ from airflow_provider_analytics_export.exceptions import (
 )
 from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.hooks.sealmetrics import EXPORT_TYPES, SealmetricsHook, export_body
+from airflow_provider_analytics_export.hooks.sealmetrics_files import DOCUMENTED_TYPE
 from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
@@ -577,6 +578,19 @@ def test_null_filters_are_allowed_and_mean_no_filter(hook, sandbox_reset, tmp_pa
     hook.stream_export(body, into(tmp_path.as_uri() + "/s.csv", None))
     plain = export_body("sources", DAY, DAY, filters={"utm_medium": "cpc"})
     assert (tmp_path / "s.csv").read_bytes() == expected_file(sandbox_reset, plain)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept"), [("csv", "text/csv"), ("json", "application/json, application/x-ndjson")]
+)
+def test_file_requests_accept_the_requested_format(scripted_hook, scripted, tmp_path: Path, fmt, accept):
+    body = b"a,b\n1,2\n" if fmt == "csv" else b'[{"a":1}]'
+    file_reply = Reply(200, body, {"Content-Type": DOCUMENTED_TYPE[fmt]})
+    scripted.queue(file_reply, file_reply)
+    scripted_hook.stream_export(export_body("pages", DAY, DAY, fmt), into(tmp_path.as_uri() + "/s", None))
+    url = f"{scripted.url}/api/v1/exports/download/tok"
+    scripted_hook.download_export(url, into(tmp_path.as_uri() + "/d", None), fmt)
+    assert [request["headers"]["Accept"] for request in scripted.requests] == [accept, accept]
 
 
 def test_a_job_that_appears_late_is_found_by_the_second_look(scripted, monkeypatch, logs):
