@@ -25,6 +25,7 @@ from airflow_provider_analytics_export.exceptions import (
     SealmetricsExportExpiredError,
     SealmetricsExportTimeoutError,
 )
+from airflow_provider_analytics_export.extras import ExtraField
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.hooks.sealmetrics_errors import error_envelope, with_envelope
 from airflow_provider_analytics_export.hooks.sealmetrics_files import accepted_types, file_copier
@@ -69,8 +70,10 @@ DOWNLOAD_ENDPOINT_REDACTED = f"{DOWNLOAD_PREFIX}<token>"
 LIST_PAGE_SIZE = 100  # the documented maximum
 #: How long create_export keeps waiting for a free slot under the plan's concurrent-export cap.
 DEFAULT_CAP_WAIT_SECONDS = 3600.0
-#: Connection extras: the account (site slug) and its deprecated old name.
-ACCOUNT_EXTRA, DEPRECATED_ACCOUNT_EXTRA = "account_id", "site_id"
+ACCOUNT_EXTRA = "account_id"
+#: The account's old extra name: read from connections made before ``account_id``, but no
+#: longer in the form (so new connections do not get it).
+DEPRECATED_ACCOUNT_EXTRA = ExtraField("site_id", "Site ID (deprecated)", "Old name of account_id.")
 
 
 def resolve_account_id(account_id: str | None, site_id: str | None, owner: str) -> str | None:
@@ -112,10 +115,11 @@ class SealmetricsHook(AnalyticsApiHook):
         """The given account, else the connection's ``account_id`` (or deprecated ``site_id``) extra."""
         if account_id and account_id.strip():
             return account_id.strip()
-        current, old = self.extra(ACCOUNT_EXTRA), self.extra(DEPRECATED_ACCOUNT_EXTRA)
+        current = self.extra(ACCOUNT_EXTRA)
+        old = DEPRECATED_ACCOUNT_EXTRA.read(self.extras.get(DEPRECATED_ACCOUNT_EXTRA.name), self._where)
         if not current and old:
             warnings.warn(
-                f"Connection {self.conn_id!r}: extra {DEPRECATED_ACCOUNT_EXTRA!r} is deprecated; "
+                f"Connection {self.conn_id!r}: extra {DEPRECATED_ACCOUNT_EXTRA.name!r} is deprecated; "
                 f"rename it to {ACCOUNT_EXTRA!r} (the same site slug).",
                 AirflowProviderDeprecationWarning,
                 stacklevel=2,

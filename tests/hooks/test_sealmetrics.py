@@ -614,3 +614,14 @@ def test_a_job_that_appears_late_is_found_by_the_second_look(scripted, monkeypat
     looks = [r["time"] for r in scripted.requests if r["method"] == "GET"]
     assert looks[2] - looks[1] >= 1.0  # the second look waited the read timeout
     assert "No such job yet; looking once more" in logs()
+
+
+def test_the_form_requires_the_account_and_no_longer_offers_site_id():
+    """Airflow's form marks a field required when its schema type allows no null."""
+    from airflow_provider_analytics_export import get_provider_info
+
+    forms = {form["connection-type"]: form for form in get_provider_info()["connection-types"]}
+    fields = forms["sealmetrics"]["conn-fields"]
+    assert fields["account_id"]["schema"]["type"] == "string"
+    assert "site_id" not in fields
+    assert fields["timezone"]["schema"]["type"] == ["string", "null"]
