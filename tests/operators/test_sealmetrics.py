@@ -429,3 +429,15 @@ def test_create_operator_retry_adopts_the_earlier_tries_job(sandbox_reset):
         SealmetricsCreateExportOperator(task_id="c", export_type="microconversions").execute(first_try)
         != first
     )
+
+
+def test_without_a_task_state_store_a_retry_still_adopts_its_job(sandbox_reset, tmp_path):
+    """Airflow before 3.3 has no task state store: the run's own job is found by listing, not made again."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.3})
+    run = type("Run", (), {"start_date": dt.datetime.now(UTC) - dt.timedelta(minutes=1)})()
+    no_store = {key: value for key, value in context().items() if key != "task_state_store"}
+    first = one_task(tmp_path).execute({**no_store, "dag_run": run})
+    retry = one_task(tmp_path, durable=False).execute({**no_store, "ti": RetryTaskInstance(), "dag_run": run})
+    assert retry["job_id"] == first["job_id"] and retry["method"] == "job"
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
