@@ -287,6 +287,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         self.cap_wait_seconds = cap_wait_seconds
         #: The job this try runs, for :meth:`on_kill` (which gets no context).
         self.job_id: str | None = None
+        #: The job as the wait in this worker last saw it (completed), for the download.
+        self._finished: dict[str, Any] | None = None
         validate_static(export_type, "csv", filters)
 
     @cached_property
@@ -367,7 +369,9 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     def _wait(self, job_id: str, refreshed: bool) -> None:
         """Wait for the job here, or defer to the triggerer (resuming in :meth:`execute_complete`).
 
-        Either way a job still running after ``timeout`` is cancelled and the task fails.
+        Either way a job still running after ``timeout`` is cancelled and the task fails. The
+        job as the wait last saw it (completed, with its download link) is kept for
+        :meth:`_download`, which then needs no second status call.
         """
         self.job_id = job_id
         if self.deferrable:
@@ -383,14 +387,16 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
                 kwargs={"refreshed": refreshed},
                 timeout=dt.timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
             )
-        self.hook.wait_for_export(
+        self._finished = self.hook.wait_for_export(
             job_id, self.account_id, timeout=self.timeout, poll_interval=self.poll_interval
         )
 
     def _download(self, context: Context, job_id: str, refreshed: bool) -> dict[str, Any]:
         """Download the job's file; an expired link gets one fresh job (waited for, then downloaded)."""
         while True:
-            job = self.hook.get_export(job_id, self.account_id)
+            finished, self._finished = self._finished, None
+            job = finished if finished and finished.get("job_id") == job_id else None
+            job = job or self.hook.get_export(job_id, self.account_id)
             try:
                 writer = self.hook.download_export(
                     job, file_writers(self.destination, self.destination_conn_id)

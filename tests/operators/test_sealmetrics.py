@@ -297,8 +297,7 @@ def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch
         ),
         Reply(200, {"exports": [], "total": 0}),  # what exists before the create
         Reply(201, {"job": job, "message": "Export completed. Ready for download."}),
-        Reply(200, job),  # wait
-        Reply(200, job),  # fresh state before the download
+        Reply(200, job),  # wait: completed, with the link the download uses
         Reply(200, file, {"Content-Type": "text/csv"}),
     )
     result = one_task(tmp_path, "pages", sealmetrics_conn_id="sealmetrics_scripted").execute(context())
@@ -307,7 +306,6 @@ def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch
         "/api/v1/exports/stream",
         "/api/v1/exports",
         "/api/v1/exports",
-        "/api/v1/exports/j1",
         "/api/v1/exports/j1",
         "/api/v1/exports/download/tok",
     ]
@@ -441,3 +439,35 @@ def test_without_a_task_state_store_a_retry_still_adopts_its_job(sandbox_reset, 
     assert retry["job_id"] == first["job_id"] and retry["method"] == "job"
     assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
     assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+
+
+@pytest.mark.parametrize(
+    ("shape", "export_type", "minimum"),
+    [("stream", "sources", 1), ("job", "microconversions", 3)],  # stream POST | create, done status, file
+)
+def test_requests_per_shape_stay_within_two_of_the_minimum(
+    sandbox_reset, tmp_path, shape, export_type, minimum
+):
+    """Beyond the minimum: the estimate (stream or job?) and, for a job, the listing that tells our
+    job from an identical earlier one (exactly one job per export). Status reads that found the
+    job still running are the wait itself (their number is poll_interval's), not overhead."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.5})
+    running: list[str] = []
+
+    def observe(api: str, req: Any, resp: Any) -> None:
+        status_read = api == "sealmetrics" and req.method == "GET" and req.path.count("/") == 4
+        if status_read and json.loads(resp.body).get("status") in ("pending", "estimating", "generating"):
+            running.append(req.path)
+
+    sandbox_reset.observers.append(observe)
+    try:
+        assert one_task(tmp_path, export_type).execute(context())["method"] == shape
+    finally:
+        sandbox_reset.observers.remove(observe)
+    deadline = time.monotonic() + 5  # a file answer is logged once its last byte left
+    while not any(e["path"].endswith(("/stream", "/<token>")) for e in sandbox_reset.requests_log):
+        assert time.monotonic() < deadline, "the file request was never logged"
+        time.sleep(0.05)
+    log = [e for e in sandbox_reset.requests_log if e["api"] == "sealmetrics"]
+    needed = len(log) - len(running)
+    assert needed <= minimum + 2, [(e["method"], e["path"]) for e in log]
