@@ -107,6 +107,24 @@ def jobs_since(
     return sorted(found, key=lambda job: created_at(job) or since)
 
 
+def earlier_try_job(
+    hook: SealmetricsHook, context: Mapping[str, Any], body: Mapping[str, Any], account_id: str | None
+) -> dict[str, Any] | None:
+    """On a retry, the job of exactly ``body`` that an earlier try created in this run, if any.
+
+    A try that died between the create and recording the job id (task state, XCom) would
+    otherwise make the retry create a second job holding another concurrent-export slot.
+    """
+    ti, dag_run = context.get("ti"), context.get("dag_run")
+    since = getattr(dag_run, "start_date", None)
+    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or since is None:
+        return None
+    job = hook.find_export(body, account_id, since)
+    if job is not None:
+        hook.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
+    return job
+
+
 def create_one_job(
     hook: SealmetricsHook, body: Mapping[str, Any], account: str, cap_wait_seconds: float
 ) -> dict[str, Any]:

@@ -5,7 +5,8 @@ The lists and limits are copied from the vendor's OpenAPI spec (``sealmetrics/do
 ``ExportType``, ``ExportFormat`` and ``ExportFilters``. The package must not read the spec at
 run time, so they live here as data; ``tests/contract/test_sealmetrics_spec_rules.py`` fails
 when they drift from the spec. A body that breaks them fails before any request, naming the
-parameter and what is allowed, instead of as a 422 after the task started.
+parameter and what is allowed, instead of as a 422 after the task started; an operator's
+arguments that hold no Jinja are checked already when the DAG is parsed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_analytics_export.validation import check_choice
+from airflow_provider_analytics_export.validation import check_choice, is_templated
 
 #: ``ExportType`` of the spec.
 EXPORT_TYPES: tuple[str, ...] = (
@@ -81,6 +82,33 @@ def validate_export_request(
                 f"filters[{key!r}] is {len(value)} characters long; Sealmetrics allows {allowed}"
                 f"{COUNTRY_HINT if key == 'country' else ''} (or None for no filter)."
             )
+
+
+def validate_static(export_type: Any, export_format: Any, filters: Any) -> None:
+    """Validate at DAG parse time whatever is not templated (the rest is checked after rendering).
+
+    Filters are checked as given (a dict of documented keys to string values) unless any
+    key or value holds Jinja.
+    """
+    validate_export_request(
+        "pages" if is_templated(export_type) else export_type,
+        "csv" if is_templated(export_format) else export_format,
+        None if is_templated(filters) else filters,
+    )
+
+
+def validate_static_days(date_from: Any, date_to: Any) -> None:
+    """Check at DAG parse the days given as plain values (defaults and templates: at run time)."""
+    static = {
+        name: value
+        for name, value in (("date_from", date_from), ("date_to", date_to))
+        if value not in (None, "") and not is_templated(value)
+    }
+    if len(static) == 2:
+        export_days(static["date_from"], static["date_to"])
+        return
+    for name, value in static.items():
+        as_day(value, name)
 
 
 def export_body(

@@ -23,21 +23,20 @@ from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     COMPLETED,
     EXPIRED,
     RUNNING_STATUSES,
+    earlier_try_job,
     job_outcome,
     public_job,
     raise_for_outcome,
 )
 from airflow_provider_analytics_export.hooks.sealmetrics_spec import (
     EXPORT_FORMATS,
-    as_day,
     export_body,
-    export_days,
     local_days,
-    validate_export_request,
+    validate_static,
+    validate_static_days,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, DestinationOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import TIMEOUT, SealmetricsExportTrigger
-from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window
 
 #: XCom key under which SealmetricsCreateExportOperator pushes the job (without its download URL).
@@ -62,33 +61,6 @@ def file_writers(destination: str, destination_conn_id: str | None) -> Callable[
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, read when the task is built."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
-def validate_static(export_type: Any, export_format: Any, filters: Any) -> None:
-    """Validate at DAG parse time whatever is not templated (the rest is checked after rendering).
-
-    Filters are checked as given (a dict of documented keys to string values) unless any
-    key or value holds Jinja.
-    """
-    validate_export_request(
-        "pages" if is_templated(export_type) else export_type,
-        "csv" if is_templated(export_format) else export_format,
-        None if is_templated(filters) else filters,
-    )
-
-
-def validate_static_days(date_from: Any, date_to: Any) -> None:
-    """Check at DAG parse the days given as plain values (defaults and templates: at run time)."""
-    static = {
-        name: value
-        for name, value in (("date_from", date_from), ("date_to", date_to))
-        if value not in (None, "") and not is_templated(value)
-    }
-    if len(static) == 2:
-        export_days(static["date_from"], static["date_to"])
-        return
-    for name, value in static.items():
-        as_day(value, name)
 
 
 class SealmetricsCreateExportOperator(BaseOperator):
@@ -441,21 +413,3 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
             "date_from": body["date_from"],
             "date_to": body["date_to"],
         }
-
-
-def earlier_try_job(
-    hook: SealmetricsHook, context: Context, body: dict[str, Any], account_id: str | None
-) -> dict[str, Any] | None:
-    """On a retry, the job of exactly ``body`` that an earlier try created in this run, if any.
-
-    A try that died between the create and recording the job id (task state, XCom) would
-    otherwise make the retry create a second job holding another concurrent-export slot.
-    """
-    ti, dag_run = context.get("ti"), context.get("dag_run")
-    since = getattr(dag_run, "start_date", None)
-    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or since is None:
-        return None
-    job = hook.find_export(body, account_id, since)
-    if job is not None:
-        hook.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
-    return job
