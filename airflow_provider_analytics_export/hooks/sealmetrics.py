@@ -364,7 +364,7 @@ class SealmetricsHook(AnalyticsApiHook):
         ``Accept`` names the media types ``fmt`` may arrive as. A failing destination is raised
         as itself after this one request, never retried as if the answer were bad.
         """
-        label = f"Sealmetrics {'stream' if job is None else 'download'}"
+        label = "Sealmetrics stream" if method == "POST" else "Sealmetrics download"
         with destination_errors_as_themselves():
             return self.request(
                 method,
