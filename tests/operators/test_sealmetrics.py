@@ -97,6 +97,9 @@ def test_bad_export_type_fails_at_parse_time_naming_allowed_values(tmp_path):
         SealmetricsCreateExportOperator(task_id="c", export_type="visits")
     with pytest.raises(ValueError, match="output_format=.parquet. is not supported; use one of csv, json"):
         one_task(tmp_path, "pages", output_format="parquet")
+    with pytest.raises(ValueError, match=r"filters\[.country.\] is 3 characters long; [^;]*exactly 2"):
+        one_task(tmp_path, "pages", filters={"country": "ESP"})
+    one_task(tmp_path, "pages", filters={"country": "{{ params.country }}"})  # templated: checked at run time
 
 
 def test_create_then_download_uses_the_data_interval_days(sandbox_reset, tmp_path):
