@@ -79,7 +79,8 @@ class SealmetricsCreateExportOperator(BaseOperator):
         day in the account's time zone (connection extra ``timezone``).
     :param date_to: last local day, inclusive (templated); default: the data interval's last day
         there. A data interval that is not whole local days fails before any request.
-    :param filters: documented filter keys to string values (templated).
+    :param filters: documented filter keys to string values within the spec's lengths, or None
+        for no filter (templated).
     :param export_format: ``csv`` or ``json`` (templated).
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     """
@@ -104,7 +105,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         site_id: str | None = None,
         date_from: dt.date | str | None = None,
         date_to: dt.date | str | None = None,
-        filters: dict[str, str] | None = None,
+        filters: dict[str, str | None] | None = None,
         export_format: str = "csv",
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         **kwargs: Any,
@@ -207,7 +208,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     :param account_id: the account, i.e. the site slug (templated); default: the connection's
         ``account_id`` extra.
     :param site_id: deprecated name of ``account_id``.
-    :param filters: documented filter keys to string values (templated).
+    :param filters: documented filter keys to string values within the spec's lengths, or None
+        for no filter (templated).
     :param start: window start (templated); default: the data interval start.
     :param end: window end, exclusive (templated); default: the data interval end.
     :param output_format: ``csv`` or ``json``; default: the destination's suffix.
@@ -240,7 +242,7 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         export_type: str,
         account_id: str | None = None,
         site_id: str | None = None,
-        filters: dict[str, str] | None = None,
+        filters: dict[str, str | None] | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         deferrable: bool | None = None,
         poll_interval: float = 15.0,
