@@ -37,6 +37,8 @@ class ExtraField:
     :param default: the value when the extra is absent, null or blank.
     :param minimum: the smallest allowed number (integer/number kinds).
     :param maximum: the largest allowed number (integer/number kinds).
+    :param required: the form marks it needed (its schema allows no null); reading still
+        gives the default when it is missing, for the hook to fail naming it.
     """
 
     name: str
@@ -46,10 +48,12 @@ class ExtraField:
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
+    required: bool = False
 
     def form_field(self) -> dict[str, Any]:
         """The ``conn-fields`` entry Airflow's connection form renders."""
-        schema: dict[str, Any] = {"type": [_JSON_TYPES[self.kind], "null"]}
+        kind = _JSON_TYPES[self.kind]
+        schema: dict[str, Any] = {"type": kind if self.required else [kind, "null"]}
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
@@ -188,9 +192,10 @@ CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
     "sealmetrics": (
         ExtraField(
             "account_id",
-            "Default account ID",
-            "The site slug (as in my.sealmetrics.com/<slug>/...); used when an operator or hook "
-            "call gives no account_id.",
+            "Account ID",
+            "Required: the site slug (as in my.sealmetrics.com/<slug>/...) every /exports call "
+            "names; an operator or hook call may pass another account_id.",
+            required=True,
         ),
         ExtraField(
             "timezone",
@@ -199,11 +204,6 @@ CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
             "local days, so windows must be whole days there (default UTC).",
             "timezone",
             default="UTC",
-        ),
-        ExtraField(
-            "site_id",
-            "Site ID (deprecated)",
-            "Old name of account_id, read only when account_id is empty.",
         ),
     ),
 }
