@@ -1,9 +1,10 @@
-"""Sending a hook's calls: retries, the account's limit, and one answer path for sync and async.
+"""Sending an API account's calls: retries, the account's limit, and one answer path for sync and async.
 
 :func:`send` (requests, for tasks) and :func:`asend` (aiohttp, for triggers) differ only in
 how bytes travel; what an answer means (rate headers observed, status -> exception, a 429
 pausing every caller of the account, a truncated or undecodable body retried) is
-:func:`answer`, which both call.
+:func:`answer`, which both call. The account is an :class:`ApiAccount` description, so this
+layer knows nothing of the hooks above it.
 """
 
 from __future__ import annotations
@@ -25,53 +26,57 @@ if TYPE_CHECKING:
     import aiohttp
     import requests
 
-    from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+    from airflow_provider_analytics_export.transport.account import ApiAccount
 
 T = TypeVar("T")
 
 
-def request_headers(hook: AnalyticsApiHook) -> dict[str, str]:
-    """What every call of ``hook`` sends: JSON accepted, credentials in headers (never the URL)."""
-    return {"Accept": "application/json", **hook.auth_headers()}
+def request_headers(auth_headers: Mapping[str, str]) -> dict[str, str]:
+    """What every call sends: JSON accepted, credentials in headers (never the URL)."""
+    return {"Accept": "application/json", **auth_headers}
 
 
 def send(
-    hook: AnalyticsApiHook,
+    account: ApiAccount,
+    session: requests.Session | None,
     method: str,
     endpoint: str,
     parse: Callable[[requests.Response], T],
     url: str | None,
-    authenticated: bool,
     retry: bool,
     kwargs: dict[str, Any],
 ) -> T:
-    """One call through requests, retried per :func:`retry_policy` (once when not ``retry``)."""
-    retrying = tenacity.Retrying(**retry_policy(hook.max_attempts if retry else 1, hook.log))
-    target = url or f"{hook.base_url}{endpoint}"
-    return retrying(_send_once, hook, method, endpoint, parse, target, authenticated, kwargs)
+    """One call through requests, retried per :func:`retry_policy` (once when not ``retry``).
+
+    :param session: the account's session (its headers carry the credentials); None sends
+        without them (e.g. a download link that is its own credential).
+    """
+    retrying = tenacity.Retrying(**retry_policy(account.max_attempts if retry else 1, account.log))
+    target = url or f"{account.base_url}{endpoint}"
+    return retrying(_send_once, account, session, method, endpoint, parse, target, kwargs)
 
 
 def _send_once(
-    hook: AnalyticsApiHook,
+    account: ApiAccount,
+    session: requests.Session | None,
     method: str,
     endpoint: str,
     parse: Callable[[requests.Response], T],
     url: str,
-    authenticated: bool,
     kwargs: dict[str, Any],
 ) -> T:
     import requests
 
-    request = hook.session.request if authenticated else requests.request
-    kwargs.setdefault("timeout", hook.timeout)
-    with hook.limit.slot():  # held while ``parse`` streams the body
+    request = session.request if session is not None else requests.request
+    kwargs.setdefault("timeout", account.timeout)
+    with account.limit.slot():  # held while ``parse`` streams the body
         TRANSPORT_COUNTS.add(requests=1)
         try:
             response = request(method, url, **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise _tls_error(hook, exc, method, endpoint, url) from None
+            raise _tls_error(account, exc, method, endpoint, url) from None
         except requests_transport_errors() as exc:
-            raise TransientApiError(hook.api_name, method, endpoint, None, describe(exc)) from None
+            raise TransientApiError(account.api_name, method, endpoint, None, describe(exc)) from None
         reply = Reply(
             response.status_code,
             response.headers,
@@ -79,40 +84,43 @@ def _send_once(
             lambda: response.content,
             requests_transport_errors(),
         )
-        return answer(hook, method, endpoint, reply, lambda: parse(response))
+        return answer(account, method, endpoint, reply, lambda: parse(response))
 
 
 async def asend(
-    hook: AnalyticsApiHook, session: aiohttp.ClientSession, method: str, endpoint: str, kwargs: dict[str, Any]
+    account: ApiAccount, session: aiohttp.ClientSession, method: str, endpoint: str, kwargs: dict[str, Any]
 ) -> Any:
     """One call through aiohttp (for triggers), with the same retries; returns the JSON body.
 
-    The account's limit is thread-based, so only its pause (after a 429) applies here.
+    The account's limit blocks threads, so an async call neither holds a slot nor waits on a
+    pause another caller set: a trigger polls once per interval, and its own 429 or 503 is
+    waited out by the retry policy. What it learns (a 429, a used-up window) still pauses
+    every synchronous caller of the account.
     """
-    retrying = tenacity.AsyncRetrying(**retry_policy(hook.max_attempts, hook.log))
-    return await retrying(_asend_once, hook, session, method, endpoint, kwargs)
+    retrying = tenacity.AsyncRetrying(**retry_policy(account.max_attempts, account.log))
+    return await retrying(_asend_once, account, session, method, endpoint, kwargs)
 
 
 async def _asend_once(
-    hook: AnalyticsApiHook, session: aiohttp.ClientSession, method: str, endpoint: str, kwargs: dict[str, Any]
+    account: ApiAccount, session: aiohttp.ClientSession, method: str, endpoint: str, kwargs: dict[str, Any]
 ) -> Any:
     import aiohttp
 
-    connect, read = hook.timeout
+    connect, read = account.timeout
     timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
-    url = f"{hook.base_url}{endpoint}"
+    url = f"{account.base_url}{endpoint}"
     TRANSPORT_COUNTS.add(requests=1)
     try:
         async with session.request(
-            method, url, headers=request_headers(hook), timeout=timeout, **kwargs
+            method, url, headers=dict(account.headers), timeout=timeout, **kwargs
         ) as response:
             raw = await response.read()
     except aiohttp.ClientSSLError as exc:
-        raise _tls_error(hook, exc, method, endpoint, url) from None
+        raise _tls_error(account, exc, method, endpoint, url) from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise TransientApiError(hook.api_name, method, endpoint, None, describe(exc)) from None
+        raise TransientApiError(account.api_name, method, endpoint, None, describe(exc)) from None
     reply = Reply(response.status, response.headers, response.reason or "", lambda: raw)
-    return answer(hook, method, endpoint, reply, lambda: loads(raw))
+    return answer(account, method, endpoint, reply, lambda: loads(raw))
 
 
 @dataclass(frozen=True)
@@ -128,27 +136,27 @@ class Reply:
     lost: tuple[type[Exception], ...] = ()
 
 
-def answer(hook: AnalyticsApiHook, method: str, endpoint: str, reply: Reply, parse: Callable[[], T]) -> T:
+def answer(account: ApiAccount, method: str, endpoint: str, reply: Reply, parse: Callable[[], T]) -> T:
     """What an answer means, for both senders: ``parse()`` of a success, else the API's error.
 
     :param parse: the caller's reading of a success; a body it cannot decode is retried.
     """
-    _observe_rate_headers(hook, reply.status, reply.headers)
+    _observe_rate_headers(account, reply.status, reply.headers)
     if reply.status >= 400:
-        error = _error(hook, method, endpoint, reply)
+        error = _error(account, method, endpoint, reply)
         if isinstance(error, RateLimitedError) and error.retry_after:
-            hook.limit.pause(error.retry_after)  # every caller of the account waits, not just this one
+            account.limit.pause(error.retry_after)  # every caller of the account waits, not just this one
         raise error
     undecodable: tuple[type[Exception], ...] = (ValueError, *reply.lost)
     try:
         return parse()
     except undecodable as exc:
         message = f"truncated or undecodable response body ({describe(exc)})"
-        raise TransientApiError(hook.api_name, method, endpoint, reply.status, message) from None
+        raise TransientApiError(account.api_name, method, endpoint, reply.status, message) from None
 
 
-def _error(hook: AnalyticsApiHook, method: str, endpoint: str, reply: Reply) -> ApiError:
-    """The hook's exception for an error answer, from its JSON body or else its text."""
+def _error(account: ApiAccount, method: str, endpoint: str, reply: Reply) -> ApiError:
+    """The API's exception for an error answer, from its JSON body or else its text."""
     try:
         raw = reply.content()
     except reply.lost:
@@ -158,23 +166,22 @@ def _error(hook: AnalyticsApiHook, method: str, endpoint: str, reply: Reply) -> 
     except ValueError:
         body = None
     text = "" if body is not None else error_text(raw, reply.headers.get("Content-Type", ""))
-    return hook.api_error(method, endpoint, reply.status, body, text or reply.reason, reply.headers)
+    return account.error_for(method, endpoint, reply.status, body, text or reply.reason, reply.headers)
 
 
-def _observe_rate_headers(hook: AnalyticsApiHook, status: int, headers: Mapping[str, str]) -> None:
+def _observe_rate_headers(account: ApiAccount, status: int, headers: Mapping[str, str]) -> None:
     """Pause every caller of the account until the reset when the API reports its window used up.
 
     A 429 is left to :func:`answer`, where its wait (Retry-After, else the reset) decides the pause.
     """
-    spec = hook.rate_limit_headers
+    spec = account.rate_limit_headers
     if spec is None or status == 429 or not spec.exhausted(headers):
         return
     wait = spec.seconds_until_reset(headers)
     if wait:
-        hook.log.info("%s reports its rate-limit window used up; pausing %.1f s.", hook.api_name, wait)
-        hook.limit.pause(wait)
+        account.log.info("%s reports its rate-limit window used up; pausing %.1f s.", account.api_name, wait)
+        account.limit.pause(wait)
 
 
-def _tls_error(hook: AnalyticsApiHook, exc: BaseException, method: str, endpoint: str, url: str) -> ApiError:
-    host_has_scheme = "://" in (hook.connection.host or "")
-    return tls_error(exc, hook.api_name, method, endpoint, url, host_has_scheme=host_has_scheme)
+def _tls_error(account: ApiAccount, exc: BaseException, method: str, endpoint: str, url: str) -> ApiError:
+    return tls_error(exc, account.api_name, method, endpoint, url, host_has_scheme=account.host_has_scheme)
