@@ -10,10 +10,12 @@ layer knows nothing of the hooks above it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgspec
 import tenacity
 
 from airflow_provider_analytics_export.codec import loads
@@ -77,13 +79,8 @@ def _send_once(
             raise _tls_error(account, exc, method, endpoint, url) from None
         except requests_transport_errors() as exc:
             raise TransientApiError(account.api_name, method, endpoint, None, describe(exc)) from None
-        reply = Reply(
-            response.status_code,
-            response.headers,
-            response.reason or "",
-            lambda: response.content,
-            requests_transport_errors(),
-        )
+        _mark_cut_body(response)
+        reply = Reply(response.status_code, response.headers, response.reason or "", lambda: response.content)
         return answer(account, method, endpoint, reply, lambda: parse(response))
 
 
@@ -132,14 +129,43 @@ class Reply:
     reason: str
     #: The whole body (read only for an error answer).
     content: Callable[[], bytes]
-    #: The library's errors for a body cut short while it is read.
-    lost: tuple[type[Exception], ...] = ()
+
+
+class BodyCutShort(Exception):
+    """The answer's body broke off while it was read: raised only by reading the body itself."""
+
+
+#: What a body that arrived whole but is not the JSON or text it claims raises when decoded.
+UNDECODABLE = (msgspec.DecodeError, json.JSONDecodeError, UnicodeDecodeError)
+
+
+def _mark_cut_body(response: requests.Response) -> None:
+    """Make a body that breaks off while ``parse`` streams it recognisable as the answer's fault.
+
+    requests raises the same errors for a lost body as for any other connection, and a
+    destination may use requests too (an HTTP object store): only an error raised by reading
+    this response's body is the answer's, so only that one is turned into :class:`BodyCutShort`.
+    """
+    read = response.iter_content
+    lost = requests_transport_errors()
+
+    def iter_content(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from read(*args, **kwargs)
+        except lost as exc:
+            raise BodyCutShort(describe(exc)) from None  # the original's text may hold the URL
+
+    response.__dict__["iter_content"] = iter_content  # ``content`` and ``iter_lines`` read through it
 
 
 def answer(account: ApiAccount, method: str, endpoint: str, reply: Reply, parse: Callable[[], T]) -> T:
     """What an answer means, for both senders: ``parse()`` of a success, else the API's error.
 
-    :param parse: the caller's reading of a success; a body it cannot decode is retried.
+    :param parse: the caller's reading of a success. Only the answer's own faults are the
+        API's and retried: a body cut short while read, or one that does not decode
+        (:data:`UNDECODABLE`). Anything else ``parse`` raises (a destination that cannot be
+        opened, written or committed; a caller's bug) propagates as itself, never retried,
+        so it cannot cause a second create, stream or download.
     """
     _observe_rate_headers(account, reply.status, reply.headers)
     if reply.status >= 400:
@@ -147,19 +173,20 @@ def answer(account: ApiAccount, method: str, endpoint: str, reply: Reply, parse:
         if isinstance(error, RateLimitedError) and error.retry_after:
             account.limit.pause(error.retry_after)  # every caller of the account waits, not just this one
         raise error
-    undecodable: tuple[type[Exception], ...] = (ValueError, *reply.lost)
     try:
         return parse()
-    except undecodable as exc:
-        message = f"truncated or undecodable response body ({describe(exc)})"
-        raise TransientApiError(account.api_name, method, endpoint, reply.status, message) from None
+    except BodyCutShort as exc:
+        message = f"truncated response body ({exc})"
+    except UNDECODABLE as exc:
+        message = f"undecodable response body ({type(exc).__name__})"
+    raise TransientApiError(account.api_name, method, endpoint, reply.status, message)
 
 
 def _error(account: ApiAccount, method: str, endpoint: str, reply: Reply) -> ApiError:
     """The API's exception for an error answer, from its JSON body or else its text."""
     try:
         raw = reply.content()
-    except reply.lost:
+    except BodyCutShort:
         raw = b""
     try:
         body: Any = loads(raw)
