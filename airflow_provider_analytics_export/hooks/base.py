@@ -215,6 +215,7 @@ class AnalyticsApiHook(BaseHook):
             max_attempts=self.max_attempts,
             limit=self.limit,
             rate_limit_headers=self.rate_limit_headers,
+            max_server_wait=float(self.extra("max_server_wait")),
             error_for=self.api_error,
             log=self.log,
         )

@@ -35,6 +35,8 @@ class ApiAccount:
     :param max_attempts: attempts per request before giving up.
     :param limit: the account's client-side limit, shared by every caller of the account.
     :param rate_limit_headers: where the API reports its own window, if it does.
+    :param max_server_wait: the longest single wait the server may ask for (Retry-After, a
+        window's reset); a longer one fails the request at once instead of stalling the account.
     :param error_for: the exception for an error answer (an API with its own envelope brings its own).
     :param log: where retries and pauses are logged.
     """
@@ -48,5 +50,6 @@ class ApiAccount:
     max_attempts: int
     limit: AccountLimit = field(repr=False)
     rate_limit_headers: RateLimitHeaders | None
+    max_server_wait: float
     error_for: ErrorFor = field(repr=False)
     log: Logger = field(repr=False)

@@ -19,7 +19,12 @@ import msgspec
 import tenacity
 
 from airflow_provider_analytics_export.codec import loads
-from airflow_provider_analytics_export.exceptions import ApiError, RateLimitedError, TransientApiError
+from airflow_provider_analytics_export.exceptions import (
+    ApiError,
+    RateLimitedError,
+    ServerWaitTooLongError,
+    TransientApiError,
+)
 from airflow_provider_analytics_export.transport.errors import describe, requests_transport_errors, tls_error
 from airflow_provider_analytics_export.transport.responses import error_text
 from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS, retry_policy
@@ -170,6 +175,8 @@ def answer(account: ApiAccount, method: str, endpoint: str, reply: Reply, parse:
     _observe_rate_headers(account, reply.status, reply.headers)
     if reply.status >= 400:
         error = _error(account, method, endpoint, reply)
+        if isinstance(error, (RateLimitedError, TransientApiError)):
+            _check_wait(account, error, reply.headers)
         if isinstance(error, RateLimitedError) and error.retry_after:
             account.limit.pause(error.retry_after)  # every caller of the account waits, not just this one
         raise error
@@ -196,6 +203,30 @@ def _error(account: ApiAccount, method: str, endpoint: str, reply: Reply) -> Api
     return account.error_for(method, endpoint, reply.status, body, text or reply.reason, reply.headers)
 
 
+def _check_wait(account: ApiAccount, error: ApiError, headers: Mapping[str, str]) -> None:
+    """Fail at once when the wait a retried error asks for is beyond the connection's ceiling.
+
+    Waiting would hold the task (and, for a 429, every caller of the account) for as long as
+    the server says, hours if it says so; the error raised names both values.
+    """
+    wait = error.retry_after
+    if wait is None or wait <= account.max_server_wait:
+        return
+    source = "Retry-After" if "Retry-After" in headers else "rate-limit reset"
+    raise ServerWaitTooLongError(
+        error.api,
+        error.method,
+        error.endpoint,
+        error.status,
+        f"{error.api_message} The server asks to wait {wait:.0f} s ({source}) before another "
+        f"attempt, more than the {account.max_server_wait:.0f} s this connection allows; failing now "
+        "instead of waiting (connection extra max_server_wait).",
+        wait,
+        code=error.code,
+        request_id=error.request_id,
+    )
+
+
 def _observe_rate_headers(account: ApiAccount, status: int, headers: Mapping[str, str]) -> None:
     """Pause every caller of the account until the reset when the API reports its window used up.
 
@@ -205,7 +236,16 @@ def _observe_rate_headers(account: ApiAccount, status: int, headers: Mapping[str
     if spec is None or status == 429 or not spec.exhausted(headers):
         return
     wait = spec.seconds_until_reset(headers)
-    if wait:
+    if wait and wait > account.max_server_wait:
+        # This answer is good; the request that needs the window fails if the API refuses it.
+        account.log.warning(
+            "%s reports its rate-limit window used up for %.0f s, more than the %.0f s this connection "
+            "waits (max_server_wait); not pausing.",
+            account.api_name,
+            wait,
+            account.max_server_wait,
+        )
+    elif wait:
         account.log.info("%s reports its rate-limit window used up; pausing %.1f s.", account.api_name, wait)
         account.limit.pause(wait)
 
