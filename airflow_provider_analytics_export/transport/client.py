@@ -78,12 +78,15 @@ def _send_once(
     kwargs.setdefault("timeout", account.timeout)
     with account.limit.slot():  # held while ``parse`` streams the body
         TRANSPORT_COUNTS.add(requests=1)
+        failure: ApiError | None = None
         try:
             response = request(method, url, **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise _tls_error(account, exc, method, endpoint, url) from None
+            failure = _tls_error(account, exc, method, endpoint, url)
         except requests_transport_errors() as exc:
-            raise TransientApiError(account.api_name, method, endpoint, None, describe(exc)) from None
+            failure = TransientApiError(account.api_name, method, endpoint, None, describe(exc))
+        if failure is not None:
+            raise failure  # outside the handler, so the library's exception (and URL) is not its context
         _mark_cut_body(response)
         reply = Reply(response.status_code, response.headers, response.reason or "", lambda: response.content)
         return answer(account, method, endpoint, reply, lambda: parse(response))
@@ -112,15 +115,18 @@ async def _asend_once(
     timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
     url = f"{account.base_url}{endpoint}"
     TRANSPORT_COUNTS.add(requests=1)
+    failure: ApiError | None = None
     try:
         async with session.request(
             method, url, headers=dict(account.headers), timeout=timeout, **kwargs
         ) as response:
             raw = await response.read()
     except aiohttp.ClientSSLError as exc:
-        raise _tls_error(account, exc, method, endpoint, url) from None
+        failure = _tls_error(account, exc, method, endpoint, url)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise TransientApiError(account.api_name, method, endpoint, None, describe(exc)) from None
+        failure = TransientApiError(account.api_name, method, endpoint, None, describe(exc))
+    if failure is not None:
+        raise failure  # outside the handler, so the library's exception (and URL) is not its context
     reply = Reply(response.status, response.headers, response.reason or "", lambda: raw)
     return answer(account, method, endpoint, reply, lambda: loads(raw))
 
@@ -158,7 +164,10 @@ def _mark_cut_body(response: requests.Response) -> None:
         try:
             yield from read(*args, **kwargs)
         except lost as exc:
-            raise BodyCutShort(describe(exc)) from None  # the original's text may hold the URL
+            cut = describe(exc)
+        else:
+            return
+        raise BodyCutShort(cut)  # outside the handler: the original's text may hold the URL
 
     response.__dict__["iter_content"] = iter_content  # ``content`` and ``iter_lines`` read through it
 
