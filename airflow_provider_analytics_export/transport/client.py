@@ -228,8 +228,8 @@ def _check_wait(account: ApiAccount, error: ApiError, headers: Mapping[str, str]
         error.endpoint,
         error.status,
         f"{error.api_message} The server asks to wait {wait:.0f} s ({source}) before another "
-        f"attempt, more than the {account.max_server_wait:.0f} s this connection allows; failing now "
-        "instead of waiting (connection extra max_server_wait).",
+        f"attempt, more than the {account.max_server_wait:.0f} s {account.where} allows (extra "
+        "max_server_wait); failing now instead of waiting.",
         wait,
         code=error.code,
         request_id=error.request_id,

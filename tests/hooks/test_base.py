@@ -480,7 +480,8 @@ def test_a_server_wait_beyond_the_ceiling_fails_at_once_naming_both(
         call(hook)
     assert time.monotonic() - started < 1.0 and len(scripted.requests) == 1
     assert info.value.status == status and "come back later" in str(info.value)
-    assert f"wait {named}" in str(info.value) and f"the {ceiling} s this connection allows" in str(info.value)
+    assert f"wait {named}" in str(info.value)
+    assert f"the {ceiling} s Connection 'peer5_bounded' (Peer5) allows" in str(info.value)
     started = time.monotonic()
     assert call(hook) == {"ok": 1}  # nobody was paused for the refused wait
     assert time.monotonic() - started < 1.0
