@@ -528,3 +528,11 @@ def test_the_async_sender_bounds_server_waits_too(scripted, monkeypatch):
     with pytest.raises(ServerWaitTooLongError, match="21600 s"):
         asyncio.run(call_async())
     assert time.monotonic() - started < 2.0 and len(scripted.requests) == 1
+
+
+def test_the_transports_description_of_an_account_shows_no_credential(peer5):
+    """The hook hands the transport an ApiAccount; printed or logged, it must not show the key."""
+    account = peer5.api_account()
+    assert TOKEN in "".join(account.headers.values())
+    assert TOKEN not in repr(account) and TOKEN not in str(account)
+    assert "max_server_wait=900.0" in repr(account)
