@@ -152,6 +152,15 @@ TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
         maximum=20,
     ),
     ExtraField(
+        "max_server_wait",
+        "Longest server-requested wait (s)",
+        "The longest single wait the API may ask for (Retry-After, a rate-limit reset) before a "
+        "retry; a longer one fails the task at once instead of holding it (default 900).",
+        "number",
+        default=900.0,
+        minimum=1,
+    ),
+    ExtraField(
         "limit_backend",
         "Shared limit backend",
         "Redis URL (redis://host:6379/0) or id of an Airflow redis connection: holds the API's "
