@@ -14,6 +14,10 @@ from typing import Any
 RECORD_FORMATS = ("csv", "json", "ndjson")
 
 
+class MalformedRecordsError(ValueError):
+    """The file's records are not well-formed: the file's fault, told apart from its destination's."""
+
+
 class RecordCounter:
     """Counts and checks the records of an export file chunk by chunk, without holding it.
 
@@ -61,7 +65,7 @@ class RecordCounter:
             try:
                 self._parser.close()
             except ijson.JSONError as exc:
-                raise ValueError(f"the JSON array is incomplete or malformed ({exc})") from None
+                raise MalformedRecordsError(f"the JSON array is incomplete or malformed ({exc})") from None
             self._take_items()
         elif self.fmt == "ndjson":
             self._record_line(self._tail)
@@ -83,13 +87,13 @@ class RecordCounter:
         try:
             self._parser.send(chunk)
         except ijson.JSONError as exc:
-            raise ValueError(f"the JSON array is malformed ({exc})") from None
+            raise MalformedRecordsError(f"the JSON array is malformed ({exc})") from None
         self._take_items()
 
     def _take_items(self) -> None:
         for item in self._items:
             if not isinstance(item, dict):
-                raise ValueError(f"record {self.objects + 1} of the JSON array is not an object")
+                raise MalformedRecordsError(f"record {self.objects + 1} of the JSON array is not an object")
             self.objects += 1
         del self._items[:]
 
@@ -99,9 +103,9 @@ class RecordCounter:
         try:
             record = json.loads(line)
         except ValueError:
-            raise ValueError(f"ndjson line {self.objects + 1} is not JSON") from None
+            raise MalformedRecordsError(f"ndjson line {self.objects + 1} is not JSON") from None
         if not isinstance(record, dict):
-            raise ValueError(f"ndjson line {self.objects + 1} is not a JSON object")
+            raise MalformedRecordsError(f"ndjson line {self.objects + 1} is not a JSON object")
         self.objects += 1
 
     @property

@@ -102,7 +102,7 @@ class BrowseeHook(AnalyticsApiHook):
 
         def parse(response: requests.Response) -> Page:
             field = self.body_reader(response, "POST", SESSIONS_ENDPOINT)
-            return Page(field("exports", "data", kind=list), int(field("exports", "total")))
+            return Page(field("exports", "data", kind=list), field("exports", "total", kind=int))
 
         return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body}, parse=parse)
 

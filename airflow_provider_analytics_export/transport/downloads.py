@@ -6,10 +6,12 @@ it would leak the file and the token. The hook that downloads never opens a dest
 itself: it copies the body into a sink its caller opens (an operator's atomic writer), one
 sink per attempt, and only a file whose records check out is committed.
 
-The copy runs inside the transport's ``parse`` callback, where a ValueError or a requests
-error means "the answer was cut short: send again". A destination that cannot be opened,
-written or committed is no such thing, so its error travels out in :class:`DestinationFailed`
-(retried by nothing) and :func:`destination_errors_as_themselves` raises it again, unchanged.
+The copy runs inside the transport's ``parse`` callback, where an error that decoding raises
+(UnicodeDecodeError, a JSON decode error) means "the answer is not what it claims: send
+again". A destination can raise those too (an object store's client reading its own server's
+reply), and it is no fault of the answer: so any error of a sink that cannot be opened,
+written or committed travels out in :class:`DestinationFailed` (retried by nothing) and
+:func:`destination_errors_as_themselves` raises it again, unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import SplitResult, urlsplit
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_analytics_export.exceptions import AnalyticsExportError, ExportIntegrityError
+from airflow_provider_analytics_export.files.counters import MalformedRecordsError
 from airflow_provider_analytics_export.progress import ExportProgress
 
 _LOOPBACK_NAMES = ("localhost",)
@@ -33,7 +36,10 @@ class FileSink(Protocol):
     """Where a downloaded file goes: committed on a clean exit, discarded when the block raises.
 
     :class:`~airflow_provider_analytics_export.files.writer.ExportWriter` is one: ``copy``
-    writes the chunks as they are and returns the records it counted in them.
+    writes the chunks as they are and returns the records it counted in them, raising
+    :class:`~airflow_provider_analytics_export.files.counters.MalformedRecordsError` for records
+    that are not well-formed. Any other error of a sink is the destination's, whatever its type
+    (a ValueError included), so it is never mistaken for a bad file.
     """
 
     def __enter__(self) -> Any: ...
@@ -117,11 +123,12 @@ def copy_checked(
 ) -> Sink:
     """Copy ``chunks`` into a fresh sink for ``layout``; the sink, committed, once its records check out.
 
-    A malformed file, or one whose record count differs from what the API ``claimed`` (rows,
-    and the claim in words), raises :class:`ExportIntegrityError` inside the sink's block, so
-    nothing is committed. An error of ``chunks`` (the answer cut short) is raised as is, for
-    the transport to retry; any other error of the sink (opening, writing, committing) comes
-    out as :class:`DestinationFailed`. Memory stays bounded: one chunk at a time.
+    A file whose records the sink finds malformed, or whose record count differs from what
+    the API ``claimed`` (rows, and the claim in words), raises :class:`ExportIntegrityError`
+    inside the sink's block, so nothing is committed. An error of ``chunks`` (the answer cut
+    short or not the file it claims) is raised as is, for the transport to judge; any other
+    error of the sink (opening, writing, committing; any type) comes out as
+    :class:`DestinationFailed`. Memory stays bounded: one chunk at a time.
 
     :param layout: the file's record layout: ``csv``, ``json`` or ``ndjson``.
     :param where: the request, for the error message, e.g. ``Sealmetrics GET /download/<token>``.
@@ -143,10 +150,7 @@ def copy_checked(
         with sink:
             try:
                 rows = sink.copy(progressed(), layout)
-            except ValueError as exc:
-                if exc in answer_errors:
-                    raise
-                # The sink's record count refused the file (a write that raised ValueError lands here too).
+            except MalformedRecordsError as exc:  # the count's verdict; the sink's own errors pass
                 raise ExportIntegrityError(
                     f"{where}: the {layout} file is not valid ({exc}); it was not written."
                 ) from None

@@ -2,11 +2,12 @@
 
 Every operator writes into ``failingfs://``, an in-memory fsspec filesystem that fails on
 purpose: at open (a ValueError, as an unsupported scheme gives), mid-write (a requests
-ConnectionError, as an object store spoken to over requests gives) or at commit (a
-PermissionError). The task must fail with that very exception object, and the sandbox's
-request log must show no request the same export without the failure did not make: a retried
-stream or download would show it twice. Sealmetrics opens its destination while the response
-streams in, which is where an API retry could get it wrong.
+ConnectionError, as an object store spoken to over requests gives; for Sealmetrics also a
+ValueError and a UnicodeDecodeError, which a record check or an answer check could mistake for
+the file's fault) or at commit (a PermissionError). The task must fail with that very
+exception object, and the sandbox's request log must show no request the same export without
+the failure did not make: a retried stream or download would show it twice. Sealmetrics opens
+its destination while the response streams in, which is where an API retry could get it wrong.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ SEALMETRICS_EXPORTS = {
 }
 
 
+#: What a destination may raise mid-write, by name.
+WRITE_ERRORS: dict[str, Callable[[], Exception]] = {
+    "ConnectionError": lambda: requests.exceptions.ConnectionError(
+        "object store connection reset (test destination)"
+    ),
+    "ValueError": lambda: ValueError("I/O operation on closed file (test destination)"),
+    "UnicodeDecodeError": lambda: UnicodeDecodeError(
+        "utf-8", b"\xff", 0, 1, "object store reply undecodable (test destination)"
+    ),
+}
+
+
 class FailingFileSystem(MemoryFileSystem):
     """memory:// with its own store that fails where :attr:`fail` says, recording what it raised."""
 
@@ -57,6 +70,8 @@ class FailingFileSystem(MemoryFileSystem):
     store: ClassVar[dict[str, Any]] = {}
     pseudo_dirs: ClassVar[list[str]] = [""]
     fail: ClassVar[str | None] = None
+    #: What a failing write raises (a fresh object each time).
+    write_error: ClassVar[Callable[[], Exception]]
     raised: ClassVar[list[BaseException]] = []
 
     @classmethod
@@ -86,9 +101,7 @@ class FailingFileSystem(MemoryFileSystem):
 class _FailingFile(MemoryFile):
     def write(self, data: Any) -> int:
         if FailingFileSystem.fail == "write" and self.tell() + len(data) > WRITE_FAILS_AFTER:
-            raise FailingFileSystem.failure(
-                requests.exceptions.ConnectionError("object store connection reset (test destination)")
-            )
+            raise FailingFileSystem.failure(FailingFileSystem.write_error())
         return super().write(data)
 
 
@@ -97,6 +110,7 @@ def failing_fs() -> Iterator[type[FailingFileSystem]]:
     from airflow.sdk.io.store import attach
 
     fsspec.register_implementation(PROTOCOL, FailingFileSystem, clobber=True)
+    FailingFileSystem.write_error = WRITE_ERRORS["ConnectionError"]
     attach(PROTOCOL, fs=FailingFileSystem())
     yield FailingFileSystem
     FailingFileSystem.store.clear()
@@ -217,6 +231,25 @@ def fresh(sandbox: SandboxServer, name: str) -> None:
 def test_a_failing_destination_surfaces_as_itself_and_exports_once(
     name: str, fail: str, sandbox_reset: SandboxServer, failing_fs: type[FailingFileSystem]
 ) -> None:
+    _check_failing_destination(name, fail, sandbox_reset, failing_fs)
+
+
+@pytest.mark.parametrize("error", ["ValueError", "UnicodeDecodeError"])
+@pytest.mark.parametrize("name", ["sealmetrics_stream", "sealmetrics_download"])
+def test_a_sealmetrics_write_error_of_any_type_is_the_destinations(
+    name: str, error: str, sandbox_reset: SandboxServer, failing_fs: type[FailingFileSystem]
+) -> None:
+    """The file's records are checked while the sink writes them, inside the transport's
+    answer check: a ValueError of the write is not "the file is not valid", and a decode error
+    of the write is not "the answer is undecodable: send again"."""
+    failing_fs.write_error = WRITE_ERRORS[error]
+    _check_failing_destination(name, "write", sandbox_reset, failing_fs)
+
+
+def _check_failing_destination(
+    name: str, fail: str, sandbox_reset: SandboxServer, failing_fs: type[FailingFileSystem]
+) -> None:
+    """Export to a working, then a failing destination: the failure, as itself, after no extra request."""
     run, suffix = OPERATORS[name]
     destination = f"{PROTOCOL}://exports/{name}.{suffix}"
 

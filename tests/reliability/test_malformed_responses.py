@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_analytics_export.exceptions import AnalyticsExportError
+from airflow_provider_analytics_export.exceptions import AnalyticsExportError, MalformedResponseError
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from airflow_provider_analytics_export.operators.openpanel import (
@@ -46,10 +46,10 @@ def _html(status: int) -> Reply:
 
 
 def _session(n: int) -> dict[str, Any]:
-    return {"sessionId": f"s{n}", "timestamp": int(START.timestamp()) + n, "duration": n}
+    return {"sessionId": f"s{n}", "timestamp": int(START.timestamp()) * 1000 + n, "duration": n}
 
 
-def _browsee(rows: list[int], total: int) -> Reply:
+def _browsee(rows: list[int], total: Any) -> Reply:
     data = [_session(n) for n in rows]
     return Reply(body={"status": "success", "exports": {"total": total, "to": len(rows), "data": data}})
 
@@ -77,6 +77,7 @@ SCRIPTS: dict[str, dict[str, list[Reply]]] = {
         "html_200": [Reply(200, HTML, {"Content-Type": "text/html"})],
         "missing_exports": [Reply(body={"status": "success"})],
         "missing_total": [Reply(body={"status": "success", "exports": {"data": [_session(1)]}})],
+        "total_not_a_number": [_browsee([1], "many")],
         "total_changes": [_browsee([1, 2], 5), _browsee([3, 4], 6)],
         "repeated_page": [_browsee([1, 2], 5), _browsee([1, 2], 5)],
         "empty_before_total": [_browsee([1, 2], 5), _browsee([], 5)],
@@ -193,6 +194,22 @@ def test_malformed_response_is_a_clear_error_and_no_file(
     assert not [secret for secret in SECRETS if secret in str(info.value)]
     assert list(destination.parent.iterdir()) == []
     assert scripted.requests, "the scripted server was never asked"
+
+
+@pytest.mark.parametrize("total", ["many", "3", None, 2.5], ids=["word", "digits", "null", "fraction"])
+def test_browsee_total_not_an_integer_names_api_endpoint_and_field(
+    total: Any, scripted: ScriptedServer, api_conn: Callable[..., str], tmp_path: Path
+) -> None:
+    """``exports.total`` drives paging and the row check: anything but an integer is the API's fault."""
+    scripted.queue(_browsee([1], total))
+    conn_id = api_conn("browsee", scripted.url, max_attempts=2)
+    destination = tmp_path / "b.csv"
+    with pytest.raises(MalformedResponseError) as info:
+        _operator("browsee", conn_id, destination.as_uri()).execute(run_context(START, END))
+    message = str(info.value)
+    assert "Browsee POST /api/v1/export/sessions" in message and "'exports.total'" in message, message
+    assert len(scripted.requests) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_html_error_page_is_described_not_dumped(
