@@ -7,7 +7,7 @@ the API (or the data it returned) got wrong.
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_analytics_export.compat import AirflowException
 
 
 class AnalyticsExportError(AirflowException):

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 from airflow.sdk.execution_time.context import VariableAccessor
 
+from tests.airflow_compat import DagBag, core_timetable
 from tests.e2e.conftest import EXAMPLE_DAGS
 
 UTC = dt.timezone.utc
@@ -94,13 +94,12 @@ def test_braze_override_needs_no_logical_date_and_a_daily_run_without_one_says_w
 def test_dags_test_of_a_chosen_date_exports_the_interval_just_before_it(dags):
     """What the README promises: ``airflow dags test DAG_ID <day after>`` exports that day (daily DAGs)."""
     import pendulum
-    from airflow.serialization.encoders import coerce_to_core_timetable
 
     chosen = pendulum.instance(DAY + dt.timedelta(days=1))  # Airflow's timetables take pendulum
     clocked = {dag_id: dag for dag_id, dag in dags.items() if not dag.timetable.asset_condition}
     assert set(dags) - set(clocked) == {"browsee_sessions_landed"}  # runs on asset events, not a date
     for dag_id, dag in clocked.items():
-        interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=chosen)
+        interval = core_timetable(dag.timetable).infer_manual_data_interval(run_after=chosen)
         # The last complete interval before the date: never empty, never a future one.
         assert interval.start < interval.end <= chosen < interval.end + (interval.end - interval.start), (
             dag_id

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath, ResumableJobMixin, conf
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.compat import ResumableJobMixin, conf
 from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     SealmetricsExportExpiredError,

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_analytics_export.compat import TaskDeferred
 from airflow_provider_analytics_export.exceptions import (
     SealmetricsExportExpiredError,
     SealmetricsExportTimeoutError,

@@ -1,0 +1,30 @@
+"""Airflow internals the tests use whose home moved between Airflow 3 releases (3.0 to the newest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:  # Airflow < 3.2
+    from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+try:
+    from airflow.sdk.types import TaskInstanceKey
+except ImportError:  # Airflow < 3.1
+    from airflow.models.taskinstancekey import TaskInstanceKey  # type: ignore[no-redef]
+try:
+    from airflow.serialization.serialized_objects import DagSerialization
+except ImportError:  # Airflow < 3.2
+    from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef]
+
+
+def core_timetable(timetable: Any) -> Any:
+    """The scheduler's timetable for a DAG's: 3.2+ converts an SDK one; before, they are the same."""
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+    except ImportError:
+        return timetable
+    return coerce_to_core_timetable(timetable)
+
+
+__all__ = ["DagBag", "DagSerialization", "TaskInstanceKey", "core_timetable"]
