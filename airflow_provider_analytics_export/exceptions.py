@@ -95,6 +95,10 @@ class LimitBackendError(AnalyticsExportError, RuntimeError):
     """The shared limit backend is misconfigured or unreachable; requests are not sent unlimited."""
 
 
+class DestinationError(AnalyticsExportError):
+    """The destination cannot be written (no filesystem for its scheme, no bucket, no access)."""
+
+
 class SealmetricsExportFailedError(AnalyticsExportError):
     """The Sealmetrics export job ended in ``failed``; the message carries the API's ``error_message``."""
 

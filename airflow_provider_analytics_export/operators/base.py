@@ -23,6 +23,7 @@ from airflow_provider_analytics_export.assets import (
     default_partial_outlets,
     wire_export_outlets,
 )
+from airflow_provider_analytics_export.files.destination import check_destination
 from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
@@ -112,8 +113,9 @@ class DestinationOperator(ExportLineageMixin, BaseOperator):
         self._started: tuple[float, int, int] | None = None
 
     def pre_execute(self, context: Any) -> None:
-        """Note the time and the transport counters, for the closing log line."""
+        """Note the time and the transport counters, for the closing log line; check the destination."""
         self._started = (time.monotonic(), *TRANSPORT_COUNTS.snapshot())
+        check_destination(self.destination, self.destination_conn_id)
         super().pre_execute(context)
 
     def log_closing_line(self, result: Mapping[str, Any]) -> None:
