@@ -27,4 +27,12 @@ def core_timetable(timetable: Any) -> Any:
     return coerce_to_core_timetable(timetable)
 
 
-__all__ = ["DagBag", "DagSerialization", "TaskInstanceKey", "core_timetable"]
+def airflow_version() -> tuple[int, int]:
+    """(major, minor) of the running Airflow."""
+    from airflow import __version__
+
+    major, minor = __version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+__all__ = ["DagBag", "DagSerialization", "TaskInstanceKey", "airflow_version", "core_timetable"]

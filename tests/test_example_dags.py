@@ -23,7 +23,7 @@ DAY = dt.datetime(2024, 4, 15, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
-    bag = DagBag(str(EXAMPLE_DAGS))
+    bag = DagBag(str(EXAMPLE_DAGS), include_examples=False)
     assert bag.import_errors == {}
     return bag.dags
 

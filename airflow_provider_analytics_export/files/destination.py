@@ -29,10 +29,11 @@ SCHEME_EXTRAS = {
     "adl": ("azure", "apache-airflow-providers-microsoft-azure and adlfs"),
 }
 #: Schemes Airflow has no filesystem for, and the one to use instead.
-UNSUPPORTED_SCHEMES = {
-    "wasb": "abfs://<container>@<account>.dfs.core.windows.net/<path> (the same Blob container)",
-    "wasbs": "abfs://<container>@<account>.dfs.core.windows.net/<path> (the same Blob container)",
-}
+AZURE_INSTEAD = (
+    "abfs://<container>/<path> (the same Blob container; the account is the connection's: an adls "
+    "connection with the account name and key, or a connection_string extra)"
+)
+UNSUPPORTED_SCHEMES = {"wasb": AZURE_INSTEAD, "wasbs": AZURE_INSTEAD}
 
 
 def display_url(url: str) -> str:

@@ -38,7 +38,7 @@ def test_wasb_names_the_abfs_url_to_use_instead() -> None:
     message = str(caught.value)
     assert "wasb://lake@myaccount.blob.core.windows.net/a/b.jsonl" not in message  # user info dropped
     assert "wasb://myaccount.blob.core.windows.net/a/b.jsonl" in message
-    assert "abfs://<container>@<account>.dfs.core.windows.net" in message
+    assert "use abfs://<container>/<path>" in message
     assert "airflow-provider-analytics-export[azure]" in message
     assert "destination_conn_id='azure_lake'" in message
 
