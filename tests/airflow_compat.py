@@ -18,6 +18,14 @@ except ImportError:  # Airflow < 3.2
     from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef]
 
 
+def dag_bag(folder: str) -> DagBag:
+    """The DAGs of ``folder`` alone: before 3.2 a DagBag also loads the example DAGs unless told not to."""
+    try:
+        return DagBag(folder, include_examples=False)
+    except TypeError:  # 3.2+: no include_examples, no examples
+        return DagBag(folder)
+
+
 def core_timetable(timetable: Any) -> Any:
     """The scheduler's timetable for a DAG's: 3.2+ converts an SDK one; before, they are the same."""
     try:
@@ -35,4 +43,4 @@ def airflow_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-__all__ = ["DagBag", "DagSerialization", "TaskInstanceKey", "airflow_version", "core_timetable"]
+__all__ = ["DagBag", "DagSerialization", "TaskInstanceKey", "airflow_version", "core_timetable", "dag_bag"]

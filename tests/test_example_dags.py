@@ -14,7 +14,7 @@ import pytest
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 from airflow.sdk.execution_time.context import VariableAccessor
 
-from tests.airflow_compat import DagBag, core_timetable
+from tests.airflow_compat import core_timetable, dag_bag
 from tests.e2e.conftest import EXAMPLE_DAGS
 
 UTC = dt.timezone.utc
@@ -23,7 +23,7 @@ DAY = dt.datetime(2024, 4, 15, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
-    bag = DagBag(str(EXAMPLE_DAGS), include_examples=False)
+    bag = dag_bag(str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
     return bag.dags
 
@@ -78,6 +78,33 @@ def test_braze_override_writes_its_own_partition_not_the_runs_day(dags, monkeypa
     assert override == "s3://lake/braze/reexport/2024-01-01_2024-09-30/sessions.csv"
     only_start = render_destination(dag, "export_sessions", {"start": "2024-04-01"})
     assert only_start == "s3://lake/braze/reexport/2024-04-01_2024-04-16/sessions.csv"
+
+
+def test_a_run_given_a_window_writes_into_a_partition_named_after_it(dags, monkeypatch):
+    """Params start/end never overwrite the run's own partition (issue 21): every such DAG does as Braze."""
+    import pendulum
+
+    monkeypatch.setenv("AIRFLOW_VAR_ANALYTICS_EXPORT_ROOT", "s3://lake")
+    overridable = {dag_id: dag for dag_id, dag in dags.items() if {"start", "end"} <= set(dag.params)}
+    assert set(overridable) == {"braze_sessions_daily", "peer5_hourly", "sealmetrics_exports_local_days"}
+    day = pendulum.instance(DAY)
+    for dag_id, dag in overridable.items():
+        for task_id, template in destination_templates(dag):
+
+            def render(params: dict[str, Any], template: str = template, dag: Any = dag) -> str:
+                context = {
+                    "params": {**{key: param.value for key, param in dag.params.items()}, **params},
+                    "var": {"value": VariableAccessor(deserialize_json=False)},
+                    "data_interval_start": day,
+                    "data_interval_end": day + dt.timedelta(days=1),
+                }
+                return dag.get_template_env().from_string(template).render(**context)
+
+            own = render({})
+            given = render({"start": "2024-03-01", "end": "2024-03-03"})
+            assert "reexport" not in own, (dag_id, task_id)
+            assert "/reexport/2024-03-01_2024-03-03/" in given, (dag_id, task_id, given)
+            assert given.rsplit("/", 1)[1] == own.rsplit("/", 1)[1]  # the same file name, elsewhere
 
 
 def test_braze_override_needs_no_logical_date_and_a_daily_run_without_one_says_why(dags, monkeypatch):
