@@ -241,6 +241,7 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     """
 
     lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
+    filter_fields = ("filters",)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "export_type",
