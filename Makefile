@@ -73,7 +73,7 @@ redis-server:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
 demo: install
-	$(BIN)/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output
+	$(BIN)/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output --airflow-home .demo-airflow
 
 # dlt (the `bench` extra) runs beside our operators as a peer; it is never a runtime dependency.
 bench: install
@@ -85,4 +85,4 @@ sandbox: install
 	$(BIN)/python -m analytics_export_sandbox
 
 clean:
-	rm -rf $(VENV) .venv-* .cache dist demo-output .pytest_cache .ruff_cache .mypy_cache build *.egg-info sandbox/build sandbox/*.egg-info
+	rm -rf $(VENV) .venv-* .cache dist demo-output .demo-airflow .pytest_cache .ruff_cache .mypy_cache build *.egg-info sandbox/build sandbox/*.egg-info
