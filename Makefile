@@ -17,7 +17,8 @@ FLOOR_PINS := universal-pathlib<0.3
 FLOOR_E2E := tests/e2e/test_object_storage.py::test_s3_with_destination_conn_id
 UNIT_MARKS := not e2e and not heavy
 # Azure Blob emulator for tests/e2e/test_object_storage.py, from the npm registry, project-local.
-AZURITE_VERSION := 3.37.0
+# 3.35: the newest that runs on Node 20 (3.36+ needs Node 22, newer than Debian's).
+AZURITE_VERSION := 3.35.0
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 
 .PHONY: install lint typecheck check test test-pythons dist demo bench sandbox clean redis-server azurite
