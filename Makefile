@@ -17,7 +17,7 @@ FLOOR_PINS := universal-pathlib<0.3
 FLOOR_E2E := tests/e2e/test_object_storage.py::test_s3_with_destination_conn_id
 UNIT_MARKS := not e2e and not heavy
 # Azure Blob emulator for tests/e2e/test_object_storage.py, from the npm registry, project-local.
-# 3.35: the newest that runs on Node 20 (3.36+ needs Node 22, newer than Debian's).
+# 3.35 runs on Node 20, the node here (3.37 needs Node 22).
 AZURITE_VERSION := 3.35.0
 AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 
