@@ -1,7 +1,7 @@
 """Names that moved between Airflow 3 releases, imported from wherever the running Airflow has them.
 
 The provider supports Airflow 3.0 to the newest. The Task SDK (``airflow.sdk``) gained ``BaseHook``,
-``conf`` and the interval timetables in 3.1, its own exception classes later, and
+``conf``, the interval timetables and its own exception classes after 3.0, and
 ``ResumableJobMixin`` (with the task state store it needs) in 3.3. Older releases keep them under
 ``airflow.hooks``, ``airflow.configuration``, ``airflow.timetables`` and ``airflow.exceptions``,
 and have no resumable jobs. Every module imports them from here, so a version difference lives
@@ -48,7 +48,7 @@ else:
             AirflowNotFoundException,
             TaskDeferred,
         )
-    except ImportError:  # Airflow < 3.2
+    except ImportError:  # older Airflow 3: the core exceptions
         from airflow.exceptions import (
             AirflowException,
             AirflowFailException,

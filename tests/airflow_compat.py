@@ -6,28 +6,28 @@ from typing import Any
 
 try:
     from airflow.dag_processing.dagbag import DagBag
-except ImportError:  # Airflow < 3.2
+except ImportError:  # older Airflow 3
     from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 try:
     from airflow.sdk.types import TaskInstanceKey
-except ImportError:  # Airflow < 3.1
+except ImportError:  # older Airflow 3
     from airflow.models.taskinstancekey import TaskInstanceKey  # type: ignore[no-redef]
 try:
     from airflow.serialization.serialized_objects import DagSerialization
-except ImportError:  # Airflow < 3.2
+except ImportError:  # older Airflow 3
     from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization  # type: ignore[no-redef]
 
 
 def dag_bag(folder: str) -> DagBag:
-    """The DAGs of ``folder`` alone: before 3.2 a DagBag also loads the example DAGs unless told not to."""
+    """The DAGs of ``folder`` alone: older releases' DagBag also loads the example DAGs unless told not to."""
     try:
         return DagBag(folder, include_examples=False)
-    except TypeError:  # 3.2+: no include_examples, no examples
+    except TypeError:  # newer releases: no include_examples, no examples
         return DagBag(folder)
 
 
 def core_timetable(timetable: Any) -> Any:
-    """The scheduler's timetable for a DAG's: 3.2+ converts an SDK one; before, they are the same."""
+    """The scheduler's timetable for a DAG's: newer releases convert an SDK one; older, they are the same."""
     try:
         from airflow.serialization.encoders import coerce_to_core_timetable
     except ImportError:
