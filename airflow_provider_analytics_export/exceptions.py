@@ -7,7 +7,7 @@ the API (or the data it returned) got wrong.
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow_provider_analytics_export.compat import AirflowException
 
 
 class AnalyticsExportError(AirflowException):
@@ -101,6 +101,10 @@ class ExportIntegrityError(AnalyticsExportError):
 
 class LimitBackendError(AnalyticsExportError, RuntimeError):
     """The shared limit backend is misconfigured or unreachable; requests are not sent unlimited."""
+
+
+class DestinationError(AnalyticsExportError):
+    """The destination cannot be written (no filesystem for its scheme, no bucket, no access)."""
 
 
 class SealmetricsExportFailedError(AnalyticsExportError):

@@ -24,7 +24,7 @@ def source_dataset(operator: Any) -> tuple[str, str] | None:
     Operators declare ``lineage_source = (HookClass, endpoint)``. Without the connection
     (e.g. lineage computed elsewhere) the API's default host is used.
     """
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow_provider_analytics_export.compat import AirflowNotFoundException
 
     source: tuple[type[AnalyticsApiHook], str] | None = getattr(operator, "lineage_source", None)
     if source is None:

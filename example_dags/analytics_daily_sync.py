@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
 
+from airflow_provider_analytics_export.compat import CronDataIntervalTimetable
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from airflow_provider_analytics_export.operators.openpanel import OpenPanelEventsExportOperator

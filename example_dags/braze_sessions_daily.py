@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 
+from airflow_provider_analytics_export.compat import CronDataIntervalTimetable
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 
 EXPORT_ROOT = "{{ var.value.get('analytics_export_root', 'file:///tmp/analytics-export') }}"

@@ -15,8 +15,9 @@ import datetime as dt
 import os
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
 
+from airflow_provider_analytics_export.compat import CronDataIntervalTimetable
 from airflow_provider_analytics_export.operators.openpanel import OpenPanelChartsExportOperator
 
 ORGANIZATION_ZONE = os.environ.get("OPENPANEL_ORGANIZATION_ZONE", "UTC")

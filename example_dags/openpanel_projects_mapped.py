@@ -28,8 +28,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task
+from airflow.sdk import DAG, Variable, task
 
+from airflow_provider_analytics_export.compat import CronDataIntervalTimetable
 from airflow_provider_analytics_export.operators.openpanel import OpenPanelEventsExportOperator
 
 POOL = "openpanel_api"

@@ -1,19 +1,26 @@
 """Peer5 metrics every hour: per-minute traffic as Peer5's own CSV, and a per-browser/country split.
 
-Trigger with config ``{"start": ..., "end": ...}`` to re-export a longer window in one run:
-minute data is fetched in chunks of at most 6 hours, as the API requires.
+Trigger with config ``{"start": ..., "end": ...}`` to re-export a longer window in one run
+(into ``peer5/reexport/<start>_<end>/``, leaving the hourly files alone): minute data is
+fetched in chunks of at most 6 hours, as the API requires.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 
+from airflow_provider_analytics_export.compat import CronDataIntervalTimetable
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 
 EXPORT_ROOT = "{{ var.value.get('analytics_export_root', 'file:///tmp/analytics-export') }}"
-PARTITION = "peer5/{{ data_interval_start.strftime('%Y-%m-%d/%H') }}"
+# A run given start/end writes into a partition named after that window, never into its own hour's.
+PARTITION = (
+    "peer5/{% if params.start or params.end %}"
+    "reexport/{{ params.start or (data_interval_start | ts) }}_{{ params.end or (data_interval_end | ts) }}"
+    "{% else %}{{ data_interval_start.strftime('%Y-%m-%d/%H') }}{% endif %}"
+)
 WINDOW = {
     "start": "{{ params.start or data_interval_start }}",
     "end": "{{ params.end or data_interval_end }}",

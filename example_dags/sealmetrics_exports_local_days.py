@@ -8,7 +8,8 @@ one whole local day (23 or 25 hours across a DST change) and exports exactly tha
 that is not whole local days (an hourly schedule, a UTC daily timetable for a Madrid account)
 is refused before any request instead of exporting whole days again and again.
 
-Trigger with config ``{"start": ..., "end": ...}`` (ISO-8601) to export other whole local days.
+Trigger with config ``{"start": ..., "end": ...}`` (ISO-8601) to export other whole local days,
+into ``sealmetrics_local/reexport/<start>_<end>/`` (the run's own day is left alone).
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 
+from airflow_provider_analytics_export.compat import CronDataIntervalTimetable
 from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsExportOperator
 
 ZONE = "Europe/Madrid"
 EXPORT_ROOT = "{{ var.value.get('analytics_export_root', 'file:///tmp/analytics-export') }}"
 LOCAL_DAY = f"{{{{ data_interval_start.in_timezone('{ZONE}').strftime('%Y-%m-%d') }}}}"
+# A run given start/end writes into a partition named after that window, never into its own day's.
+PARTITION = (
+    "{% if params.start or params.end %}"
+    "reexport/{{ params.start or (data_interval_start | ts) }}_{{ params.end or (data_interval_end | ts) }}"
+    "{% else %}" + LOCAL_DAY + "{% endif %}"
+)
 
 with DAG(
     dag_id="sealmetrics_exports_local_days",
@@ -37,7 +45,7 @@ with DAG(
 ):
     SealmetricsExportOperator.partial(
         task_id="export",
-        destination=f"{EXPORT_ROOT}/sealmetrics_local/{LOCAL_DAY}/{{{{ task.export_type }}}}.csv",
+        destination=f"{EXPORT_ROOT}/sealmetrics_local/{PARTITION}/{{{{ task.export_type }}}}.csv",
         start="{{ params.start or data_interval_start }}",
         end="{{ params.end or data_interval_end }}",
         deferrable=True,

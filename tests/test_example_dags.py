@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 from airflow.sdk.execution_time.context import VariableAccessor
 
+from tests.airflow_compat import core_timetable, dag_bag
 from tests.e2e.conftest import EXAMPLE_DAGS
 
 UTC = dt.timezone.utc
@@ -23,7 +23,7 @@ DAY = dt.datetime(2024, 4, 15, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
-    bag = DagBag(str(EXAMPLE_DAGS))
+    bag = dag_bag(str(EXAMPLE_DAGS))
     assert bag.import_errors == {}
     return bag.dags
 
@@ -80,6 +80,33 @@ def test_braze_override_writes_its_own_partition_not_the_runs_day(dags, monkeypa
     assert only_start == "s3://lake/braze/reexport/2024-04-01_2024-04-16/sessions.csv"
 
 
+def test_a_run_given_a_window_writes_into_a_partition_named_after_it(dags, monkeypatch):
+    """Params start/end never overwrite the run's own partition (issue 21): every such DAG does as Braze."""
+    import pendulum
+
+    monkeypatch.setenv("AIRFLOW_VAR_ANALYTICS_EXPORT_ROOT", "s3://lake")
+    overridable = {dag_id: dag for dag_id, dag in dags.items() if {"start", "end"} <= set(dag.params)}
+    assert set(overridable) == {"braze_sessions_daily", "peer5_hourly", "sealmetrics_exports_local_days"}
+    day = pendulum.instance(DAY)
+    for dag_id, dag in overridable.items():
+        for task_id, template in destination_templates(dag):
+
+            def render(params: dict[str, Any], template: str = template, dag: Any = dag) -> str:
+                context = {
+                    "params": {**{key: param.value for key, param in dag.params.items()}, **params},
+                    "var": {"value": VariableAccessor(deserialize_json=False)},
+                    "data_interval_start": day,
+                    "data_interval_end": day + dt.timedelta(days=1),
+                }
+                return dag.get_template_env().from_string(template).render(**context)
+
+            own = render({})
+            given = render({"start": "2024-03-01", "end": "2024-03-03"})
+            assert "reexport" not in own, (dag_id, task_id)
+            assert "/reexport/2024-03-01_2024-03-03/" in given, (dag_id, task_id, given)
+            assert given.rsplit("/", 1)[1] == own.rsplit("/", 1)[1]  # the same file name, elsewhere
+
+
 def test_braze_override_needs_no_logical_date_and_a_daily_run_without_one_says_why(dags, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_ANALYTICS_EXPORT_ROOT", "s3://lake")
     dag = dags["braze_sessions_daily"]
@@ -94,13 +121,12 @@ def test_braze_override_needs_no_logical_date_and_a_daily_run_without_one_says_w
 def test_dags_test_of_a_chosen_date_exports_the_interval_just_before_it(dags):
     """What the README promises: ``airflow dags test DAG_ID <day after>`` exports that day (daily DAGs)."""
     import pendulum
-    from airflow.serialization.encoders import coerce_to_core_timetable
 
     chosen = pendulum.instance(DAY + dt.timedelta(days=1))  # Airflow's timetables take pendulum
     clocked = {dag_id: dag for dag_id, dag in dags.items() if not dag.timetable.asset_condition}
     assert set(dags) - set(clocked) == {"browsee_sessions_landed"}  # runs on asset events, not a date
     for dag_id, dag in clocked.items():
-        interval = coerce_to_core_timetable(dag.timetable).infer_manual_data_interval(run_after=chosen)
+        interval = core_timetable(dag.timetable).infer_manual_data_interval(run_after=chosen)
         # The last complete interval before the date: never empty, never a future one.
         assert interval.start < interval.end <= chosen < interval.end + (interval.end - interval.start), (
             dag_id

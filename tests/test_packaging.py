@@ -133,6 +133,24 @@ def test_the_wheel_declares_exactly_the_third_party_packages_it_imports(wheel: z
     }
 
 
+def test_each_storage_extra_installs_its_scheme_and_the_destination_check_names_only_those(
+    wheel: zipfile.ZipFile,
+) -> None:
+    """``pip install 'airflow-provider-analytics-export[gcs]'``, as the pre-flight error says, must work."""
+    from airflow_provider_analytics_export.files.destination import SCHEME_EXTRAS
+
+    _, extras = requires_dist(wheel)
+    assert extras["s3"] == {"apache-airflow-providers-amazon"}
+    assert extras["gcs"] == {"apache-airflow-providers-google", "gcsfs"}
+    assert extras["azure"] == {"apache-airflow-providers-microsoft-azure", "adlfs"}
+    (metadata,) = (n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    assert re.search(
+        r"Requires-Dist: apache-airflow-providers-amazon\[s3fs\].*extra == .s3.",
+        wheel.read(metadata).decode(),
+    )
+    assert {extra for extra, _ in SCHEME_EXTRAS.values()} == {"s3", "gcs", "azure"}
+
+
 def test_the_provider_is_imported_from_where_its_distribution_is_installed() -> None:
     """The suite tests the installed provider: editable -> this checkout, a wheel -> site-packages.
 

@@ -13,10 +13,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
-from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_analytics_export.codec import loads
+from airflow_provider_analytics_export.compat import BaseHook
 from airflow_provider_analytics_export.exceptions import ApiError
 from airflow_provider_analytics_export.extras import extra_fields
 from airflow_provider_analytics_export.transport import client, responses

@@ -23,9 +23,11 @@ from airflow_provider_analytics_export.assets import (
     default_partial_outlets,
     wire_export_outlets,
 )
+from airflow_provider_analytics_export.files.destination import check_destination
 from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
+from airflow_provider_analytics_export.operators.empty_export import nothing_matched_message
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.transport.retry import TRANSPORT_COUNTS
 from airflow_provider_analytics_export.validation import is_templated
@@ -100,8 +102,11 @@ class DestinationOperator(ExportLineageMixin, BaseOperator):
     DAG and task id (mapped tasks too, one event per mapped instance) unless ``outlets`` are
     given; the event's extra carries the rendered ``uri``, ``rows``, ``bytes``, ``format``
     and window of the summary ``execute`` returns (see :mod:`airflow_provider_analytics_export.assets`).
-    Subclasses set ``destination`` and ``destination_conn_id``.
+    Subclasses set ``destination`` and ``destination_conn_id``, and name in ``filter_fields`` the
+    arguments that narrow what the API returns (an export that wrote no rows warns naming those set).
     """
+
+    filter_fields: ClassVar[Sequence[str]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         outlets_defaulted = wire_export_outlets(kwargs)
@@ -112,8 +117,9 @@ class DestinationOperator(ExportLineageMixin, BaseOperator):
         self._started: tuple[float, int, int] | None = None
 
     def pre_execute(self, context: Any) -> None:
-        """Note the time and the transport counters, for the closing log line."""
+        """Note the time and the transport counters, for the closing log line; check the destination."""
         self._started = (time.monotonic(), *TRANSPORT_COUNTS.snapshot())
+        check_destination(self.destination, self.destination_conn_id)
         super().pre_execute(context)
 
     def log_closing_line(self, result: Mapping[str, Any]) -> None:
@@ -122,6 +128,8 @@ class DestinationOperator(ExportLineageMixin, BaseOperator):
         now_requests, now_retries = TRANSPORT_COUNTS.snapshot()
         seconds = time.monotonic() - started
         self.log.info(closing_line(result, seconds, now_requests - requests, now_retries - retries))
+        if warning := nothing_matched_message(self, self.filter_fields, result):
+            self.log.warning(warning)
 
     def render_template(
         self,

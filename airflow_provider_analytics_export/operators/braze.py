@@ -37,6 +37,7 @@ class BrazeSessionsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (BrazeHook, DATA_SERIES_ENDPOINT)
+    filter_fields = ("app_id", "segment_id")
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "braze_conn_id",

@@ -39,6 +39,7 @@ class BrowseeSessionsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (BrowseeHook, SESSIONS_ENDPOINT)
+    filter_fields = ("segment_id",)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "browsee_conn_id",

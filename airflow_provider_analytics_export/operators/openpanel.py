@@ -54,6 +54,7 @@ class OpenPanelEventsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (OpenPanelHook, EVENTS_ENDPOINT)
+    filter_fields = ("events", "profile_id")
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "project_id",

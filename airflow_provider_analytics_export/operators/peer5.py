@@ -42,6 +42,7 @@ class Peer5ExportOperator(BaseExportOperator):
     """
 
     lineage_source = (Peer5Hook, EXPORT_ENDPOINT)
+    filter_fields = ("filters",)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "peer5_conn_id",

@@ -7,8 +7,9 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath, ResumableJobMixin, conf
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
+from airflow_provider_analytics_export.compat import ResumableJobMixin, conf
 from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     SealmetricsExportExpiredError,
@@ -224,6 +225,7 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     """
 
     lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
+    filter_fields = ("filters",)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "export_type",

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_analytics_export.compat import AirflowFailException
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, resolve_account_id
 from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     EXPIRED,

@@ -1,7 +1,8 @@
 """``make demo``: run every example DAG with real Airflow against the sandbox and show the files.
 
-Starts the sandbox in-process, migrates a throwaway SQLite AIRFLOW_HOME, runs
-``airflow dags test`` for each example DAG (yesterday's window), then prints every file
+Starts the sandbox in-process, migrates a fresh SQLite AIRFLOW_HOME (``--airflow-home``, kept
+afterwards, with each DAG run's output and so its task logs in ``runs/``), runs ``airflow dags test`` for each
+example DAG (yesterday's window), saying what it is doing as it goes, then prints every file
 written under the output folder with its row count.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,28 +62,50 @@ def main(argv: list[str] | None = None) -> int:
     # Required: the example DAGs live in the repository, not in any installed distribution.
     parser.add_argument("--dags-folder", required=True, help="folder of DAG files to run")
     parser.add_argument("--dag", action="append", help="run only these DAG ids (repeatable)")
+    parser.add_argument(
+        "--airflow-home",
+        default=".demo-airflow",
+        help="AIRFLOW_HOME, emptied at the start and kept: each DAG run's output (task logs) in runs/",
+    )
     args = parser.parse_args(argv)
 
     output = Path(args.output).resolve()
     output.mkdir(parents=True, exist_ok=True)
+    home = Path(args.airflow_home).resolve()
+    shutil.rmtree(home, ignore_errors=True)  # a clean metadata DB each time, as a first run gets
+    runs = home / "runs"
     logical_date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT00:00:00+00:00")
     config = SandboxConfig()
     config.sealmetrics_job_delay = 3.0
-    with SandboxServer(config) as sandbox, tempfile.TemporaryDirectory(prefix="airflow-demo-") as home:
-        print(f"Sandbox on {sandbox.url}; Airflow home {home}; writing to {output}")
-        runner = AirflowRunner(Path(home), Path(args.dags_folder), sandbox.url, output.as_uri())
+    with SandboxServer(config) as sandbox:
+        print(f"Sandbox on {sandbox.url}; Airflow home {home}; writing to {output}", flush=True)
+        runner = AirflowRunner(home, Path(args.dags_folder), sandbox.url, output.as_uri())
+        step("Creating Airflow's metadata database (SQLite; about half a minute)")
         runner.migrate()
+        step("Parsing the example DAGs")
+        dag_ids = args.dag or list_dag_ids(runner)
+        runs.mkdir(parents=True, exist_ok=True)
         results: dict[str, tuple[bool, float]] = {}
-        for dag_id in args.dag or list_dag_ids(runner):
+        for number, dag_id in enumerate(dag_ids, 1):
+            step(f"[{number}/{len(dag_ids)}] airflow dags test {dag_id} {logical_date}")
             started = time.monotonic()
             run = runner.dags_test(dag_id, logical_date, check=False)
             ok = run.returncode == 0 and "state=success" in run.stdout + run.stderr
             results[dag_id] = (ok, time.monotonic() - started)
-            print(f"{'ok  ' if ok else 'FAIL'} {dag_id}", flush=True)
+            log = runs / f"{dag_id}.log"
+            log.write_text(run.stdout + run.stderr)
+            outcome = "ok  " if ok else "FAIL"
+            print(f"      {outcome} in {results[dag_id][1]:.0f} s; output: {log}", flush=True)
             if not ok:
                 print((run.stdout + run.stderr)[-3000:], file=sys.stderr)
     print_report(output, results)
+    print(f"\nTask logs (each DAG run's output, as `airflow dags test` prints them): {runs}")
     return 0 if all(ok for ok, _ in results.values()) else 1
+
+
+def step(what: str) -> None:
+    """One progress line, at once (the steps take from seconds to a minute each)."""
+    print(f"{dt.datetime.now():%H:%M:%S} {what} ...", flush=True)
 
 
 if __name__ == "__main__":

@@ -46,3 +46,24 @@ def test_an_import_error_is_reported(tmp_path: Path) -> None:
     [error] = _import_errors(runner)
     assert error["filepath"] == "bad_schedule.py"
     assert "every day" in error["error"] or "Timetable" in error["error"]
+
+
+def test_make_demo_shows_progress_and_keeps_the_logs(tmp_path: Path, capsys) -> None:
+    """``make demo`` says what it does as it goes and leaves the task logs where it says (issue 21)."""
+    from analytics_export_sandbox import demo
+
+    home = tmp_path / "airflow-home"
+    (home / "stale").mkdir(parents=True)  # a previous demo's home is emptied, not reused
+    code = demo.main(
+        ["--dags-folder", str(EXAMPLE_DAGS), "--dag", "peer5_hourly", "--output", str(tmp_path / "out")]
+        + ["--airflow-home", str(home)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    steps = ["Creating Airflow's metadata database", "Parsing the example DAGs", "[1/1] airflow dags test"]
+    positions = [out.index(step) for step in steps]
+    assert positions == sorted(positions)
+    assert f"Task logs (each DAG run's output, as `airflow dags test` prints them): {home / 'runs'}" in out
+    assert not (home / "stale").exists()
+    run_log = (home / "runs" / "peer5_hourly.log").read_text()
+    assert "Export written:" in run_log and "state=success" in run_log  # the task logs themselves

@@ -17,7 +17,7 @@ from analytics_export_sandbox.airflow_runner import AirflowRunner
 
 RUN_WITHOUT_LOGICAL_DATE = """
 import json, os, sys
-from airflow.dag_processing.dagbag import DagBag
+from tests.airflow_compat import DagBag
 
 dag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(sys.argv[1])
 run = dag.test(logical_date=None, run_conf=json.loads(sys.argv[2]))

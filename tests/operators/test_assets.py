@@ -82,9 +82,9 @@ def test_a_result_that_is_not_an_export_summary_adds_no_event_extra() -> None:
 
 def test_mapped_exports_declare_their_asset_at_parse_time() -> None:
     from airflow.sdk import TaskGroup
-    from airflow.serialization.serialized_objects import DagSerialization
 
     from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsExportOperator
+    from tests.airflow_compat import DagSerialization
 
     with DAG("sealmetrics_daily", schedule=None) as dag, TaskGroup("exports"):
         SealmetricsExportOperator.partial(

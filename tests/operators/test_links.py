@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from airflow.sdk import DAG, BaseOperatorLink
-from airflow.sdk.types import TaskInstanceKey
 
 from airflow_provider_analytics_export import get_provider_info
 from airflow_provider_analytics_export.links import (
@@ -17,6 +16,7 @@ from airflow_provider_analytics_export.links import (
 )
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
+from tests.airflow_compat import TaskInstanceKey
 
 KEY = TaskInstanceKey(dag_id="links", task_id="export", run_id="manual__1", try_number=1)
 
@@ -74,7 +74,7 @@ def test_every_link_class_is_registered_for_the_api_server() -> None:
 
 def test_links_survive_dag_serialization() -> None:
     """What the API server sees: the link by name, read back from the XCom the worker stores."""
-    from airflow.serialization.serialized_objects import DagSerialization
+    from tests.airflow_compat import DagSerialization
 
     with DAG("links", schedule=None) as dag:
         BrowseeSessionsExportOperator(task_id="export", destination="memory://exports/{{ ds }}.jsonl")

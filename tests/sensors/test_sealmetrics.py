@@ -7,8 +7,8 @@ import re
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+from airflow_provider_analytics_export.compat import AirflowFailException, TaskDeferred
 from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
 from airflow_provider_analytics_export.sensors.sealmetrics import SealmetricsExportSensor
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger
