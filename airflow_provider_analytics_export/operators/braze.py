@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ class BrazeSessionsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (BrazeHook, DATA_SERIES_ENDPOINT)
+    #: Sessions stay open 30 min, then a pipeline counts them (README "Late data").
+    default_settle = dt.timedelta(hours=1)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "braze_conn_id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,6 +55,8 @@ class OpenPanelEventsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (OpenPanelHook, EVENTS_ENDPOINT)
+    #: Events wait in a queue and a 10 s flush buffer first (README "Late data").
+    default_settle = dt.timedelta(minutes=2)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "project_id",
