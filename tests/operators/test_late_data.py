@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,40 @@ def test_every_api_has_a_settle_default_of_its_own() -> None:
     defaults = {cls.__name__: cls.default_settle for cls, _, _ in CASES.values()}
     assert all(value > dt.timedelta(0) for value in defaults.values())
     assert dt.timedelta(minutes=1) <= defaults["OpenPanelEventsExportOperator"] <= dt.timedelta(minutes=10)
+
+
+def test_overlapping_runs_revisiting_one_partition_leave_one_complete_file(
+    sandbox_reset: SandboxServer, tmp_path: Path
+) -> None:
+    """A scheduled run revisiting 04-13 while a backfill run exports 04-13 itself: both complete."""
+    sandbox_reset.config.update({"latency_ms": {"openpanel": 20}})
+    template = f"{tmp_path.as_uri()}/{{{{ ds_nodash }}}}/events.parquet"
+    with DAG("late_overlap", schedule=None):
+        scheduled = OpenPanelEventsExportOperator(task_id="s", destination=template, revisit=1, page_size=500)
+        backfill = OpenPanelEventsExportOperator(task_id="b", destination=template, page_size=500)
+    previous = previous_window(DAILY)
+    reference = tmp_path / "reference.parquet"
+    backfill.for_window(previous, reference.as_uri()).execute({})
+    partition = tmp_path / "20240413" / "events.parquet"
+    partition.parent.mkdir()
+    partition.write_bytes(b"PAR1 a partial file no run should ever leave")
+
+    results: dict[str, Any] = {}
+
+    def run(name: str, operator: BaseExportOperator, window: tuple[dt.datetime, dt.datetime]) -> None:
+        results[name] = run_like_airflow(operator, window)[0]
+
+    threads = [
+        threading.Thread(target=run, args=("scheduled", scheduled, DAILY)),
+        threading.Thread(target=run, args=("backfill", backfill, previous)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert set(results) == {"scheduled", "backfill"}  # both runs succeeded
+    assert pq.read_table(partition).to_pylist() == pq.read_table(reference).to_pylist()
+    assert sorted(p.name for p in partition.parent.iterdir()) == ["events.parquet"]
+    [revisit] = results["scheduled"]["revisits"]
+    assert revisit["rows_after"] == results["backfill"]["rows"] == pq.read_metadata(reference).num_rows
