@@ -105,13 +105,20 @@ def revisit_windows(window: Window, revisit: int | dt.timedelta, timetable: Any 
 def window_context(context: Mapping[str, Any], window: Window) -> Context:
     """A copy of ``context`` whose window-dependent keys describe ``window``, as Airflow makes them.
 
-    The logical date keeps its offset from the data interval start (zero on interval timetables).
+    The logical date is the window's start or end where the run's is its interval's start or end
+    (scheduled, or manual runs), else it keeps its offset from the start.
     """
     import pendulum
 
     start, end = (pendulum.instance(moment.astimezone(UTC)) for moment in window)
-    run_start, run_logical = context.get("data_interval_start"), context.get("logical_date")
-    logical = start + (run_logical - run_start) if run_start and run_logical else start
+    run_start, run_end = context.get("data_interval_start"), context.get("data_interval_end")
+    run_logical = context.get("logical_date")
+    if run_logical is None or run_start is None or run_logical == run_start:
+        logical = start
+    elif run_logical == run_end:  # manual runs and `airflow dags test`: the interval's end
+        logical = end
+    else:
+        logical = start + (run_logical - run_start)
     ts = logical.isoformat()
     ds = logical.strftime("%Y-%m-%d")
     window_keys = {

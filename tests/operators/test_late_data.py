@@ -226,6 +226,10 @@ def test_a_window_context_is_what_airflow_gives_that_window() -> None:
         "20240414T000000+0000",
     )
     assert context["data_interval_end"] == start + DAY and context["params"] == {"p": 1}
+    # A manual run's logical date is its interval's end: a revisited 23-hour day's is that day's end.
+    short = (dt.datetime(2024, 3, 30, 23, tzinfo=UTC), dt.datetime(2024, 3, 31, 22, tzinfo=UTC))
+    manual = {"data_interval_start": start, "data_interval_end": start + DAY, "logical_date": start + DAY}
+    assert window_context(manual, short)["logical_date"] == short[1]
 
 
 @pytest.mark.parametrize(
