@@ -138,6 +138,8 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (OpenPanelHook, CHARTS_ENDPOINT)
+    #: Charts count the same buffered events (README "Late data").
+    default_settle = OpenPanelEventsExportOperator.default_settle
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "project_id",

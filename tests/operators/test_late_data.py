@@ -32,7 +32,10 @@ from airflow_provider_analytics_export.late_data import (
 from airflow_provider_analytics_export.operators.base import BaseExportOperator
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
-from airflow_provider_analytics_export.operators.openpanel import OpenPanelEventsExportOperator
+from airflow_provider_analytics_export.operators.openpanel import (
+    OpenPanelChartsExportOperator,
+    OpenPanelEventsExportOperator,
+)
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsExportOperator
 from analytics_export_sandbox import SandboxServer
@@ -376,7 +379,8 @@ def test_settle_defers_to_a_datetime_trigger_then_exports(
 
 
 def test_every_api_has_a_settle_default_of_its_own() -> None:
-    defaults = {cls.__name__: cls.default_settle for cls, _, _ in CASES.values()}
+    classes = [*(cls for cls, _, _ in CASES.values()), OpenPanelChartsExportOperator]
+    defaults = {cls.__name__: cls.default_settle for cls in classes}
     assert all(value > dt.timedelta(0) for value in defaults.values())
     assert dt.timedelta(minutes=1) <= defaults["OpenPanelEventsExportOperator"] <= dt.timedelta(minutes=10)
 
