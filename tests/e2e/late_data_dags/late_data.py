@@ -28,7 +28,7 @@ EXPORTS: dict[str, tuple[Any, dict[str, Any], tuple[str, str]]] = {
     "peer5": (Peer5ExportOperator, {"metrics": ["http", "p2p"], "interval": "1h"}, ("jsonl", "parquet")),
     "sealmetrics": (
         SealmetricsExportOperator,
-        {"export_type": "microconversions", "deferrable": True, "poll_interval": 1},
+        {"export_type": "pages", "deferrable": True, "poll_interval": 1},
         ("csv", "json"),
     ),
 }
