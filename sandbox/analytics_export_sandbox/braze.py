@@ -9,7 +9,10 @@ Open questions of real-services.md (Braze) and their ``SandboxConfig`` switches:
   the company's offset, or naive local time);
 - whether days (and hours) follow the company time zone: ``braze_timezone``;
 - the 250,000/hour pool shared with other endpoints: ``braze_rate_limit``/``braze_rate_window``
-  (429 with ``X-RateLimit-*`` and no ``Retry-After``, as documented).
+  (429 with ``X-RateLimit-*`` and no ``Retry-After``, as documented);
+- when an hour stops changing (counts come from a pipeline): ``late_share["braze"]`` and
+  ``late_horizon["braze"]`` make each hour grow until settled (late.py); a day, the sum of its
+  hours, grows with them, so both units agree at any clock.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from .config import SandboxConfig
 from .credentials import CREDENTIALS
+from .late import grown, late_on
 from .server import ErrorResponse, Request, Response, json_response
 from .synthetic import stable_hash
 
@@ -59,15 +63,38 @@ def braze_bucket(config: SandboxConfig, unit: str, moment: datetime) -> tuple[da
     raise ValueError(f"unknown unit {unit!r}")
 
 
+def _braze_hour_as_of(
+    config: SandboxConfig,
+    hour_start: datetime,
+    app_id: str | None,
+    segment_id: str | None,
+    as_of: float | None,
+) -> int:
+    """One hour's count as the pipeline shows it at ``as_of`` (None: final)."""
+    final = _braze_hour(config.seed, hour_start, app_id, segment_id)
+    if as_of is None or not late_on(config, "braze"):
+        return final
+    start = hour_start.timestamp()
+    r = stable_hash("braze-late", config.seed, int(start) // 3600, app_id or "", segment_id or "")
+    return grown(config, "braze", final, start, start + 3600, as_of, r)
+
+
 def braze_sessions(
-    config: SandboxConfig, unit: str, bucket_start: datetime, app_id: str | None, segment_id: str | None
+    config: SandboxConfig,
+    unit: str,
+    bucket_start: datetime,
+    app_id: str | None,
+    segment_id: str | None,
+    as_of: float | None = None,
 ) -> int:
     """Sessions in one bucket; a day is exactly the sum of its hours so both units agree."""
     if bucket_start.tzinfo is None:
         bucket_start = bucket_start.replace(tzinfo=timezone.utc)
     first, end = braze_bucket(config, unit, bucket_start)
     hours = int((end - first) // timedelta(hours=1))
-    return sum(_braze_hour(config.seed, first + timedelta(hours=h), app_id, segment_id) for h in range(hours))
+    return sum(
+        _braze_hour_as_of(config, first + timedelta(hours=h), app_id, segment_id, as_of) for h in range(hours)
+    )
 
 
 def braze_label(config: SandboxConfig, unit: str, bucket_start: datetime) -> str:
@@ -89,15 +116,17 @@ def braze_series(
     ending_at: datetime,
     app_id: str | None = None,
     segment_id: str | None = None,
+    as_of: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``length`` buckets ending with the one containing ``ending_at``, oldest first."""
+    """The ``length`` buckets ending with the one containing ``ending_at``, oldest first
+    (counts as visible at sandbox time ``as_of``; None: final)."""
     starts = [braze_bucket(config, unit, ending_at)[0]]
     while len(starts) < length:
         starts.append(braze_bucket(config, unit, starts[-1] - timedelta(microseconds=1))[0])
     return [
         {
             "time": braze_label(config, unit, b),
-            "sessions": braze_sessions(config, unit, b, app_id, segment_id),
+            "sessions": braze_sessions(config, unit, b, app_id, segment_id, as_of),
         }
         for b in reversed(starts)
     ]
@@ -110,9 +139,11 @@ def braze_window(
     unit: str,
     app_id: str | None = None,
     segment_id: str | None = None,
+    as_of: float | None = None,
 ) -> list[dict[str, Any]]:
     """The truth of a window: every bucket starting in [start, end), labelled as served, with
-    ``bucket_start``, the bucket's UTC start (``...Z``) that a client must recover from ``time``."""
+    ``bucket_start``, the bucket's UTC start (``...Z``) that a client must recover from ``time``.
+    Counts are final unless ``as_of`` (sandbox epoch seconds) asks what was visible then."""
     out = []
     bucket = braze_bucket(config, unit, start)
     if bucket[0] < start:
@@ -121,7 +152,7 @@ def braze_window(
         out.append(
             {
                 "time": braze_label(config, unit, bucket[0]),
-                "sessions": braze_sessions(config, unit, bucket[0], app_id, segment_id),
+                "sessions": braze_sessions(config, unit, bucket[0], app_id, segment_id, as_of),
                 "bucket_start": bucket[0].strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
@@ -211,7 +242,8 @@ def handle(sbx: SandboxServer, req: Request) -> Response:
             raise ErrorResponse(400, {"message": "'ending_at' must be an ISO-8601 datetime"}) from None
     else:
         ending_at = datetime.fromtimestamp(sbx.config.clock(), tz=timezone.utc)
+    as_of = sbx.config.clock() if late_on(sbx.config, "braze") else None
     data = braze_series(
-        sbx.config, length, unit, ending_at, req.q("app_id") or None, req.q("segment_id") or None
+        sbx.config, length, unit, ending_at, req.q("app_id") or None, req.q("segment_id") or None, as_of
     )
     return json_response(200, {"message": "success", "data": data})

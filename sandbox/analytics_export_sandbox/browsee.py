@@ -10,13 +10,20 @@ open question is a ``SandboxConfig`` switch:
 
 - does ``end`` include sessions starting within its second? ``browsee_end_inclusive``;
 - does a session carry an id (``sessionId`` is undocumented)? ``browsee_session_id``;
-- are empty optional fields of anonymous sessions absent rather than null? ``browsee_sparse``.
+- are empty optional fields of anonymous sessions absent rather than null? ``browsee_sparse``;
+- is a session still running listed, and do its fields change later? ``browsee_running``:
+  ``final`` (listed with its final fields), ``growing`` (listed from its start; duration,
+  inactiveTime/activeTime, pageCount/urls and eventCount grow until it ends) or ``hidden``
+  (listed once ended); with any but ``final``, no session is listed before its start;
+- do sessions reach the export late? ``late_share["browsee"]``/``late_horizon["browsee"]``: a share
+  of sessions is listed only from its start plus a seeded delay (late.py).
 
 What a second concurrent request gets is open too; the sandbox answers the documented 429 only.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .credentials import CREDENTIALS
+from .late import late_delay, late_on
 from .server import ErrorResponse, Request, Response, json_response
 from .synthetic import DAY_MS, DAY_S, FIRST_NAMES, LAST_NAMES, mix, slot_ms, stable_hash
 
@@ -101,6 +109,8 @@ _B_DEVICES = (
 )
 _B_REFERRERS = ("", "google.com", "facebook.com", "t.co", "news.ycombinator.com")
 _B_TAGS = ("vip", "trial", "newsletter", "beta")
+#: The longest session (ms): a session started this long ago has surely ended.
+_B_MAX_DURATION_MS = 1_800_000
 
 
 def _browsee_segment_checkout(s: dict[str, Any]) -> bool:
@@ -138,7 +148,7 @@ def browsee_session(config: SandboxConfig, day: int, i: int) -> dict[str, Any]:
     rr = mix(base + i)
     r = random.Random(rr)
     ts = slot_ms(day * DAY_MS, n, i, rr)
-    duration = r.randint(5_000, 1_800_000)
+    duration = r.randint(5_000, _B_MAX_DURATION_MS)
     inactive = r.randint(0, duration // 3)
     page_count = r.randint(1, 9)
     urls = [r.choice(_B_PAGES) for _ in range(page_count)]
@@ -204,8 +214,61 @@ def _browsee_day_indices(
     return idx[bisect_left(idx, start_ms, key=ts_of) : bisect_left(idx, end_ms, key=ts_of)]
 
 
+def browsee_late_on(config: SandboxConfig) -> bool:
+    """Whether what is listed depends on the clock (late sessions or a running-session reading)."""
+    return late_on(config, "browsee") or config.browsee_running != "final"
+
+
+def _browsee_arrived(config: SandboxConfig, day: int, idx: Sequence[int], as_of_ms: int) -> Sequence[int]:
+    """The sessions of ``idx`` (ascending start) listed at ``as_of_ms``.
+
+    Each is listed from its start, a late one from start + its delay, and under ``hidden`` not
+    before it ended. Only sessions within the longest wait of ``as_of_ms`` are judged one by one.
+    """
+    n = config.browsee_sessions_per_day
+    late, hidden = late_on(config, "browsee"), config.browsee_running == "hidden"
+    horizon_ms = math.ceil(float(config.late_horizon["browsee"]) * 1000) if late else 0
+    longest = max(horizon_ms, _B_MAX_DURATION_MS if hidden else 0)
+    base = _browsee_base(config.seed, day)
+
+    def ts_of(i: int) -> int:
+        return _browsee_ts(config.seed, n, day, i)
+
+    def arrival(i: int) -> int:
+        start = ts_of(i)
+        listed = start + int(late_delay(config, "browsee", mix(base + i)) * 1000)
+        return max(listed, start + browsee_session(config, day, i)["duration"]) if hidden else listed
+
+    sure = bisect_left(idx, as_of_ms - longest + 1, key=ts_of)
+    if sure == len(idx):
+        return idx
+    upto = bisect_left(idx, as_of_ms + 1, key=ts_of)
+    return [*idx[:sure], *(i for i in idx[sure:upto] if arrival(i) <= as_of_ms)]
+
+
+def _browsee_as_of(config: SandboxConfig, session: dict[str, Any], as_of_ms: int | None) -> dict[str, Any]:
+    """The session as served at ``as_of_ms``: under ``growing`` a running one shows what it did so far."""
+    if as_of_ms is None or config.browsee_running != "growing":
+        return session
+    elapsed = as_of_ms - session["timestamp"]
+    if elapsed >= session["duration"]:
+        return session
+    ratio = elapsed / session["duration"]
+    pages = max(1, math.ceil(session["pageCount"] * ratio))
+    inactive = int(session["inactiveTime"] * ratio)
+    return dict(
+        session,
+        duration=elapsed,
+        inactiveTime=inactive,
+        activeTime=elapsed - inactive,
+        urls=session["urls"][:pages],
+        pageCount=pages,
+        eventCount=pages * (session["eventCount"] // session["pageCount"]),
+    )
+
+
 def _browsee_windows(
-    config: SandboxConfig, start_s: int, end_s: int, segment_id: str | None
+    config: SandboxConfig, start_s: int, end_s: int, segment_id: str | None, as_of_ms: int | None = None
 ) -> Iterator[tuple[int, Sequence[int]]]:
     if segment_id is not None and segment_id not in BROWSEE_SEGMENTS:
         raise KeyError(segment_id)
@@ -214,7 +277,8 @@ def _browsee_windows(
     if end_s <= start_s:
         return
     for day in range(start_s // DAY_S, (end_s - 1) // DAY_S + 1):
-        yield day, _browsee_day_indices(config, day, start_s * 1000, end_s * 1000, segment_id)
+        idx = _browsee_day_indices(config, day, start_s * 1000, end_s * 1000, segment_id)
+        yield day, idx if as_of_ms is None else _browsee_arrived(config, day, idx, as_of_ms)
 
 
 def _select(config: SandboxConfig, session: dict[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:
@@ -233,16 +297,19 @@ def browsee_sessions(
     end_s: int,
     segment_id: str | None = None,
     fields: Iterable[str] | None = None,
+    as_of: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """All sessions with start_s <= timestamp/1000 < end_s, oldest first (KeyError: unknown segment).
 
     The truth of the half-open window, shaped as served (``browsee_session_id``/``browsee_sparse``)
-    but never widened by ``browsee_end_inclusive``.
+    but never widened by ``browsee_end_inclusive``. Final (every session, ended) unless ``as_of``
+    (sandbox epoch seconds) asks what was listed then; segments are judged on final sessions.
     """
     fields = list(fields) if fields is not None else None
-    for day, idx in _browsee_windows(config, start_s, end_s, segment_id):
+    as_of_ms = None if as_of is None or not browsee_late_on(config) else int(as_of * 1000)
+    for day, idx in _browsee_windows(config, start_s, end_s, segment_id, as_of_ms):
         for i in idx:
-            yield _select(config, browsee_session(config, day, i), fields)
+            yield _select(config, _browsee_as_of(config, browsee_session(config, day, i), as_of_ms), fields)
 
 
 def browsee_page(
@@ -262,11 +329,15 @@ def browsee_page(
     total = 0
     out: list[dict[str, Any]] = []
     served_end = end_s + 1 if config.browsee_end_inclusive else end_s
-    for day, idx in _browsee_windows(config, start_s, served_end, segment_id):
+    as_of_ms = int(config.clock() * 1000) if browsee_late_on(config) else None
+    for day, idx in _browsee_windows(config, start_s, served_end, segment_id, as_of_ms):
         lo = max(0, offset - total)
         take = limit - len(out)
         if take > 0 and lo < len(idx):
-            out.extend(_select(config, browsee_session(config, day, i), fields) for i in idx[lo : lo + take])
+            out.extend(
+                _select(config, _browsee_as_of(config, browsee_session(config, day, i), as_of_ms), fields)
+                for i in idx[lo : lo + take]
+            )
         total += len(idx)
     return total, out
 

@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 APIS: tuple[str, ...] = ("browsee", "braze", "openpanel", "peer5", "sealmetrics")
 BRAZE_TIME_FORMATS: tuple[str, ...] = ("z", "offset", "naive")
+#: Browsee readings of a session still running: listed with its final fields (``final``), listed
+#: with duration/activeTime/pageCount growing until it ends (``growing``), or listed once ended.
+BROWSEE_RUNNING: tuple[str, ...] = ("final", "growing", "hidden")
 
 #: Fault kinds understood by the injector; the last three only apply to Sealmetrics
 #: (``create_then_drop``: POST /exports creates the job, then the connection drops unanswered).
@@ -130,6 +133,20 @@ class SandboxConfig:
     #: Peer5: requests per ``peer5_rate_window`` seconds; over it every request gets a 429.
     peer5_rate_limit: int | None = None
     peer5_rate_window: float = 60.0
+    # -- late data (the past keeps changing; see late.py): all off by default.
+    #: Per API, the share of its data that arrives late (items, or the late part of each count).
+    late_share: dict[str, float] = field(default_factory=lambda: dict.fromkeys(APIS, 0.0))
+    #: Per API, seconds: a late item arrives at its own time (a count: its bucket's end) plus a
+    #: seeded delay in (0, horizon]; from then on it is final.
+    late_horizon: dict[str, float] = field(default_factory=lambda: dict.fromkeys(APIS, 3600.0))
+    #: OpenPanel: every event becomes visible only from createdAt + this lag (the 10 s buffer flush).
+    openpanel_flush_lag: float = 0.0
+    #: Browsee: how a session still running at the clock is served (one of ``BROWSEE_RUNNING``).
+    browsee_running: str = "final"
+    #: OpenPanel: share of events whose location did not resolve (``country`` is two NUL characters).
+    openpanel_unknown_country_share: float = 0.0
+    #: OpenPanel: events whose slot holds a whole hour (else minute) sit exactly on it (chart ends).
+    openpanel_boundary_events: bool = False
 
     def clock(self) -> float:
         """Wall-clock seconds as the APIs see it (``now`` lets tests pin recency limits)."""
@@ -156,6 +173,8 @@ class SandboxConfig:
                     new_faults.kinds = list(new_faults.kinds)
                 new_faults.validate()
                 self.faults = new_faults
+            elif key in ("late_share", "late_horizon"):
+                setattr(self, key, _late_dict(key, getattr(self, key), value))
             elif key in ("latency_ms", "sealmetrics_rows_per_day"):
                 if not isinstance(value, dict):
                     raise ValueError(f"{key} must be an object")
@@ -167,6 +186,10 @@ class SandboxConfig:
             else:
                 if key == "braze_time_format" and value not in BRAZE_TIME_FORMATS:
                     raise ValueError(f"braze_time_format must be one of {list(BRAZE_TIME_FORMATS)}")
+                if key == "browsee_running" and value not in BROWSEE_RUNNING:
+                    raise ValueError(f"browsee_running must be one of {list(BROWSEE_RUNNING)}")
+                if key == "openpanel_flush_lag" and float(value) < 0:
+                    raise ValueError("openpanel_flush_lag must be >= 0 seconds")
                 if key == "braze_timezone":
                     ZoneInfo(value)  # an unknown zone fails here, not inside a request
                 setattr(self, key, value)
@@ -174,3 +197,19 @@ class SandboxConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (served by ``GET /_sandbox/config``)."""
         return dataclasses.asdict(self)
+
+
+def _late_dict(key: str, current: dict[str, float], value: Any) -> dict[str, float]:
+    """``current`` merged with ``value`` key by key, checked: a typo must not silently mean 'on time'."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object")
+    merged = dict(current)
+    merged.update({str(k): float(v) for k, v in value.items()})
+    if set(merged) - set(APIS):
+        raise ValueError(f"{key} keys must be among {list(APIS)}")
+    for api, number in merged.items():
+        if key == "late_share" and not 0.0 <= number <= 1.0:
+            raise ValueError(f"late_share[{api!r}] must be within [0, 1], got {number!r}")
+        if key == "late_horizon" and not number > 0:
+            raise ValueError(f"late_horizon[{api!r}] must be > 0 seconds, got {number!r}")
+    return merged

@@ -16,7 +16,14 @@ server's known behaviour under each setting a real organization may have:
   ``openpanel_live_events_per_second``;
 - the organization's time zone that charts read dates in and bucket by: ``openpanel_timezone``;
 - the subscription's chart end date: ``openpanel_subscription_chart_end``;
-- the 100-per-10-s limit: ``openpanel_rate_limit``/``openpanel_rate_window``.
+- the 100-per-10-s limit: ``openpanel_rate_limit``/``openpanel_rate_window``;
+- events reaching ClickHouse late: ``openpanel_flush_lag`` (every event is visible from createdAt +
+  lag, the 10 s buffer flush) and ``late_share["openpanel"]``/``late_horizon["openpanel"]`` (a share
+  of events is back-dated: it arrives up to the horizon after its createdAt, into past days); rows,
+  ``totalCount`` and charts follow what has arrived by the clock (late.py);
+- data shapes a real project produces: ``openpanel_unknown_country_share`` (events without a
+  resolved country carry ``"\u0000\u0000"``, ClickHouse ``FixedString(2)``) and
+  ``openpanel_boundary_events`` (events exactly on whole hours/minutes, so a chart ``end`` can meet one).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config import SandboxConfig
 from .credentials import CREDENTIALS
+from .late import late_delay, late_on
 from .server import ErrorResponse, Request, Response, json_response
 from .synthetic import DAY_MS, DAY_S, FIRST_NAMES, LAST_NAMES, mix, parse_date, slot_ms, stable_hash
 
@@ -205,18 +213,38 @@ def _op_who(base: int, i: int) -> tuple[str, int, str, str]:
     return name, -1, device, device
 
 
-def _op_ts(base: int, n: int, day_ms: int, i: int) -> int:
+def _op_ts(base: int, n: int, day_ms: int, i: int, snap: bool = False) -> int:
+    """createdAt (ms) of event ``i``; with ``snap`` (``openpanel_boundary_events``) an event whose
+    slot holds a whole hour (else a whole minute) sits exactly on it, still strictly in order."""
+    if snap:
+        lo, hi = day_ms + DAY_MS * i // n, day_ms + DAY_MS * (i + 1) // n
+        for unit in (3_600_000, 60_000):
+            edge = -(-lo // unit) * unit
+            if edge < hi:
+                return edge
     return slot_ms(day_ms, n, i, mix(base + i))
 
 
+#: ``country`` of an event whose location did not resolve: ClickHouse ``FixedString(2)`` of nothing.
+OPENPANEL_NO_COUNTRY = "\u0000\u0000"
+
+
 def _op_event(
-    project_id: str, base: int, i: int, ts: int, id_tag: str, includes: Iterable[str] = ()
+    project_id: str,
+    base: int,
+    i: int,
+    ts: int,
+    id_tag: str,
+    includes: Iterable[str] = (),
+    no_country_share: float = 0.0,
 ) -> dict[str, Any]:
     """The full event (every field of :data:`OPENPANEL_EVENT_FIELDS`, plus profile/meta if asked)."""
     r3 = mix(mix(base + i) ^ 0x5DEECE66D)
     name, k, profile_id, device_id = _op_who(base, i)
     who = k if k >= 0 else int(device_id[7:], 16)
     country, region, city, lat, lon = _OP_GEO[mix(who + 1) % len(_OP_GEO)]
+    if no_country_share > 0 and mix(r3) % 10_000 < no_country_share * 10_000:
+        country, region, city = OPENPANEL_NO_COUNTRY, "", ""  # the geo lookup found nothing
     device, os_name, os_version, browser, browser_version, brand, model = _OP_DEVICES[
         mix(who + 2) % len(_OP_DEVICES)
     ]
@@ -294,8 +322,10 @@ def openpanel_event(
     """Event ``i`` of day ``d`` (computed from its index alone, so any page is O(page))."""
     n = openpanel_events_per_day(config, project_id)
     base = _op_base(config.seed, project_id, d)
-    ts = _op_ts(base, n, (d - date(1970, 1, 1)).days * DAY_MS, i)
-    return _op_event(project_id, base, i, ts, d.strftime("%Y%m%d"), includes)
+    ts = _op_ts(base, n, (d - date(1970, 1, 1)).days * DAY_MS, i, config.openpanel_boundary_events)
+    return _op_event(
+        project_id, base, i, ts, d.strftime("%Y%m%d"), includes, config.openpanel_unknown_country_share
+    )
 
 
 def _op_matches(
@@ -352,6 +382,39 @@ def openpanel_live_events(config: SandboxConfig, project_id: str, since_ms: int,
     return int((now_ms - since_ms) * rate / 1000) + 1
 
 
+def openpanel_late_on(config: SandboxConfig) -> bool:
+    """Whether events reach the server after their createdAt (flush lag or back-dated events)."""
+    return float(config.openpanel_flush_lag) > 0 or late_on(config, "openpanel")
+
+
+def _op_arrived(
+    config: SandboxConfig, base: int, n: int, day_ms: int, listed: Sequence[int], as_of_ms: int, snap: bool
+) -> Sequence[int]:
+    """The events of ``listed`` (ascending) in ClickHouse by ``as_of_ms``.
+
+    Each is there from createdAt + flush lag, a late (back-dated) one from createdAt + its delay.
+    Only events within the longest wait of ``as_of_ms`` are judged one by one, so a day long
+    settled costs two bisections and no list.
+    """
+    lag = int(float(config.openpanel_flush_lag) * 1000)
+    late = late_on(config, "openpanel")
+    longest = max(lag, math.ceil(float(config.late_horizon["openpanel"]) * 1000) if late else 0)
+
+    def ts(i: int) -> int:
+        return _op_ts(base, n, day_ms, i, snap)
+
+    sure = bisect_left(listed, as_of_ms - longest + 1, key=ts)
+    if sure == len(listed):
+        return listed
+    upto = bisect_left(listed, as_of_ms - lag + 1, key=ts)
+    tail = [
+        i
+        for i in listed[sure:upto]
+        if ts(i) + max(lag, int(late_delay(config, "openpanel", mix(base + i)) * 1000)) <= as_of_ms
+    ]
+    return [*listed[:sure], *tail]
+
+
 def _op_live_ts(config: SandboxConfig, since_ms: int, j: int) -> int:
     return since_ms + int(j * 1000 / float(config.openpanel_live_events_per_second))
 
@@ -368,20 +431,25 @@ class _Day:
         profile_id: str | None,
         now_ms: int,
         live_since_ms: int | None,
+        as_of_ms: int | None = None,
     ) -> None:
         n = openpanel_events_per_day(config, project_id)
         self.base = _op_base(config.seed, project_id, d)
         self.day_ms = (d - date(1970, 1, 1)).days * DAY_MS
         self.tag = d.strftime("%Y%m%d")
         self.n = n
+        self.snap = bool(config.openpanel_boundary_events)
+        self.no_country = float(config.openpanel_unknown_country_share)
         if events is None and profile_id is None:
             listed: Sequence[int] = range(n)
             counted: frozenset[int] | None = None
         else:
             listed, counted = _op_filtered_day(config.seed, project_id, n, d.toordinal(), events, profile_id)
         if now_ms < self.day_ms + DAY_MS:  # today (or later): only what exists yet
-            visible = bisect_left(listed, now_ms + 1, key=lambda i: _op_ts(self.base, n, self.day_ms, i))
+            visible = bisect_left(listed, now_ms + 1, key=self.ts_of)
             listed = listed[:visible]
+        if as_of_ms is not None:  # late events: only what reached the server
+            listed = _op_arrived(config, self.base, n, self.day_ms, listed, as_of_ms, self.snap)
         self.base_listed = listed
         self.base_counted = len(listed) if counted is None else sum(1 for i in listed if i in counted)
         #: (createdAt, index, counted) of the live events listed; each event is built only when served.
@@ -409,9 +477,9 @@ class _Day:
         listed = self.base_listed
         if not self.live:
             picked = [listed[len(listed) - 1 - k] for k in range(lo, min(hi, self.size))]
-            return [self._base_event(i, project_id) for i in picked]
-        split = bisect_left(listed, self.live[0][0], key=self._ts)
-        top = [(self._ts(i), False, i) for i in listed[split:]]
+            return [self.base_event(i, project_id) for i in picked]
+        split = bisect_left(listed, self.live[0][0], key=self.ts_of)
+        top = [(self.ts_of(i), False, i) for i in listed[split:]]
         top += [(ts, True, j) for ts, j, _ in self.live]
         top.sort(key=lambda item: -item[0])
         out = []
@@ -419,18 +487,30 @@ class _Day:
             if k < len(top):
                 ts, live, index = top[k]
                 if live:
-                    out.append(_op_event(project_id, self.live_base, index, ts, "live", ("profile", "meta")))
+                    out.append(
+                        _op_event(
+                            project_id,
+                            self.live_base,
+                            index,
+                            ts,
+                            "live",
+                            ("profile", "meta"),
+                            self.no_country,
+                        )
+                    )
                     continue
             else:
                 index = listed[split - 1 - (k - len(top))]
-            out.append(self._base_event(index, project_id))
+            out.append(self.base_event(index, project_id))
         return out
 
-    def _ts(self, i: int) -> int:
-        return _op_ts(self.base, self.n, self.day_ms, i)
+    def ts_of(self, i: int) -> int:
+        return _op_ts(self.base, self.n, self.day_ms, i, self.snap)
 
-    def _base_event(self, i: int, project_id: str) -> dict[str, Any]:
-        return _op_event(project_id, self.base, i, self._ts(i), self.tag, ("profile", "meta"))
+    def base_event(self, i: int, project_id: str) -> dict[str, Any]:
+        return _op_event(
+            project_id, self.base, i, self.ts_of(i), self.tag, ("profile", "meta"), self.no_country
+        )
 
 
 def _op_listing(
@@ -442,14 +522,15 @@ def _op_listing(
     profile_id: str | None,
     now_ms: int | None,
     live_since_ms: int | None,
+    as_of_ms: int | None = None,
 ) -> Iterator[_Day]:
-    """The days of the inclusive range, newest first."""
+    """The days of the inclusive range, newest first (only what arrived by ``as_of_ms``, if given)."""
     wanted = frozenset(events) if events else None
     now = int(config.clock() * 1000) if now_ms is None else now_ms
     first, d = parse_date(start_date), parse_date(end_date)
     while d >= first:
         if (d - date(1970, 1, 1)).days * DAY_MS <= now:
-            yield _Day(config, project_id, d, wanted, profile_id, now, live_since_ms)
+            yield _Day(config, project_id, d, wanted, profile_id, now, live_since_ms, as_of_ms)
         d -= timedelta(days=1)
 
 
@@ -478,15 +559,23 @@ def openpanel_events(
     profile_id: str | None = None,
     includes: Iterable[str] | None = None,
     now_ms: int | None = None,
+    as_of: float | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Full events of the inclusive UTC date range in the server's order (newest first).
 
     The truth an export is compared with: every field of :data:`OPENPANEL_EVENT_FIELDS`, plus
     ``profile``/``meta`` when ``includes`` names them. Live traffic is not included: it only
-    ever arrives after the windows tests export.
+    ever arrives after the windows tests export. The events are final (every late one in place)
+    unless ``as_of`` (sandbox epoch seconds) asks what the server held then.
     """
     keep = {*OPENPANEL_EVENT_FIELDS, *(name for name in includes or () if name in ("profile", "meta"))}
-    for day in _op_listing(config, project_id, start_date, end_date, events, profile_id, now_ms, None):
+    as_of_ms = None if as_of is None else int(as_of * 1000)
+    if now_ms is None:
+        now_ms = as_of_ms
+    listing = _op_listing(
+        config, project_id, start_date, end_date, events, profile_id, now_ms, None, as_of_ms
+    )
+    for day in listing:
         for lo in range(0, day.size, _TRUTH_SLICE):  # a slice at a time: memory stays O(slice), not O(day)
             for row in day.rows(lo, lo + _TRUTH_SLICE, config, project_id):
                 yield {key: value for key, value in row.items() if key in keep}
@@ -513,7 +602,11 @@ def openpanel_page(
     offset = (page - 1) * limit
     seen = total = 0
     out: list[dict[str, Any]] = []
-    for day in _op_listing(config, project_id, start_date, end_date, events, profile_id, None, live_since_ms):
+    as_of_ms = int(config.clock() * 1000) if openpanel_late_on(config) else None
+    listing = _op_listing(
+        config, project_id, start_date, end_date, events, profile_id, None, live_since_ms, as_of_ms
+    )
+    for day in listing:
         lo = max(0, offset - seen)
         take = limit - len(out)
         if take > 0 and lo < day.size:
@@ -586,7 +679,9 @@ def _chart_value(
     """The bucket's value counting only the ``covered`` share of it (SQL ``>= start AND <= end``)."""
     seconds = (bucket_end - bucket).total_seconds()
     per_day = max(1, openpanel_events_per_day(config, project_id))
-    weight = dict(_OP_EVENTS).get(ev["name"], 3) / 100
+    weight = dict(_OP_EVENTS).get(ev["name"], 0) / 100
+    if not weight:  # a name no event has never occurs: its series is left out
+        return 0
     expected = per_day * weight * seconds / DAY_S / max(1, 2 ** len(combo))
     key = json.dumps([ev.get("filters", []), ev.get("segment", "event"), ev.get("property")], sort_keys=True)
     moment = int(bucket.timestamp())
@@ -644,6 +739,64 @@ def _label(local: datetime, interval: str) -> str:
     return local.strftime("%Y-%m-%d" if interval in ("week", "month") else "%Y-%m-%d %H:%M:%S")
 
 
+def _op_arrived_share(config: SandboxConfig, project_id: str, lo_ms: int, hi_ms: int, as_of_ms: int) -> float:
+    """Share of the project's events created in [lo_ms, hi_ms] that arrived by ``as_of_ms``.
+
+    The chart's values are modelled, not counted; scaling them by this share makes a bucket grow
+    exactly as its rows arrive (0 before any, final once all are in; 1.0 when it holds none).
+    """
+    n = openpanel_events_per_day(config, project_id)
+    snap = bool(config.openpanel_boundary_events)
+    total = arrived = 0
+    for day in range(lo_ms // DAY_MS, hi_ms // DAY_MS + 1):
+        day_ms = day * DAY_MS
+        base = _op_base(config.seed, project_id, date(1970, 1, 1) + timedelta(days=day))
+
+        def ts(i: int, base: int = base, day_ms: int = day_ms) -> int:
+            return _op_ts(base, n, day_ms, i, snap)
+
+        inside = range(bisect_left(range(n), lo_ms, key=ts), bisect_left(range(n), hi_ms + 1, key=ts))
+        total += len(inside)
+        arrived += len(_op_arrived(config, base, n, day_ms, inside, as_of_ms, snap))
+    return arrived / total if total else 1.0
+
+
+def _op_scaled(value: float, share: float) -> float:
+    """A modelled chart value when only ``share`` of its rows arrived (averages keep their level)."""
+    if share >= 1.0:
+        return value
+    if isinstance(value, int):
+        return int(value * share)
+    return value if share > 0 else 0
+
+
+#: Breakdown name -> the event field it reads (for the events a chart meets exactly at ``end``).
+_OP_BREAKDOWN_FIELDS = {
+    "country": "country",
+    "region": "region",
+    "city": "city",
+    "device": "device",
+    "browser": "browser",
+    "os": "os",
+    "referrer": "referrer",
+    "referrer_name": "referrerName",
+    "path": "path",
+}
+
+
+def _op_events_at(
+    config: SandboxConfig, project_id: str, moment_ms: int, as_of_ms: int | None
+) -> list[dict[str, Any]]:
+    """The events created exactly at ``moment_ms`` (that arrived by ``as_of_ms``, if given)."""
+    d = date(1970, 1, 1) + timedelta(days=moment_ms // DAY_MS)
+    day = _Day(config, project_id, d, None, None, moment_ms, None, as_of_ms)
+    hits = range(
+        bisect_left(day.base_listed, moment_ms, key=day.ts_of),
+        bisect_left(day.base_listed, moment_ms + 1, key=day.ts_of),
+    )
+    return [day.base_event(day.base_listed[k], project_id) for k in hits]
+
+
 def known_breakdown(name: str) -> bool:
     """``isKnownEventField``: a column or a properties/profile/group path; others are dropped."""
     return name in OPENPANEL_BREAKDOWN_VALUES or name.startswith(("properties.", "profile.", "group."))
@@ -659,18 +812,40 @@ class _ChartQuery:
     breakdowns: list[dict[str, Any]]
     interval: str
     zone: ZoneInfo
+    #: Judge late events at this sandbox time (ms); None: the final chart.
+    as_of_ms: int | None = None
 
     def series(
         self, start: datetime, end: datetime
     ) -> tuple[list[str], list[tuple[int, list[str], tuple[str, ...], list[float]]]]:
-        """(bucket labels, [(definition index, names, breakdown values, counts)]) of one period."""
+        """(bucket labels, [(definition index, names, breakdown values, counts)]) of one period.
+
+        Events exactly at ``end`` are in range (``created_at <= end``): when ``end`` starts a
+        bucket, a series they belong to gets that bucket as one more point (its label last).
+        """
         interval, zone = self.interval, self.zone
         buckets = openpanel_buckets(start, end, interval, zone)
         spans = []
         for b in buckets:
             lo, hi = _aware(b, zone), _aware(_next_bucket(b, interval), zone)
             inside = (min(hi, end) - max(lo, start)).total_seconds()
-            spans.append((lo, hi, max(0.0, inside) / (hi - lo).total_seconds()))
+            share = 1.0
+            if self.as_of_ms is not None:
+                first, last = int(max(lo, start).timestamp() * 1000), int(min(hi, end).timestamp() * 1000)
+                share = _op_arrived_share(
+                    self.config,
+                    self.project_id,
+                    first,
+                    min(last, int(hi.timestamp() * 1000) - 1),
+                    self.as_of_ms,
+                )
+            spans.append((lo, hi, max(0.0, inside) / (hi - lo).total_seconds(), share))
+        labels = [_label(b, interval) for b in buckets]
+        end_local = end.astimezone(zone).replace(tzinfo=None)
+        at_end: list[dict[str, Any]] = []
+        if _floor_bucket(end_local, interval) == end_local:
+            at_end = _op_events_at(self.config, self.project_id, int(end.timestamp() * 1000), self.as_of_ms)
+            labels.append(_label(end_local, interval))
         value_lists = [
             OPENPANEL_BREAKDOWN_VALUES.get(b["name"], ("", f"{b['name']}-a")) for b in self.breakdowns
         ]
@@ -679,15 +854,24 @@ class _ChartQuery:
             groups: dict[tuple[str, ...], None] = {}
             for combo in itertools.product(*value_lists):
                 counts = [
-                    _chart_value(self.config, self.project_id, ev, combo, lo, hi, c, interval)
-                    for lo, hi, c in spans
+                    _op_scaled(
+                        _chart_value(self.config, self.project_id, ev, combo, lo, hi, c, interval), share
+                    )
+                    for lo, hi, c, share in spans
                 ]
+                last = sum(1 for row in at_end if row["name"] == ev["name"] and self._combo(row) == combo)
+                if last:
+                    counts.append(last)
                 names = [ev["name"], *(value for value in combo if value)]
                 if not any(counts) or tuple(names) in groups:  # no rows: no group; same labels: one group
                     continue
                 groups[tuple(names)] = None
                 out.append((index, names, combo, counts))
-        return [_label(b, interval) for b in buckets], out
+        return labels, out
+
+    def _combo(self, row: dict[str, Any]) -> tuple[str, ...]:
+        """The breakdown values of one event (a value the event has no field for is empty)."""
+        return tuple(str(row.get(_OP_BREAKDOWN_FIELDS.get(b["name"], ""), "")) for b in self.breakdowns)
 
 
 def chart_previous_period(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -711,8 +895,11 @@ def openpanel_chart(
     end: datetime,
     previous: bool,
     timezone_name: str = "UTC",
+    as_of: float | None = None,
 ) -> dict[str, Any]:
     """``ChartEngine.execute`` for ``created_at >= start AND created_at <= end`` (aware datetimes).
+
+    Final unless ``as_of`` (sandbox epoch seconds) asks for the chart of what had arrived then.
 
     Buckets and their naive ``date`` labels are in the organization's time zone. Empty
     breakdown values are dropped from ``names``; ``event.breakdowns`` maps breakdown names to
@@ -721,7 +908,8 @@ def openpanel_chart(
     """
     zone = ZoneInfo(timezone_name)
     dims = [b for b in breakdowns if known_breakdown(b["name"])]
-    query = _ChartQuery(config, project_id, events, dims, interval, zone)
+    as_of_ms = None if as_of is None else int(as_of * 1000)
+    query = _ChartQuery(config, project_id, events, dims, interval, zone, as_of_ms)
     labels, current = query.series(start, end)
     prev: dict[tuple[Any, ...], list[float]] = {}
     if previous:
@@ -1168,7 +1356,17 @@ def _charts(sbx: SandboxServer, req: Request, client: dict[str, Any]) -> Respons
     cap = sbx.config.openpanel_subscription_chart_end
     if cap is not None:  # getOrganizationSubscriptionChartEndDate
         end = min(end, datetime.fromtimestamp(float(cap), tz=zone).replace(microsecond=0))
+    as_of = sbx.config.clock() if openpanel_late_on(sbx.config) else None
     body = openpanel_chart(
-        sbx.config, project, events, breakdowns, interval, start, end, previous, sbx.config.openpanel_timezone
+        sbx.config,
+        project,
+        events,
+        breakdowns,
+        interval,
+        start,
+        end,
+        previous,
+        sbx.config.openpanel_timezone,
+        as_of,
     )
     return json_response(200, body)

@@ -9,7 +9,9 @@ Open questions of real-services.md (Peer5) and their ``SandboxConfig`` switches:
 - whether the bucket starting at ``to`` (the END of the range) is included: ``peer5_to_inclusive``;
 - whether a row may lack a metric (absent, not null or 0): ``peer5_sparse``;
 - the per-minute limit (number not given; over it, every request gets 429 while it stays crossed):
-  ``peer5_rate_limit``/``peer5_rate_window``.
+  ``peer5_rate_limit``/``peer5_rate_window``;
+- when a bucket's aggregates are final (undocumented): ``late_share["peer5"]``/``late_horizon["peer5"]``
+  make every metric of a bucket grow until settled (late.py), in JSON and CSV alike.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .credentials import CREDENTIALS
+from .late import grown, late_on
 from .server import ErrorResponse, Request, Response, json_response
 from .synthetic import DAY_MS, stable_hash
 
@@ -61,8 +64,12 @@ def peer5_rows(
     metrics: Sequence[str],
     filters: dict[str, Sequence[str]] | None = None,
     dimensions: Sequence[str] | None = None,
+    as_of: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for buckets from_ms <= t < to_ms; with dimensions one row per (t, value combination)."""
+    """Rows for buckets from_ms <= t < to_ms; with dimensions one row per (t, value combination).
+
+    Metrics are final unless ``as_of`` (sandbox epoch seconds) asks what was visible then.
+    """
     step = PEER5_INTERVALS_MS[interval]
     filters = filters or {}
     dims = list(dimensions or [])
@@ -94,16 +101,18 @@ def peer5_rows(
                 if config.peer5_sparse and r % 5 == 0:
                     continue  # sparse: no value for this metric in this row, not even null
                 noise = 0.6 + (r % 800) / 1000
+                value: float
                 if m == "http":
-                    row[m] = int(2_000_000 * minutes * part * noise)
+                    value = int(2_000_000 * minutes * part * noise)
                 elif m == "p2p":
-                    row[m] = int(3_500_000 * minutes * part * noise)
+                    value = int(3_500_000 * minutes * part * noise)
                 elif m == "played":
-                    row[m] = int(55_000 * minutes * 40 * part * noise)
+                    value = int(55_000 * minutes * 40 * part * noise)
                 elif m == "rebuffered":
-                    row[m] = int(900 * minutes * 40 * part * noise)
+                    value = int(900 * minutes * 40 * part * noise)
                 else:
-                    row[m] = round(40 * part * noise, 2)
+                    value = round(40 * part * noise, 2)
+                row[m] = grown(config, "peer5", value, t / 1000, (t + step) / 1000, as_of, r)
             rows.append(row)
         t += step
     return rows
@@ -251,8 +260,9 @@ def handle(sbx: SandboxServer, req: Request) -> Response:
     q = validate(body, int(sbx.config.clock() * 1000))
     # Inclusive reading of `to`: the bucket starting at `to` comes back as well.
     served_to = q["to"] + PEER5_INTERVALS_MS[q["interval"]] if sbx.config.peer5_to_inclusive else q["to"]
+    as_of = sbx.config.clock() if late_on(sbx.config, "peer5") else None
     rows = peer5_rows(
-        sbx.config, q["from"], served_to, q["interval"], q["metrics"], q["filters"], q["dimensions"]
+        sbx.config, q["from"], served_to, q["interval"], q["metrics"], q["filters"], q["dimensions"], as_of
     )
     if fmt == "json":
         return json_response(200, {"error": False, "data": rows})

@@ -14,7 +14,11 @@ What the docs leave open is a ``SandboxConfig`` switch:
   ``Retry-After``: ``sealmetrics_cap_retry_after``;
 - a plan quota of creates, and whether its 429 carries ``Retry-After``:
   ``sealmetrics_export_quota``/``sealmetrics_quota_retry_after``;
-- which type a JSON stream has (an array or ndjson): ``sealmetrics_stream_json_type``.
+- which type a JSON stream has (an array or ndjson): ``sealmetrics_stream_json_type``;
+- when a day's aggregates are final (undocumented): ``late_share["sealmetrics"]``/
+  ``late_horizon["sealmetrics"]`` make every count column of a day grow until settled (late.py).
+  A stream shows them as of its request; a job as of its creation (a real job computes its file
+  once), so its size, rows and download always agree.
 
 Knobs for the known behaviour: ``sealmetrics_job_delay``, ``sealmetrics_link_ttl``,
 ``sealmetrics_max_concurrent``, ``sealmetrics_max_rows``, ``sealmetrics_rate_limit``/
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .credentials import CREDENTIALS
+from .late import grown, late_on
 from .server import ErrorResponse, Request, Response, json_response
 from .synthetic import mix, parse_date, stable_hash
 
@@ -200,18 +205,26 @@ def sealmetrics_row_count(config: SandboxConfig, job_params: dict[str, Any]) -> 
     return max(0, days) * per_day
 
 
+#: The columns that count something (they grow while a day settles); ids, rates and amounts do not.
+_SM_COUNT_COLUMNS = ("views", "entrances", "page_views", "conversions", "revenue")
+
+
 def _sm_dim_value(col: str, i: int) -> str:
     vals = _SM_DIM_VALUES[col]
     v = vals[i % len(vals)]
     return v if i < len(vals) else f"{v}-{i // len(vals)}"
 
 
-def sealmetrics_rows(config: SandboxConfig, job_params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def sealmetrics_rows(
+    config: SandboxConfig, job_params: dict[str, Any], as_of: float | None = None
+) -> Iterator[dict[str, Any]]:
     """Rows of an export in file order (date ascending, then row index).
 
     ``job_params`` as a created job holds them: ``account_id``, ``export_type``, ``date_from``,
-    ``date_to`` (inclusive; text or dates) and ``filters``.
+    ``date_to`` (inclusive; text or dates) and ``filters``. Counts are final unless ``as_of``
+    (sandbox epoch seconds) asks what was visible then.
     """
+    settling = as_of is not None and late_on(config, "sealmetrics")
     site_id, export_type = job_params["account_id"], job_params["export_type"]
     date_from, date_to = job_params["date_from"], job_params["date_to"]
     filters = dict(job_params.get("filters") or {})
@@ -221,6 +234,7 @@ def sealmetrics_rows(config: SandboxConfig, job_params: dict[str, Any]) -> Itera
     dim_col = _SM_DIM_COLUMN.get(export_type)
     for d in _dates(parse_date(date_from), parse_date(date_to)):
         ds = d.isoformat()
+        day_start = float((d - date(1970, 1, 1)).days * 86_400)
         base = stable_hash("sealmetrics", config.seed, site_id, export_type, ds, fkey)
         for i in range(n):
             r = mix(base + i)
@@ -277,6 +291,12 @@ def sealmetrics_rows(config: SandboxConfig, job_params: dict[str, Any]) -> Itera
                     "conversions": conv,
                     "revenue": revenue,
                 }
+            if settling:
+                for col in _SM_COUNT_COLUMNS:
+                    if col in row:
+                        row[col] = grown(
+                            config, "sealmetrics", row[col], day_start, day_start + 86_400, as_of, r
+                        )
             if padding is not None:
                 row["padding"] = padding
             yield row
@@ -290,10 +310,14 @@ def sealmetrics_columns(config: SandboxConfig, export_type: str) -> list[str]:
 
 
 def sealmetrics_file_chunks(
-    config: SandboxConfig, job_params: dict[str, Any], fmt: str, chunk_size: int = 64 * 1024
+    config: SandboxConfig,
+    job_params: dict[str, Any],
+    fmt: str,
+    chunk_size: int = 64 * 1024,
+    as_of: float | None = None,
 ) -> Iterator[bytes]:
     """Exact bytes of an export file (CSV with header, a JSON array or ndjson), generated lazily."""
-    rows = sealmetrics_rows(config, job_params)
+    rows = sealmetrics_rows(config, job_params, as_of)
     parts: list[str] = []
     size = 0
     if fmt == "csv":
@@ -334,9 +358,11 @@ def sealmetrics_file_chunks(
     yield "".join(parts).encode()
 
 
-def sealmetrics_file_size(config: SandboxConfig, job_params: dict[str, Any], fmt: str) -> int:
+def sealmetrics_file_size(
+    config: SandboxConfig, job_params: dict[str, Any], fmt: str, as_of: float | None = None
+) -> int:
     """Byte length of the file (one pass over the generator; never holds the file in memory)."""
-    return sum(len(c) for c in sealmetrics_file_chunks(config, job_params, fmt))
+    return sum(len(c) for c in sealmetrics_file_chunks(config, job_params, fmt, as_of=as_of))
 
 
 def human_size(n: int) -> str:
@@ -389,6 +415,8 @@ class Job:
     base_url: str
     data_config: SandboxConfig
     size: int | None = None
+    #: Sandbox time the file's counts are computed at (None: final data, no late switch on).
+    as_of: float | None = None
 
     def phase(self, now: float, ttl: float) -> tuple[str, int]:
         """(status, progress_percent) at ``now``."""
@@ -578,7 +606,7 @@ def _shift(day: str, n: int) -> str:
 
 def _job_size(job: Job) -> int:
     if job.size is None:
-        job.size = sealmetrics_file_size(job.data_config, job.params, job.fmt)
+        job.size = sealmetrics_file_size(job.data_config, job.params, job.fmt, job.as_of)
     return job.size
 
 
@@ -626,12 +654,13 @@ def _filename(job_params: dict[str, Any], fmt: str) -> str:
     )
 
 
-def _file_response(config: SandboxConfig, params: dict[str, Any], fmt: str, size: int) -> Response:
+def _file_response(job: Job, size: int) -> Response:
     headers = {
-        "Content-Type": CONTENT_TYPES[fmt],
-        "Content-Disposition": f'attachment; filename="{_filename(params, fmt)}"',
+        "Content-Type": CONTENT_TYPES[job.fmt],
+        "Content-Disposition": f'attachment; filename="{_filename(job.params, job.fmt)}"',
     }
-    return Response(200, headers=headers, chunks=sealmetrics_file_chunks(config, params, fmt), length=size)
+    chunks = sealmetrics_file_chunks(job.data_config, job.params, job.fmt, as_of=job.as_of)
+    return Response(200, headers=headers, chunks=chunks, length=size)
 
 
 def stream_layout(config: SandboxConfig, fmt: str) -> tuple[str, str]:
@@ -786,6 +815,7 @@ def _create(sbx: SandboxServer, req: Request) -> Response:
             token=secrets.token_urlsafe(24),
             base_url=req.base_url,
             data_config=copy.deepcopy(config),
+            as_of=config.clock() if late_on(config, "sealmetrics") else None,
         )
         st["next_id"] += 1
         st["jobs"][job.job_id] = job
@@ -867,8 +897,10 @@ def _stream(sbx: SandboxServer, req: Request) -> Response:
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",
     }
-    chunks = sealmetrics_file_chunks(config, params, layout)
-    return Response(200, headers=headers, chunks=chunks, length=sealmetrics_file_size(config, params, layout))
+    as_of = config.clock() if late_on(config, "sealmetrics") else None  # once: size and bytes agree
+    chunks = sealmetrics_file_chunks(config, params, layout, as_of=as_of)
+    size = sealmetrics_file_size(config, params, layout, as_of)
+    return Response(200, headers=headers, chunks=chunks, length=size)
 
 
 def _download(sbx: SandboxServer, token: str) -> Response:
@@ -879,4 +911,4 @@ def _download(sbx: SandboxServer, token: str) -> Response:
     status, _ = job.phase(time.time(), float(sbx.config.sealmetrics_link_ttl))
     if status != "completed":  # the spec documents no 410: an expired token is not found
         raise error(404, "not_found", "Download link not found or expired")
-    return _file_response(job.data_config, job.params, job.fmt, _job_size(job))
+    return _file_response(job, _job_size(job))
