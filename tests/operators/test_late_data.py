@@ -420,3 +420,55 @@ def test_overlapping_runs_revisiting_one_partition_leave_one_complete_file(
     assert sorted(p.name for p in partition.parent.iterdir()) == ["events.parquet"]
     [revisit] = results["scheduled"]["revisits"]
     assert revisit["rows_after"] == results["backfill"]["rows"] == pq.read_metadata(reference).num_rows
+
+
+def test_consecutive_runs_with_revisit_converge_on_the_final_data(
+    sandbox_reset: SandboxServer, tmp_path: Path
+) -> None:
+    """Late data on: each run at its window's end + settle writes a short day; the next run's revisit
+    makes it equal the service's final data, row by row (events appear, counts grow to their value)."""
+    from analytics_export_sandbox.braze import braze_window
+    from analytics_export_sandbox.openpanel import openpanel_events
+
+    sandbox_reset.config.update(
+        {
+            "late_share": {"openpanel": 0.3, "braze": 0.3},
+            "late_horizon": {"openpanel": 6 * 3600, "braze": 6 * 3600},
+            "openpanel_flush_lag": 10,
+        }
+    )
+    root = tmp_path.as_uri()
+    with DAG("late_converge", schedule=None):
+        events = OpenPanelEventsExportOperator(
+            task_id="events", destination=f"{root}/openpanel/{{{{ ds }}}}/events.jsonl", revisit=1
+        )
+        sessions = BrazeSessionsExportOperator(
+            task_id="sessions",
+            destination=f"{root}/braze/{{{{ ds }}}}/sessions.jsonl",
+            unit="hour",
+            revisit=1,
+        )
+    days = [dt.datetime(2024, 4, 13, tzinfo=UTC) + k * DAY for k in range(3)]
+    first_rows, corrections = [], []
+    for day in days:
+        sandbox_reset.config.update({"now": (day + DAY + events.settle).timestamp()})
+        result, _ = run_like_airflow(events, (day, day + DAY))
+        first_rows.append(result["rows"])
+        corrections += result["revisits"]
+        run_like_airflow(sessions, (day, day + DAY))
+
+    def lines(path: Path) -> list[Any]:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    for day in days[:2]:  # the last day is the next run's to revisit
+        final = list(openpanel_events(sandbox_reset.config, "proj-web", day.date(), day.date()))
+        assert lines(tmp_path / "openpanel" / day.date().isoformat() / "events.jsonl") == final
+        points = braze_window(sandbox_reset.config, day, day + DAY, "hour")
+        want = [{**point, "app_id": None, "segment_id": None} for point in points]
+        assert lines(tmp_path / "braze" / day.date().isoformat() / "sessions.jsonl") == want
+    # Each day was short when its own run wrote it, and its revisit says by how much.
+    finals = [len(list(openpanel_events(sandbox_reset.config, "proj-web", d.date(), d.date()))) for d in days]
+    assert all(first < final for first, final in zip(first_rows, finals, strict=True))
+    assert [(c["rows_before"], c["rows_after"], c["replaced"]) for c in corrections[1:]] == [
+        (first_rows[k], finals[k], True) for k in (0, 1)
+    ]
