@@ -25,7 +25,7 @@ REVISIT = 3
 
 def _requests(url: str) -> int:
     with urllib.request.urlopen(f"{url}/_sandbox/requests") as response:  # noqa: S310 - local sandbox
-        return sum(1 for entry in json.load(response) if entry.get("api") == "openpanel")
+        return sum(1 for entry in json.load(response)["requests"] if entry.get("api") == "openpanel")
 
 
 def _export(revisit: int, out: Path) -> dict[str, Any]:
