@@ -53,3 +53,20 @@ for dag_id, revisit in (("late_data_revisit", 1), ("late_data_plain", 0)):
                     revisit=revisit,
                     **kwargs,
                 )
+
+# A window ending seconds from now: the task defers until end + settle, then resumes and exports.
+with DAG(
+    "late_data_settle",
+    schedule=None,
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+    params={"start": None, "end": None},
+    tags=["analytics-export", "test"],
+):
+    BrowseeSessionsExportOperator(
+        task_id="browsee_settled",
+        destination=f"{ROOT}/browsee/{{{{ run_id | replace(':', '_') }}}}/part.jsonl",
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+        settle=dt.timedelta(seconds=3),
+        deferrable=True,
+    )
