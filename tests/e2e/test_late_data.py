@@ -145,7 +145,9 @@ def test_revisits_make_every_settled_partition_equal_the_final_data(
 def test_settle_defers_on_the_triggerer_and_resumes_into_the_export(
     late_runner: AirflowRunner, sandbox_reset: SandboxServer, export_root: Path
 ) -> None:
-    end = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=2)
+    # Far enough ahead that `airflow dags test` (tens of seconds to start on a loaded machine) is
+    # still before it when the task starts.
+    end = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(seconds=40)
     # The sandbox runs in this process: its request log's monotonic times compare with ours.
     ready = time.monotonic() + (end + dt.timedelta(seconds=3) - dt.datetime.now(UTC)).total_seconds()
     conf = {"start": (end - dt.timedelta(hours=1)).isoformat(), "end": end.isoformat()}
