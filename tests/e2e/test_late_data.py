@@ -155,6 +155,7 @@ def test_settle_defers_on_the_triggerer_and_resumes_into_the_export(
     output = result.stdout + result.stderr
     assert "state=success" in output and "new_state=failed" not in output, output[-6000:]
     assert "so the export starts at" in output and "on the triggerer (deferred)" in output
+    assert "Pausing task as DEFERRED" in output and "running trigger in line" in output
     [partition] = (export_root / "late" / "late_data_settle" / "browsee").rglob("part.jsonl")
     assert partition.stat().st_size > 0
     first = min(entry["started"] for entry in sandbox_reset.requests_log if entry["api"] == "browsee")
