@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
-from zoneinfo import ZoneInfo
 
 from airflow_provider_analytics_export.exceptions import AnalyticsExportError
 
@@ -64,23 +63,26 @@ def previous_window(window: Window, timetable: Any = None) -> Window:
     expression = getattr(timetable, "expression", None)
     zone = getattr(timetable, "timezone", None)
     if isinstance(expression, str) and zone is not None:
-        from croniter import croniter
+        # Airflow's own cron maths (the scheduler's), DST included: the interval ending at ``start``.
+        from airflow.sdk.timezone import coerce_datetime
+        from airflow.timetables.interval import CronDataIntervalTimetable
 
-        tz = ZoneInfo(getattr(zone, "name", None) or str(zone))
-        naive = start.astimezone(tz).replace(tzinfo=None)
-        local = croniter(expression, start_time=naive).get_prev(dt.datetime)
-        if expression.split()[1] == "*":  # every hour: step in absolute time, as Airflow does
-            previous = start - (naive - local)
-        else:  # local wall-clock schedule points: 23/25-hour days across DST
-            previous = local.replace(tzinfo=tz).astimezone(UTC)
-        if previous < start:
-            return previous, start
+        interval = CronDataIntervalTimetable(expression, zone).infer_manual_data_interval(
+            run_after=coerce_datetime(start)
+        )
+        if interval.end == start and interval.start < start:
+            return to_utc(interval.start), start
     delta = getattr(timetable, "delta", None)
     if delta is not None:
         previous = (start - delta).astimezone(UTC)
         if previous < start:
             return previous, start
     return start - (end - start), start
+
+
+def to_utc(moment: dt.datetime) -> dt.datetime:
+    """A plain UTC datetime (pendulum's arithmetic differs in places; windows are plain datetimes)."""
+    return dt.datetime.fromtimestamp(moment.timestamp(), UTC)
 
 
 def revisit_windows(window: Window, revisit: int | dt.timedelta, timetable: Any = None) -> list[Window]:
@@ -108,9 +110,9 @@ def window_context(context: Mapping[str, Any], window: Window) -> Context:
     The logical date is the window's start or end where the run's is its interval's start or end
     (scheduled, or manual runs), else it keeps its offset from the start.
     """
-    import pendulum
+    from airflow.sdk.timezone import coerce_datetime
 
-    start, end = (pendulum.instance(moment.astimezone(UTC)) for moment in window)
+    start, end = (coerce_datetime(moment.astimezone(UTC)) for moment in window)
     run_start, run_end = context.get("data_interval_start"), context.get("data_interval_end")
     run_logical = context.get("logical_date")
     if run_logical is None or run_start is None or run_logical == run_start:
