@@ -73,6 +73,14 @@ class RateLimitedError(ApiError):
     """429 that persisted through every retry."""
 
 
+class ServerWaitTooLongError(ApiError):
+    """The API asked to wait (Retry-After, a rate-limit reset) longer than the connection allows.
+
+    Failed at once rather than holding the task, and pausing every caller of the account, for
+    hours; the connection extra ``max_server_wait`` sets the ceiling.
+    """
+
+
 class QuotaExceededError(ApiError):
     """429 for an exhausted plan quota (not the per-minute rate limit): not retried blindly."""
 

@@ -37,6 +37,8 @@ class ExtraField:
     :param default: the value when the extra is absent, null or blank.
     :param minimum: the smallest allowed number (integer/number kinds).
     :param maximum: the largest allowed number (integer/number kinds).
+    :param required: the form marks it needed (its schema allows no null); reading still
+        gives the default when it is missing, for the hook to fail naming it.
     """
 
     name: str
@@ -46,10 +48,12 @@ class ExtraField:
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
+    required: bool = False
 
     def form_field(self) -> dict[str, Any]:
         """The ``conn-fields`` entry Airflow's connection form renders."""
-        schema: dict[str, Any] = {"type": [_JSON_TYPES[self.kind], "null"]}
+        kind = _JSON_TYPES[self.kind]
+        schema: dict[str, Any] = {"type": kind if self.required else [kind, "null"]}
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
@@ -148,6 +152,15 @@ TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
         maximum=20,
     ),
     ExtraField(
+        "max_server_wait",
+        "Longest server-requested wait (s)",
+        "The longest single wait the API may ask for (Retry-After, a rate-limit reset) before a "
+        "retry; a longer one fails the task at once instead of holding it (default 900).",
+        "number",
+        default=900.0,
+        minimum=1,
+    ),
+    ExtraField(
         "limit_backend",
         "Shared limit backend",
         "Redis URL (redis://host:6379/0) or id of an Airflow redis connection: holds the API's "
@@ -188,9 +201,10 @@ CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
     "sealmetrics": (
         ExtraField(
             "account_id",
-            "Default account ID",
-            "The site slug (as in my.sealmetrics.com/<slug>/...); used when an operator or hook "
-            "call gives no account_id.",
+            "Account ID",
+            "Required: the site slug (as in my.sealmetrics.com/<slug>/...) every /exports call "
+            "names; an operator or hook call may pass another account_id.",
+            required=True,
         ),
         ExtraField(
             "timezone",
@@ -199,11 +213,6 @@ CONNECTION_EXTRAS: dict[str, tuple[ExtraField, ...]] = {
             "local days, so windows must be whole days there (default UTC).",
             "timezone",
             default="UTC",
-        ),
-        ExtraField(
-            "site_id",
-            "Site ID (deprecated)",
-            "Old name of account_id, read only when account_id is empty.",
         ),
     ),
 }

@@ -82,6 +82,7 @@ def test_a_connection_saved_by_the_ui_form_uses_the_defaults(monkeypatch):
     hook = _hook(monkeypatch, OpenPanelHook, "openpanel", form_payload)
     assert hook.timeout == (10.0, 60.0)
     assert hook.max_attempts == 6
+    assert hook.api_account().max_server_wait == 900.0
     with pytest.raises(ValueError, match="No OpenPanel project_id: pass project_id= or set 'project_id'"):
         hook.project_id()
     assert hook.project_id("given") == "given"
@@ -93,6 +94,14 @@ def test_cli_strings_are_numbers(monkeypatch):
     )
     assert hook.timeout == (2.5, 5.0)
     assert hook.max_attempts == 2
+    hook = _hook(monkeypatch, BrowseeHook, "browsee", {"max_server_wait": "30"})
+    assert hook.api_account().max_server_wait == 30.0
+
+
+def test_a_server_wait_ceiling_below_one_second_is_refused_before_any_request(monkeypatch):
+    hook = _hook(monkeypatch, BrowseeHook, "browsee", {"max_server_wait": 0})
+    with pytest.raises(ValueError, match=r"extra 'max_server_wait'=0 is invalid; use a number >= 1"):
+        hook.request("POST", "/sessions")
 
 
 def test_a_bad_extra_fails_naming_the_connection(monkeypatch):

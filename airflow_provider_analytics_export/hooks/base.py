@@ -20,6 +20,7 @@ from airflow_provider_analytics_export.codec import loads
 from airflow_provider_analytics_export.exceptions import ApiError
 from airflow_provider_analytics_export.extras import extra_fields
 from airflow_provider_analytics_export.transport import client, responses
+from airflow_provider_analytics_export.transport.account import ApiAccount
 from airflow_provider_analytics_export.transport.errors import error_for_status
 from airflow_provider_analytics_export.transport.limits import (
     AccountLimit,
@@ -161,7 +162,7 @@ class AnalyticsApiHook(BaseHook):
         import requests
 
         session = requests.Session()
-        session.headers.update(client.request_headers(self))
+        session.headers.update(client.request_headers(self.auth_headers()))
         return session
 
     def get_conn(self) -> requests.Session:
@@ -202,6 +203,23 @@ class AnalyticsApiHook(BaseHook):
         return f"{self.conn_type}|{self.base_url}|{who or self.conn_id}"
 
     # -- requests -------------------------------------------------------------------
+    def api_account(self) -> ApiAccount:
+        """This hook's account as the transport sees it; built per call, so it is always current."""
+        return ApiAccount(
+            api_name=self.api_name,
+            where=self._where,
+            base_url=self.base_url,
+            host_has_scheme="://" in (self.connection.host or ""),
+            headers=client.request_headers(self.auth_headers()),
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            limit=self.limit,
+            rate_limit_headers=self.rate_limit_headers,
+            max_server_wait=float(self.extra("max_server_wait")),
+            error_for=self.api_error,
+            log=self.log,
+        )
+
     def request(
         self,
         method: str,
@@ -220,7 +238,8 @@ class AnalyticsApiHook(BaseHook):
         the URL actually requested (e.g. a download link whose token must not be logged).
         ``retry=False`` sends once, for a call that is not safe to repeat blindly.
         """
-        return client.send(self, method, endpoint, parse, url, authenticated, retry, kwargs)
+        session = self.session if authenticated else None
+        return client.send(self.api_account(), session, method, endpoint, parse, url, retry, kwargs)
 
     def require(
         self,
@@ -265,10 +284,12 @@ class AnalyticsApiHook(BaseHook):
     ) -> Any:
         """Async twin of :meth:`request` for triggers: same retry policy and error mapping; returns JSON.
 
-        The process-wide :attr:`limit` is thread-based; only its pause after a 429 applies here.
+        It does not wait on :attr:`limit` (which blocks threads): neither its slots nor a pause
+        another caller set. A 429 it meets pauses the account's other callers and is itself
+        waited out by the retry policy.
         """
         await self.aload_connection()
-        return await client.asend(self, session, method, endpoint, kwargs)
+        return await client.asend(self.api_account(), session, method, endpoint, kwargs)
 
     def api_error(
         self, method: str, endpoint: str, status: int, body: Any, text: str, headers: Mapping[str, str]

@@ -15,25 +15,28 @@ from airflow_provider_analytics_export.exceptions import (
 )
 from airflow_provider_analytics_export.files.writer import ExportWriter, resolve_format
 from airflow_provider_analytics_export.hooks.sealmetrics import (
+    EXPORTS_ENDPOINT,
+    SealmetricsHook,
+    resolve_account_id,
+)
+from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     COMPLETED,
     EXPIRED,
-    EXPORT_FORMATS,
-    EXPORTS_ENDPOINT,
     RUNNING_STATUSES,
-    SealmetricsHook,
-    as_day,
-    export_body,
-    export_days,
+    earlier_try_job,
     job_outcome,
-    local_days,
     public_job,
     raise_for_outcome,
-    resolve_account_id,
-    validate_export_request,
+)
+from airflow_provider_analytics_export.hooks.sealmetrics_spec import (
+    EXPORT_FORMATS,
+    export_body,
+    local_days,
+    validate_static,
+    validate_static_days,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, DestinationOperator
 from airflow_provider_analytics_export.triggers.sealmetrics import TIMEOUT, SealmetricsExportTrigger
-from airflow_provider_analytics_export.validation import is_templated
 from airflow_provider_analytics_export.windows import resolve_window
 
 #: XCom key under which SealmetricsCreateExportOperator pushes the job (without its download URL).
@@ -46,40 +49,18 @@ DEFERRAL_GRACE = dt.timedelta(minutes=5)
 
 
 def file_writers(destination: str, destination_conn_id: str | None) -> Callable[[str], ExportWriter]:
-    """Opens a fresh atomic writer of ``destination`` for a file of one record layout (per attempt)."""
-    return lambda layout: ExportWriter(destination, layout, destination_conn_id)
+    """Opens a fresh atomic writer of ``destination`` for a file of one record layout (per attempt).
+
+    The destination's storage is resolved here, so a scheme no filesystem serves (``wasb://``
+    without its provider) fails before the request, not after the API did the work.
+    """
+    path = ObjectStoragePath(destination, conn_id=destination_conn_id)
+    return lambda layout: ExportWriter(path, layout)
 
 
 def default_deferrable() -> bool:
     """``[operators] default_deferrable``, read when the task is built."""
     return conf.getboolean("operators", "default_deferrable", fallback=False)
-
-
-def validate_static(export_type: Any, export_format: Any, filters: Any) -> None:
-    """Validate at DAG parse time whatever is not templated (the rest is checked after rendering).
-
-    Filters are checked as given (a dict of documented keys to string values) unless any
-    key or value holds Jinja.
-    """
-    validate_export_request(
-        "pages" if is_templated(export_type) else export_type,
-        "csv" if is_templated(export_format) else export_format,
-        None if is_templated(filters) else filters,
-    )
-
-
-def validate_static_days(date_from: Any, date_to: Any) -> None:
-    """Check at DAG parse the days given as plain values (defaults and templates: at run time)."""
-    static = {
-        name: value
-        for name, value in (("date_from", date_from), ("date_to", date_to))
-        if value not in (None, "") and not is_templated(value)
-    }
-    if len(static) == 2:
-        export_days(static["date_from"], static["date_to"])
-        return
-    for name, value in static.items():
-        as_day(value, name)
 
 
 class SealmetricsCreateExportOperator(BaseOperator):
@@ -98,7 +79,8 @@ class SealmetricsCreateExportOperator(BaseOperator):
         day in the account's time zone (connection extra ``timezone``).
     :param date_to: last local day, inclusive (templated); default: the data interval's last day
         there. A data interval that is not whole local days fails before any request.
-    :param filters: documented filter keys to string values (templated).
+    :param filters: documented filter keys to string values within the spec's lengths, or None
+        for no filter (templated).
     :param export_format: ``csv`` or ``json`` (templated).
     :param sealmetrics_conn_id: the Sealmetrics connection (templated).
     """
@@ -123,7 +105,7 @@ class SealmetricsCreateExportOperator(BaseOperator):
         site_id: str | None = None,
         date_from: dt.date | str | None = None,
         date_to: dt.date | str | None = None,
-        filters: dict[str, str] | None = None,
+        filters: dict[str, str | None] | None = None,
         export_format: str = "csv",
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         **kwargs: Any,
@@ -201,8 +183,9 @@ class SealmetricsDownloadExportOperator(DestinationOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = SealmetricsHook(self.sealmetrics_conn_id)
+        writers = file_writers(self.destination, self.destination_conn_id)
         job = hook.get_export(self.job_id, self.account_id)
-        writer = hook.download_export(job, file_writers(self.destination, self.destination_conn_id))
+        writer = hook.download_export(job, writers)
         return {**writer.summary(), "job_id": self.job_id}
 
 
@@ -225,7 +208,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     :param account_id: the account, i.e. the site slug (templated); default: the connection's
         ``account_id`` extra.
     :param site_id: deprecated name of ``account_id``.
-    :param filters: documented filter keys to string values (templated).
+    :param filters: documented filter keys to string values within the spec's lengths, or None
+        for no filter (templated).
     :param start: window start (templated); default: the data interval start.
     :param end: window end, exclusive (templated); default: the data interval end.
     :param output_format: ``csv`` or ``json``; default: the destination's suffix.
@@ -260,7 +244,7 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         export_type: str,
         account_id: str | None = None,
         site_id: str | None = None,
-        filters: dict[str, str] | None = None,
+        filters: dict[str, str | None] | None = None,
         sealmetrics_conn_id: str = SealmetricsHook.default_conn_name,
         deferrable: bool | None = None,
         poll_interval: float = 15.0,
@@ -279,6 +263,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
         self.cap_wait_seconds = cap_wait_seconds
         #: The job this try runs, for :meth:`on_kill` (which gets no context).
         self.job_id: str | None = None
+        #: The job as the wait in this worker last saw it (completed), for the download.
+        self._finished: dict[str, Any] | None = None
         validate_static(export_type, "csv", filters)
 
     @cached_property
@@ -294,11 +280,10 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     # -- entry points ---------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         body = self.body(context)
+        writers = file_writers(self.destination, self.destination_conn_id)
         if self._stored_job_id(context) is None and self._streamable(body):
             try:
-                writer = self.hook.stream_export(
-                    body, file_writers(self.destination, self.destination_conn_id), self.account_id
-                )
+                writer = self.hook.stream_export(body, writers, self.account_id)
             except InvalidRequestError as exc:
                 if exc.status != 413:
                     raise
@@ -360,7 +345,9 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
     def _wait(self, job_id: str, refreshed: bool) -> None:
         """Wait for the job here, or defer to the triggerer (resuming in :meth:`execute_complete`).
 
-        Either way a job still running after ``timeout`` is cancelled and the task fails.
+        Either way a job still running after ``timeout`` is cancelled and the task fails. The
+        job as the wait last saw it (completed, with its download link) is kept for
+        :meth:`_download`, which then needs no second status call.
         """
         self.job_id = job_id
         if self.deferrable:
@@ -376,14 +363,16 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
                 kwargs={"refreshed": refreshed},
                 timeout=dt.timedelta(seconds=self.timeout) + DEFERRAL_GRACE,
             )
-        self.hook.wait_for_export(
+        self._finished = self.hook.wait_for_export(
             job_id, self.account_id, timeout=self.timeout, poll_interval=self.poll_interval
         )
 
     def _download(self, context: Context, job_id: str, refreshed: bool) -> dict[str, Any]:
         """Download the job's file; an expired link gets one fresh job (waited for, then downloaded)."""
         while True:
-            job = self.hook.get_export(job_id, self.account_id)
+            finished, self._finished = self._finished, None
+            job = finished if finished and finished.get("job_id") == job_id else None
+            job = job or self.hook.get_export(job_id, self.account_id)
             try:
                 writer = self.hook.download_export(
                     job, file_writers(self.destination, self.destination_conn_id)
@@ -428,21 +417,3 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
             "date_from": body["date_from"],
             "date_to": body["date_to"],
         }
-
-
-def earlier_try_job(
-    hook: SealmetricsHook, context: Context, body: dict[str, Any], account_id: str | None
-) -> dict[str, Any] | None:
-    """On a retry, the job of exactly ``body`` that an earlier try created in this run, if any.
-
-    A try that died between the create and recording the job id (task state, XCom) would
-    otherwise make the retry create a second job holding another concurrent-export slot.
-    """
-    ti, dag_run = context.get("ti"), context.get("dag_run")
-    since = getattr(dag_run, "start_date", None)
-    if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1 or since is None:
-        return None
-    job = hook.find_export(body, account_id, since)
-    if job is not None:
-        hook.log.info("Retry: adopting export %s created by an earlier try of this run.", job["job_id"])
-    return job

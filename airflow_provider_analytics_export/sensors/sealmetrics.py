@@ -9,14 +9,13 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_analytics_export.hooks.sealmetrics import (
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, resolve_account_id
+from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     EXPIRED,
     FAILED,
     RUNNING_STATUSES,
-    SealmetricsHook,
     job_outcome,
     raise_for_outcome,
-    resolve_account_id,
 )
 from airflow_provider_analytics_export.operators.sealmetrics import default_deferrable
 from airflow_provider_analytics_export.triggers.sealmetrics import SealmetricsExportTrigger

@@ -5,12 +5,18 @@ host and port, over https (plain http only to a loopback host), under the docume
 it would leak the file and the token. The hook that downloads never opens a destination
 itself: it copies the body into a sink its caller opens (an operator's atomic writer), one
 sink per attempt, and only a file whose records check out is committed.
+
+The copy runs inside the transport's ``parse`` callback, where a ValueError or a requests
+error means "the answer was cut short: send again". A destination that cannot be opened,
+written or committed is no such thing, so its error travels out in :class:`DestinationFailed`
+(retried by nothing) and :func:`destination_errors_as_themselves` raises it again, unchanged.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 from urllib.parse import SplitResult, urlsplit
@@ -40,6 +46,27 @@ class FileSink(Protocol):
 
 
 Sink = TypeVar("Sink", bound=FileSink)
+
+
+class DestinationFailed(Exception):
+    """A sink's own error, carried out of a transport ``parse`` callback untouched.
+
+    Not an :class:`~airflow_provider_analytics_export.exceptions.ApiError`, not a ValueError:
+    no retry policy retries it and no answer check reads it as a bad body.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextmanager
+def destination_errors_as_themselves() -> Iterator[None]:
+    """Around a request whose ``parse`` copies into a sink: its destination's error, raised as itself."""
+    try:
+        yield
+    except DestinationFailed as carrier:
+        raise carrier.error from carrier.error.__cause__
 
 
 def link_token(url: str) -> str:
@@ -92,30 +119,45 @@ def copy_checked(
 
     A malformed file, or one whose record count differs from what the API ``claimed`` (rows,
     and the claim in words), raises :class:`ExportIntegrityError` inside the sink's block, so
-    nothing is committed. Memory stays bounded: one chunk at a time.
+    nothing is committed. An error of ``chunks`` (the answer cut short) is raised as is, for
+    the transport to retry; any other error of the sink (opening, writing, committing) comes
+    out as :class:`DestinationFailed`. Memory stays bounded: one chunk at a time.
 
     :param layout: the file's record layout: ``csv``, ``json`` or ``ndjson``.
     :param where: the request, for the error message, e.g. ``Sealmetrics GET /download/<token>``.
     :param total: the expected size in bytes, for the progress lines.
     """
+    answer_errors: list[BaseException] = []
 
     def progressed() -> Iterator[bytes]:
-        for chunk in chunks:
-            progress.update(len(chunk), pages=0, total=total)
-            yield chunk
-
-    sink = open_sink(layout)
-    with sink:
         try:
-            rows = sink.copy(progressed(), layout)
-        except ValueError as exc:
-            raise ExportIntegrityError(
-                f"{where}: the {layout} file is not valid ({exc}); it was not written."
-            ) from None
-        if claimed is not None and claimed[0] != rows:
-            raise ExportIntegrityError(
-                f"{claimed[1]} but the downloaded file holds {rows} records; the file was not written."
-            )
+            for chunk in chunks:
+                progress.update(len(chunk), pages=0, total=total)
+                yield chunk
+        except BaseException as exc:
+            answer_errors.append(exc)
+            raise
+
+    try:
+        sink = open_sink(layout)
+        with sink:
+            try:
+                rows = sink.copy(progressed(), layout)
+            except ValueError as exc:
+                if exc in answer_errors:
+                    raise
+                # The sink's record count refused the file (a write that raised ValueError lands here too).
+                raise ExportIntegrityError(
+                    f"{where}: the {layout} file is not valid ({exc}); it was not written."
+                ) from None
+            if claimed is not None and claimed[0] != rows:
+                raise ExportIntegrityError(
+                    f"{claimed[1]} but the downloaded file holds {rows} records; the file was not written."
+                )
+    except Exception as exc:
+        if exc in answer_errors or isinstance(exc, ExportIntegrityError):
+            raise
+        raise DestinationFailed(exc) from exc
     progress.finish()
     return sink
 

@@ -3,7 +3,7 @@
 A triggerer runs hundreds of triggers in one event loop; a session (and its connection pool)
 each cost ~130 KB and a fresh TCP/TLS connection per trigger. The shared session holds no
 per-connection state: headers, credentials and timeouts go with each request (see
-``AnalyticsApiHook.arequest``) and its cookie jar keeps no cookies, so triggers of different
+``client.asend``) and its cookie jar keeps no cookies, so triggers of different
 Airflow connections can share it safely. It is closed when its loop shuts down (``asyncio.run``
 and Airflow's triggerer finalise a loop's async generators before closing it).
 """

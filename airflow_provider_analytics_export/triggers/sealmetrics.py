@@ -10,9 +10,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_analytics_export.exceptions import ApiError
-from airflow_provider_analytics_export.hooks.sealmetrics import (
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
+from airflow_provider_analytics_export.hooks.sealmetrics_jobs import (
     RUNNING_STATUSES,
-    SealmetricsHook,
     job_outcome,
     timeout_message,
 )

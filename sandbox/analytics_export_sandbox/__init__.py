@@ -4,6 +4,7 @@ One module per API (``browsee``, ``braze``, ``openpanel``, ``peer5``, ``sealmetr
 data generator (the truth tests compare exports with) and its routes; ``synthetic`` the seeded
 pieces they share; ``server`` the HTTP plumbing, faults and request log; ``config`` every knob,
 including one switch per open question of a service (each API module lists its own);
+``late`` when late data arrives (the past keeps changing); ``truth`` the truth over HTTP;
 ``credentials`` the fixed keys and Airflow connections; ``airflow_runner`` and ``demo`` run DAGs
 against it.
 """

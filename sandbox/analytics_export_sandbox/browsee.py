@@ -219,31 +219,43 @@ def browsee_late_on(config: SandboxConfig) -> bool:
     return late_on(config, "browsee") or config.browsee_running != "final"
 
 
-def _browsee_arrived(config: SandboxConfig, day: int, idx: Sequence[int], as_of_ms: int) -> Sequence[int]:
+def _browsee_arrived(
+    config: SandboxConfig, day: int, idx: Sequence[int], as_of_ms: int, segment_id: str | None
+) -> Sequence[int]:
     """The sessions of ``idx`` (ascending start) listed at ``as_of_ms``.
 
     Each is listed from its start, a late one from start + its delay, and under ``hidden`` not
-    before it ended. Only sessions within the longest wait of ``as_of_ms`` are judged one by one.
+    before it ended; under ``growing`` a running one is in a segment only if what it did so far
+    is (a checkout not reached yet is not). Only sessions within the longest wait of
+    ``as_of_ms`` are judged one by one.
     """
     n = config.browsee_sessions_per_day
     late, hidden = late_on(config, "browsee"), config.browsee_running == "hidden"
+    partial = segment_id is not None and config.browsee_running == "growing"
     horizon_ms = math.ceil(float(config.late_horizon["browsee"]) * 1000) if late else 0
-    longest = max(horizon_ms, _B_MAX_DURATION_MS if hidden else 0)
+    longest = max(horizon_ms, _B_MAX_DURATION_MS if hidden or partial else 0)
     base = _browsee_base(config.seed, day)
 
     def ts_of(i: int) -> int:
         return _browsee_ts(config.seed, n, day, i)
 
-    def arrival(i: int) -> int:
+    def listed(i: int) -> bool:
         start = ts_of(i)
-        listed = start + int(late_delay(config, "browsee", mix(base + i)) * 1000)
-        return max(listed, start + browsee_session(config, day, i)["duration"]) if hidden else listed
+        if start + int(late_delay(config, "browsee", mix(base + i)) * 1000) > as_of_ms:
+            return False
+        if not (hidden or partial):
+            return True
+        session = browsee_session(config, day, i)
+        if hidden:
+            return start + session["duration"] <= as_of_ms
+        assert segment_id is not None
+        return BROWSEE_SEGMENTS[segment_id](_browsee_as_of(config, session, as_of_ms))
 
     sure = bisect_left(idx, as_of_ms - longest + 1, key=ts_of)
     if sure == len(idx):
         return idx
     upto = bisect_left(idx, as_of_ms + 1, key=ts_of)
-    return [*idx[:sure], *(i for i in idx[sure:upto] if arrival(i) <= as_of_ms)]
+    return [*idx[:sure], *(i for i in idx[sure:upto] if listed(i))]
 
 
 def _browsee_as_of(config: SandboxConfig, session: dict[str, Any], as_of_ms: int | None) -> dict[str, Any]:
@@ -278,7 +290,7 @@ def _browsee_windows(
         return
     for day in range(start_s // DAY_S, (end_s - 1) // DAY_S + 1):
         idx = _browsee_day_indices(config, day, start_s * 1000, end_s * 1000, segment_id)
-        yield day, idx if as_of_ms is None else _browsee_arrived(config, day, idx, as_of_ms)
+        yield day, idx if as_of_ms is None else _browsee_arrived(config, day, idx, as_of_ms, segment_id)
 
 
 def _select(config: SandboxConfig, session: dict[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:
@@ -303,7 +315,7 @@ def browsee_sessions(
 
     The truth of the half-open window, shaped as served (``browsee_session_id``/``browsee_sparse``)
     but never widened by ``browsee_end_inclusive``. Final (every session, ended) unless ``as_of``
-    (sandbox epoch seconds) asks what was listed then; segments are judged on final sessions.
+    (sandbox epoch seconds) asks what was listed then.
     """
     fields = list(fields) if fields is not None else None
     as_of_ms = None if as_of is None or not browsee_late_on(config) else int(as_of * 1000)

@@ -148,6 +148,11 @@ class SandboxConfig:
     #: OpenPanel: events whose slot holds a whole hour (else minute) sit exactly on it (chart ends).
     openpanel_boundary_events: bool = False
 
+    def __post_init__(self) -> None:
+        """Per-API late dicts given in part (``late_share={"braze": 0.3}``) keep the others' defaults."""
+        self.late_share = _late_dict("late_share", dict.fromkeys(APIS, 0.0), self.late_share)
+        self.late_horizon = _late_dict("late_horizon", dict.fromkeys(APIS, 3600.0), self.late_horizon)
+
     def clock(self) -> float:
         """Wall-clock seconds as the APIs see it (``now`` lets tests pin recency limits)."""
         return time.time() if self.now is None else float(self.now)

@@ -457,7 +457,11 @@ class _Day:
         self.live_base = 0
         if live_since_ms is not None and live_since_ms < self.day_ms + DAY_MS and now_ms >= self.day_ms:
             self.live_base = stable_hash("openpanel-live", config.seed, project_id, live_since_ms)
-            for j in range(openpanel_live_events(config, project_id, live_since_ms, now_ms)):
+            # Live events wait for the buffer flush like every other event (never back-dated).
+            flushed_ms = (
+                now_ms if as_of_ms is None else as_of_ms - int(float(config.openpanel_flush_lag) * 1000)
+            )
+            for j in range(openpanel_live_events(config, project_id, live_since_ms, flushed_ms)):
                 ts = _op_live_ts(config, live_since_ms, j)
                 if not self.day_ms <= ts < self.day_ms + DAY_MS:
                     continue
@@ -788,6 +792,8 @@ def _op_events_at(
     config: SandboxConfig, project_id: str, moment_ms: int, as_of_ms: int | None
 ) -> list[dict[str, Any]]:
     """The events created exactly at ``moment_ms`` (that arrived by ``as_of_ms``, if given)."""
+    if moment_ms > config.clock() * 1000:  # a range ending tomorrow meets no event there yet
+        return []
     d = date(1970, 1, 1) + timedelta(days=moment_ms // DAY_MS)
     day = _Day(config, project_id, d, None, None, moment_ms, None, as_of_ms)
     hits = range(

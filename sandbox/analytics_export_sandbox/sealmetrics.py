@@ -5,7 +5,8 @@ parameters; :func:`sealmetrics_file_chunks` is the exact file a job serves. Foll
 current docs and OpenAPI spec (``sealmetrics/docs``; real-services.md, Sealmetrics): ``account_id``
 on every route (``site_id`` is a 400), the error envelope on every error, 429 as
 ``rate_limit_exceeded`` (with ``Retry-After``) or ``quota_exceeded``, ``X-RateLimit-*`` on every
-response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job id.
+response, full job objects in lists, 404 (no 410) for an expired token, 422 for a non-UUID job id,
+422 for a filter value beyond the spec's ``ExportFilters`` lengths (null is allowed: no filter).
 
 What the docs leave open is a ``SandboxConfig`` switch:
 
@@ -66,6 +67,16 @@ SEALMETRICS_FILTER_KEYS: tuple[str, ...] = (
     "conversion_type",
     "advanced_filters",
 )
+#: (min, max) length of each filter value, from the spec's ``ExportFilters`` (null is allowed too).
+SEALMETRICS_FILTER_LENGTHS: dict[str, tuple[int, int]] = {
+    **dict.fromkeys(SEALMETRICS_FILTER_KEYS, (0, 255)),
+    "country": (2, 2),
+    "device_type": (0, 50),
+    "browser": (0, 100),
+    "os": (0, 100),
+    "conversion_type": (0, 100),
+    "advanced_filters": (0, 1000),
+}
 BACKGROUND_THRESHOLD = 10_000
 
 _SM_DIM_COLUMN = {
@@ -502,6 +513,21 @@ def _body_date(errors: list[dict[str, Any]], body: dict[str, Any], name: str) ->
     return None
 
 
+def _length_errors(key: str, value: str) -> list[dict[str, Any]]:
+    """The spec's length limits of one filter value, as pydantic reports them."""
+    low, high = SEALMETRICS_FILTER_LENGTHS[key]
+    loc = ["body", "filters", key]
+    if len(value) > high:
+        return [
+            _detail(loc, f"ensure this value has at most {high} characters", "value_error.any_str.max_length")
+        ]
+    if len(value) < low:
+        return [
+            _detail(loc, f"ensure this value has at least {low} characters", "value_error.any_str.min_length")
+        ]
+    return []
+
+
 def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[str, Any], str, int]:
     """FastAPI-style validation of an export request; returns (params, format, row count)."""
     try:
@@ -545,8 +571,12 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
             errors.append(
                 _detail(["body", "filters", key], "extra fields not permitted", "value_error.extra")
             )
+        elif value is None:
+            continue  # null: the same as no filter
         elif not isinstance(value, str):
             errors.append(_detail(["body", "filters", key], "str type expected", "type_error.str"))
+        else:
+            errors += _length_errors(key, value)
     if d_from is not None and d_to is not None and d_from > d_to:
         errors.append(_detail(["body", "date_to"], "date_to must be on or after date_from", "value_error"))
     if errors:
@@ -557,7 +587,7 @@ def validate_body(req: Request, site: str, config: SandboxConfig) -> tuple[dict[
         "export_type": export_type,
         "date_from": d_from.isoformat(),
         "date_to": d_to.isoformat(),
-        "filters": filters,
+        "filters": {key: value for key, value in filters.items() if value is not None},
     }
     rows = sealmetrics_row_count(config, params)
     max_rows = config.sealmetrics_max_rows

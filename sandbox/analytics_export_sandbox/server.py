@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import socket
@@ -415,7 +416,13 @@ class SandboxServer:
             self.requests_log.append(entry)
 
     def _control(self, req: Request) -> Response:
-        """/_sandbox/* endpoints: live config, reset and the request log."""
+        """/_sandbox/* endpoints: live config, reset, the request log and the truth of each API."""
+        if req.path.startswith("/_sandbox/truth/") and req.method == "GET":
+            from . import truth  # imports the API modules, which import this one
+
+            with self.lock:
+                config = copy.deepcopy(self.config)
+            return truth.answer(config, req.path[len("/_sandbox/truth/") :], req)
         if req.path == "/_sandbox/config":
             if req.method == "POST":
                 try:

@@ -15,6 +15,7 @@ from airflow_provider_analytics_export.exceptions import (
     InvalidRequestError,
     MalformedResponseError,
     RateLimitedError,
+    ServerWaitTooLongError,
     TlsHandshakeError,
     TransientApiError,
 )
@@ -451,3 +452,87 @@ def test_a_missing_credential_is_named_before_anything_is_sent(scripted, monkeyp
     with pytest.raises(ValueError, match=missing):
         BrowseeHook("browsee_nokey").post_sessions({"from": 0, "limit": 1})
     assert scripted.requests == []
+
+
+def _bounded(scripted, monkeypatch, hook_class=Peer5Hook, **extra):
+    conn = {"conn_type": "peer5", "host": scripted.url, "password": TOKEN, "extra": {"timeout": 5, **extra}}
+    monkeypatch.setenv("AIRFLOW_CONN_PEER5_BOUNDED", json.dumps(conn))
+    return hook_class("peer5_bounded")
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "extra", "named"),
+    [
+        (429, {"Retry-After": "21600"}, {}, "21600 s (Retry-After)"),  # the 6-hour pause of issue 22
+        (503, {"Retry-After": "7"}, {"max_server_wait": 5}, "7 s (Retry-After)"),
+    ],
+)
+def test_a_server_wait_beyond_the_ceiling_fails_at_once_naming_both(
+    scripted, monkeypatch, status, headers, extra, named
+):
+    hook = _bounded(scripted, monkeypatch, **extra)
+    ceiling = extra.get("max_server_wait", 900)
+    scripted.queue(
+        Reply(status, {"error": True, "message": "come back later"}, headers), Reply(200, {"ok": 1})
+    )
+    started = time.monotonic()
+    with pytest.raises(ServerWaitTooLongError) as info:
+        call(hook)
+    assert time.monotonic() - started < 1.0 and len(scripted.requests) == 1
+    assert info.value.status == status and "come back later" in str(info.value)
+    assert f"wait {named}" in str(info.value)
+    assert f"the {ceiling} s Connection 'peer5_bounded' (Peer5) allows" in str(info.value)
+    started = time.monotonic()
+    assert call(hook) == {"ok": 1}  # nobody was paused for the refused wait
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_reset_beyond_the_ceiling_fails_a_429_at_once(scripted, monkeypatch):
+    hook = _bounded(scripted, monkeypatch, _EpochHeadersHook, max_server_wait=60)
+    reset = int(time.time()) + 3600
+    scripted.queue(
+        Reply(
+            429, {"message": "pool used up"}, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+        )
+    )
+    with pytest.raises(ServerWaitTooLongError, match=r"wait 3\d{3} s \(rate-limit reset\).* the 60 s"):
+        call(hook)
+    assert len(scripted.requests) == 1
+
+
+def test_a_used_up_window_beyond_the_ceiling_keeps_the_answer_and_pauses_nobody(scripted, monkeypatch, logs):
+    hook = _bounded(scripted, monkeypatch, _SecondsHeadersHook, max_server_wait=60)
+    scripted.queue(
+        Reply(200, {"n": 1}, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "3600"}),
+        Reply(200, {"n": 2}),
+    )
+    started = time.monotonic()
+    assert call(hook) == {"n": 1} and call(hook) == {"n": 2}
+    assert time.monotonic() - started < 1.0
+    assert "used up for 3600 s, more than the 60 s this connection waits" in logs()
+
+
+def test_the_async_sender_bounds_server_waits_too(scripted, monkeypatch):
+    import asyncio
+
+    import aiohttp
+
+    hook = _bounded(scripted, monkeypatch)
+    scripted.queue(Reply(429, {"error": True, "message": "slow down"}, {"Retry-After": "21600"}))
+
+    async def call_async() -> None:
+        async with aiohttp.ClientSession() as session:
+            await hook.arequest(session, "POST", "/v1/export", json={"from": 0})
+
+    started = time.monotonic()
+    with pytest.raises(ServerWaitTooLongError, match="21600 s"):
+        asyncio.run(call_async())
+    assert time.monotonic() - started < 2.0 and len(scripted.requests) == 1
+
+
+def test_the_transports_description_of_an_account_shows_no_credential(peer5):
+    """The hook hands the transport an ApiAccount; printed or logged, it must not show the key."""
+    account = peer5.api_account()
+    assert TOKEN in "".join(account.headers.values())
+    assert TOKEN not in repr(account) and TOKEN not in str(account)
+    assert "max_server_wait=900.0" in repr(account)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -21,6 +22,7 @@ from airflow_provider_analytics_export.exceptions import (
 )
 from airflow_provider_analytics_export.files.counters import RecordCounter
 from airflow_provider_analytics_export.hooks.sealmetrics import EXPORT_TYPES, SealmetricsHook, export_body
+from airflow_provider_analytics_export.hooks.sealmetrics_files import DOCUMENTED_TYPE
 from airflow_provider_analytics_export.operators.sealmetrics import file_writers as into
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
@@ -549,3 +551,77 @@ def test_a_5xx_is_backed_off_not_held_until_the_rate_limit_reset(scripted_hook, 
     started = time.monotonic()
     assert hook.estimate_export(export_body("pages", DAY, DAY)) == {"estimated_rows": 1}
     assert time.monotonic() - started < 5
+
+
+# -- the spec's request limits, Accept, the second look after a lost create ------------------
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("country", "ESP", "exactly 2"),
+        ("country", "E", "exactly 2"),
+        ("utm_source", "s" * 256, "at most 255"),
+        ("device_type", "d" * 51, "at most 50"),
+    ],
+)
+def test_filters_over_the_spec_limits_fail_before_any_request(hook, sandbox_reset, key, value, allowed):
+    with pytest.raises(ValueError) as info:
+        hook.create_export(export_body("pages", DAY, DAY, filters={key: value}))
+    message = f"filters[{key!r}] is {len(value)} characters long; Sealmetrics allows {allowed}"
+    assert message in str(info.value)
+    assert sandbox_reset.requests_log == []
+
+
+def test_null_filters_are_allowed_and_mean_no_filter(hook, sandbox_reset, tmp_path: Path):
+    """The spec allows null for every filter; the export is the same as without that key."""
+    body = export_body("sources", DAY, DAY, filters={"country": None, "utm_medium": "cpc"})
+    assert body["filters"] == {"utm_medium": "cpc"}
+    hook.stream_export(body, into(tmp_path.as_uri() + "/s.csv", None))
+    plain = export_body("sources", DAY, DAY, filters={"utm_medium": "cpc"})
+    assert (tmp_path / "s.csv").read_bytes() == expected_file(sandbox_reset, plain)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept"), [("csv", "text/csv"), ("json", "application/json, application/x-ndjson")]
+)
+def test_file_requests_accept_the_requested_format(scripted_hook, scripted, tmp_path: Path, fmt, accept):
+    body = b"a,b\n1,2\n" if fmt == "csv" else b'[{"a":1}]'
+    file_reply = Reply(200, body, {"Content-Type": DOCUMENTED_TYPE[fmt]})
+    scripted.queue(file_reply, file_reply)
+    scripted_hook.stream_export(export_body("pages", DAY, DAY, fmt), into(tmp_path.as_uri() + "/s", None))
+    url = f"{scripted.url}/api/v1/exports/download/tok"
+    scripted_hook.download_export(url, into(tmp_path.as_uri() + "/d", None), fmt)
+    assert [request["headers"]["Accept"] for request in scripted.requests] == [accept, accept]
+
+
+def test_a_job_that_appears_late_is_found_by_the_second_look(scripted, monkeypatch, logs):
+    """The create acted but its connection dropped, and the job is listed only after a while."""
+    conn_id = sealmetrics_conn(monkeypatch, "sm_late", scripted.url, account_id=SITE, timeout=1)
+    body = export_body("sources", DAY, DAY)
+    job = {
+        **body,
+        "job_id": "11111111-1111-4111-8111-111111111111",
+        "account_id": SITE,
+        "status": "pending",
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+    nothing = Reply(200, {"exports": [], "total": 0})
+    scripted.queue(nothing, Reply(action="drop"), nothing, Reply(200, {"exports": [job], "total": 1}))
+
+    adopted = SealmetricsHook(conn_id, max_attempts=3).create_export(body)
+
+    assert adopted["job_id"] == job["job_id"]
+    assert [r["method"] for r in scripted.requests] == ["GET", "POST", "GET", "GET"]
+    looks = [r["time"] for r in scripted.requests if r["method"] == "GET"]
+    assert looks[2] - looks[1] >= 1.0  # the second look waited the read timeout
+    assert "No such job yet; looking once more" in logs()
+
+
+def test_the_form_requires_the_account_and_no_longer_offers_site_id():
+    """Airflow's form marks a field required when its schema type allows no null."""
+    from airflow_provider_analytics_export import get_provider_info
+
+    forms = {form["connection-type"]: form for form in get_provider_info()["connection-types"]}
+    fields = forms["sealmetrics"]["conn-fields"]
+    assert fields["account_id"]["schema"]["type"] == "string"
+    assert "site_id" not in fields
+    assert fields["timezone"]["schema"]["type"] == ["string", "null"]

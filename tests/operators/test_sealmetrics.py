@@ -97,6 +97,9 @@ def test_bad_export_type_fails_at_parse_time_naming_allowed_values(tmp_path):
         SealmetricsCreateExportOperator(task_id="c", export_type="visits")
     with pytest.raises(ValueError, match="output_format=.parquet. is not supported; use one of csv, json"):
         one_task(tmp_path, "pages", output_format="parquet")
+    with pytest.raises(ValueError, match=r"filters\[.country.\] is 3 characters long; [^;]*exactly 2"):
+        one_task(tmp_path, "pages", filters={"country": "ESP"})
+    one_task(tmp_path, "pages", filters={"country": "{{ params.country }}"})  # templated: checked at run time
 
 
 def test_create_then_download_uses_the_data_interval_days(sandbox_reset, tmp_path):
@@ -297,8 +300,7 @@ def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch
         ),
         Reply(200, {"exports": [], "total": 0}),  # what exists before the create
         Reply(201, {"job": job, "message": "Export completed. Ready for download."}),
-        Reply(200, job),  # wait
-        Reply(200, job),  # fresh state before the download
+        Reply(200, job),  # wait: completed, with the link the download uses
         Reply(200, file, {"Content-Type": "text/csv"}),
     )
     result = one_task(tmp_path, "pages", sealmetrics_conn_id="sealmetrics_scripted").execute(context())
@@ -307,7 +309,6 @@ def test_413_on_stream_falls_back_to_a_job(scripted: ScriptedServer, monkeypatch
         "/api/v1/exports/stream",
         "/api/v1/exports",
         "/api/v1/exports",
-        "/api/v1/exports/j1",
         "/api/v1/exports/j1",
         "/api/v1/exports/download/tok",
     ]
@@ -429,3 +430,47 @@ def test_create_operator_retry_adopts_the_earlier_tries_job(sandbox_reset):
         SealmetricsCreateExportOperator(task_id="c", export_type="microconversions").execute(first_try)
         != first
     )
+
+
+def test_without_a_task_state_store_a_retry_still_adopts_its_job(sandbox_reset, tmp_path):
+    """Airflow before 3.3 has no task state store: the run's own job is found by listing, not made again."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.3})
+    run = type("Run", (), {"start_date": dt.datetime.now(UTC) - dt.timedelta(minutes=1)})()
+    no_store = {key: value for key, value in context().items() if key != "task_state_store"}
+    first = one_task(tmp_path).execute({**no_store, "dag_run": run})
+    retry = one_task(tmp_path, durable=False).execute({**no_store, "ti": RetryTaskInstance(), "dag_run": run})
+    assert retry["job_id"] == first["job_id"] and retry["method"] == "job"
+    assert calls(sandbox_reset, "POST", "/api/v1/exports") == 1
+    assert (tmp_path / "microconversions.csv").read_bytes() == expected(sandbox_reset, "microconversions")
+
+
+@pytest.mark.parametrize(
+    ("shape", "export_type", "minimum"),
+    [("stream", "sources", 1), ("job", "microconversions", 3)],  # stream POST | create, done status, file
+)
+def test_requests_per_shape_stay_within_two_of_the_minimum(
+    sandbox_reset, tmp_path, shape, export_type, minimum
+):
+    """Beyond the minimum: the estimate (stream or job?) and, for a job, the listing that tells our
+    job from an identical earlier one (exactly one job per export). Status reads that found the
+    job still running are the wait itself (their number is poll_interval's), not overhead."""
+    sandbox_reset.config.update({"sealmetrics_job_delay": 0.5})
+    running: list[str] = []
+
+    def observe(api: str, req: Any, resp: Any) -> None:
+        status_read = api == "sealmetrics" and req.method == "GET" and req.path.count("/") == 4
+        if status_read and json.loads(resp.body).get("status") in ("pending", "estimating", "generating"):
+            running.append(req.path)
+
+    sandbox_reset.observers.append(observe)
+    try:
+        assert one_task(tmp_path, export_type).execute(context())["method"] == shape
+    finally:
+        sandbox_reset.observers.remove(observe)
+    deadline = time.monotonic() + 5  # a file answer is logged once its last byte left
+    while not any(e["path"].endswith(("/stream", "/<token>")) for e in sandbox_reset.requests_log):
+        assert time.monotonic() < deadline, "the file request was never logged"
+        time.sleep(0.05)
+    log = [e for e in sandbox_reset.requests_log if e["api"] == "sealmetrics"]
+    needed = len(log) - len(running)
+    assert needed <= minimum + 2, [(e["method"], e["path"]) for e in log]

@@ -2,22 +2,33 @@
 
 The link carries a bearer token and no API key; sending it elsewhere would leak the file
 and the token. The file name the server suggests (Content-Disposition) never decides
-where the file goes: only ``destination`` does.
+where the file goes: only ``destination`` does. A destination that fails is its own error,
+never taken for a bad answer and retried.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import requests
 
-from airflow_provider_analytics_export.exceptions import AnalyticsExportError
-from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook
-from airflow_provider_analytics_export.operators.sealmetrics import SealmetricsDownloadExportOperator
+from airflow_provider_analytics_export.exceptions import AnalyticsExportError, ApiError
+from airflow_provider_analytics_export.files.counters import RecordCounter
+from airflow_provider_analytics_export.hooks.sealmetrics import SealmetricsHook, export_body
+from airflow_provider_analytics_export.operators.sealmetrics import (
+    SealmetricsDownloadExportOperator,
+    SealmetricsExportOperator,
+)
 from tests.reliability.conftest import day, run_context
 from tests.scripted_server import Reply, ScriptedServer
+
+if TYPE_CHECKING:
+    from analytics_export_sandbox import SandboxServer
 
 TOKEN = "tok_" + "s3cr3t" * 4
 PATH = f"/api/v1/exports/download/{TOKEN}"
@@ -130,3 +141,85 @@ def test_content_disposition_filename_never_builds_a_path(
     assert result["uri"].endswith("/exports/pages.csv") and result["rows"] == 2
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [destination]
     assert not Path("/tmp", name).exists()
+
+
+# -- a destination that fails is the destination's error, after one request -------------------
+class BrokenSink:
+    """A destination that fails while opening, mid-write or at commit, with the error a store gives.
+
+    ValueError and requests' ConnectionError are what the transport reads as an answer cut
+    short (and retries); from a destination they must surface as themselves instead.
+    """
+
+    def __init__(self, fails_at: str) -> None:
+        self.fails_at = fails_at
+
+    def __enter__(self) -> BrokenSink:
+        if self.fails_at == "enter":
+            raise ValueError("Unsupported filesystem: 'wasb'")
+        return self
+
+    def copy(self, chunks: Iterable[bytes], record_format: str) -> int:
+        counter = RecordCounter(record_format)
+        for chunk in chunks:
+            if self.fails_at == "write":
+                raise requests.ConnectionError("the object store closed the upload")
+            counter.feed(chunk)
+        counter.finish()
+        return counter.rows
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and self.fails_at == "commit":
+            raise ValueError("commit refused: bucket is read-only")
+
+
+FAILURES = {
+    "enter": (ValueError, "Unsupported filesystem"),
+    "write": (requests.ConnectionError, "closed the upload"),
+    "commit": (ValueError, "commit refused"),
+}
+
+
+@pytest.mark.parametrize("fails_at", list(FAILURES))
+@pytest.mark.parametrize("route", ["stream", "download"])
+def test_a_failing_destination_is_raised_as_itself_after_one_request(
+    clean_sandbox: SandboxServer, route: str, fails_at: str
+) -> None:
+    hook = SealmetricsHook(max_attempts=4)
+    body = export_body("sources", "2025-01-10", "2025-01-10")
+    error, text = FAILURES[fails_at]
+    with pytest.raises(error, match=text) as info:
+        if route == "stream":
+            hook.stream_export(body, lambda layout: BrokenSink(fails_at))
+        else:
+            hook.download_export(hook.create_export(body), lambda layout: BrokenSink(fails_at))
+    assert not isinstance(info.value, ApiError)
+    assert file_requests(clean_sandbox) == 1
+
+
+def file_requests(sandbox: SandboxServer, wait: float = 5.0) -> int:
+    """Stream and download requests, waiting up to ``wait`` s for the first: a file answer is
+    logged once its last byte left (or the client went away)."""
+
+    def count() -> int:
+        return sum(e["path"].endswith(("/stream", "/download/<token>")) for e in sandbox.requests_log)
+
+    deadline = time.monotonic() + wait
+    while count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count()
+
+
+def test_an_unusable_destination_fails_before_the_export_is_made(
+    clean_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """No filesystem for the scheme: the task fails on that before asking for any file."""
+    op = SealmetricsExportOperator(
+        task_id="s", export_type="sources", destination="nosuchfs://bucket/sources.csv"
+    )
+    with pytest.raises(ValueError, match="nosuchfs"):
+        op.execute(run_context(day("2025-01-10"), day("2025-01-11")))
+    assert file_requests(clean_sandbox, wait=1.0) == 0
+    log = clean_sandbox.requests_log
+    creates = [e for e in log if (e["method"], e["path"]) == ("POST", "/api/v1/exports")]
+    assert creates == []

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox import SandboxConfig, SandboxServer
 from analytics_export_sandbox.braze import braze_window
 from analytics_export_sandbox.browsee import browsee_sessions
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events, openpanel_select
 from analytics_export_sandbox.peer5 import peer5_rows
-from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks
+from analytics_export_sandbox.sealmetrics import sealmetrics_file_chunks, sealmetrics_rows
 
 from .conftest import BRAZE_HEADERS, BROWSEE_AUTH, OPENPANEL_HEADERS, PEER5_HEADERS, SEAL_HEADERS
 
@@ -52,6 +52,10 @@ def test_late_config_merges_per_api_and_rejects_nonsense(sbx: SandboxServer, htt
         "sealmetrics": 0,
     }
     assert sbx.config.late_horizon["braze"] == 60 and sbx.config.late_horizon["peer5"] == 3600
+    partial = SandboxConfig(late_share={"peer5": 0.5}, late_horizon={"peer5": 60})
+    assert partial.late_horizon == {**dict.fromkeys(partial.late_share, 3600.0), "peer5": 60.0}
+    with pytest.raises(ValueError, match="late_share keys must be among"):
+        SandboxConfig(late_share={"peer_5": 0.5})
     for bad in (
         {"late_share": {"brazе": 0.1}},  # a Cyrillic e: a typo must not silently mean "on time"
         {"late_share": {"braze": 1.5}},
@@ -149,10 +153,13 @@ def test_openpanel_chart_follows_arrivals(sbx: SandboxServer, http: requests.Ses
 
 
 # -- Browsee -----------------------------------------------------------------------------------------
-def _browsee(http: requests.Session, sbx: SandboxServer, start: int, end: int) -> list[dict[str, Any]]:
+def _browsee(
+    http: requests.Session, sbx: SandboxServer, start: int, end: int, **extra: Any
+) -> list[dict[str, Any]]:
+    """Every page of an export (``total`` checked against the rows served)."""
     rows: list[dict[str, Any]] = []
     while True:
-        body = {**BROWSEE_AUTH, "start": start, "end": end, "from": len(rows), "limit": 100}
+        body = {**BROWSEE_AUTH, "start": start, "end": end, "from": len(rows), "limit": 100, **extra}
         exports = http.post(sbx.url + "/api/v1/export/sessions", json=body).json()["exports"]
         rows += exports["data"]
         if exports["to"] >= exports["total"]:
@@ -307,3 +314,98 @@ _SM_PARAMS = {
     "date_from": "2024-04-15",
     "date_to": "2024-04-15",
 }
+
+
+def test_truth_endpoint_gives_final_data_or_as_of(sbx: SandboxServer, http: requests.Session) -> None:
+    """GET /_sandbox/truth/<api> answers what the truth functions do, for a sandbox in another process."""
+    _set(http, sbx, late_share=dict.fromkeys(("browsee", "braze", "openpanel", "peer5", "sealmetrics"), 0.5))
+    _set(
+        http, sbx, late_horizon=dict.fromkeys(("browsee", "braze", "openpanel", "peer5", "sealmetrics"), 7200)
+    )
+    t = D1 + 600
+    _set(http, sbx, now=t)
+    config = sbx.config
+    start, end = dt.datetime.fromtimestamp(D0, tz=UTC), dt.datetime.fromtimestamp(D1, tz=UTC)
+    sm = {
+        "account_id": "demo-site",
+        "export_type": "sources",
+        "date_from": "2024-04-15",
+        "date_to": "2024-04-15",
+    }
+    cases: list[tuple[str, dict[str, Any], Callable[[float | None], list[dict[str, Any]]]]] = [
+        (
+            "openpanel",
+            {
+                "projectId": "proj-docs",
+                "start": "2024-04-15",
+                "end": "2024-04-15",
+                "event": "purchase,sign_up",
+            },
+            lambda a: list(
+                openpanel_events(
+                    config, "proj-docs", "2024-04-15", "2024-04-15", ["purchase", "sign_up"], as_of=a
+                )
+            ),
+        ),
+        (
+            "browsee",
+            {"start": D1 - 3600, "end": D1},
+            lambda a: list(browsee_sessions(config, D1 - 3600, D1, as_of=a)),
+        ),
+        (
+            "braze",
+            {"start": "2024-04-15T00:00:00Z", "end": "2024-04-16T00:00:00Z", "unit": "hour"},
+            lambda a: braze_window(config, start, end, "hour", as_of=a),
+        ),
+        (
+            "peer5",
+            {"from": (D1 - 3600) * 1000, "to": D1 * 1000, "interval": "5m", "metrics": "http,sessions"},
+            lambda a: peer5_rows(config, (D1 - 3600) * 1000, D1 * 1000, "5m", ["http", "sessions"], as_of=a),
+        ),
+        ("sealmetrics", sm, lambda a: list(sealmetrics_rows(config, {**sm, "filters": {}}, a))),
+    ]
+    for api, query, truth in cases:
+        final = http.get(f"{sbx.url}/_sandbox/truth/{api}", params=query).json()["data"]
+        then = http.get(f"{sbx.url}/_sandbox/truth/{api}", params={**query, "as_of": t}).json()["data"]
+        assert final == truth(None) and then == truth(t), api
+        assert final != then, api  # the switches really made something late at t
+    r = http.get(f"{sbx.url}/_sandbox/truth/braze", params={"end": "2024-04-16T00:00:00Z"})
+    assert r.status_code == 400 and "'start'" in r.json()["error"]
+    assert http.get(f"{sbx.url}/_sandbox/truth/mixpanel").status_code == 404
+
+
+def test_openpanel_live_traffic_waits_for_the_flush_too(sbx: SandboxServer, http: requests.Session) -> None:
+    noon = D0 + 12 * 3600
+    _set(
+        http, sbx, openpanel_events_per_day=1000, openpanel_rate_limit=None, now=noon, openpanel_flush_lag=10
+    )
+    _set(http, sbx, openpanel_live_events_per_second=1.0)
+    params = {"projectId": "proj-web", "start": "2024-04-15", "end": "2024-04-15", "limit": 1000}
+    http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)  # live from noon
+    _set(http, sbx, now=noon + 600)
+    rows: list[dict[str, Any]] = []
+    for page in (1, 2):
+        body = http.get(
+            sbx.url + "/export/events", params={**params, "page": page}, headers=OPENPANEL_HEADERS
+        )
+        rows += body.json()["data"]
+    assert body.json()["meta"]["totalCount"] == len(rows)
+    live = [row for row in rows if row["id"].startswith("evt_live")]
+    assert len(live) == 591  # noon .. noon + 590 s: the last 10 s are still in the buffer
+    rest = [row for row in rows if not row["id"].startswith("evt_live")]
+    truth = openpanel_events(sbx.config, "proj-web", "2024-04-15", "2024-04-15", as_of=noon + 600)
+    assert rest == [openpanel_select(e, ()) for e in truth]
+
+
+def test_browsee_growing_session_joins_a_segment_when_it_gets_there(
+    sbx: SandboxServer, http: requests.Session
+) -> None:
+    _set(http, sbx, browsee_running="growing", now=D1 - 600, browsee_sessions_per_day=4800)
+    start, end = D1 - 3600, D1
+    early = _browsee(http, sbx, start, end, segmentId="seg-checkout")
+    assert all(any(u.startswith("/checkout") for u in r["urls"]) for r in early)
+    assert early == list(browsee_sessions(sbx.config, start, end, "seg-checkout", as_of=D1 - 600))
+    final = list(browsee_sessions(sbx.config, start, end, "seg-checkout"))
+    assert len(early) < len([r for r in final if r["timestamp"] <= (D1 - 600) * 1000])
+    _set(http, sbx, now=D1 + 1800)
+    assert _browsee(http, sbx, start, end, segmentId="seg-checkout") == final

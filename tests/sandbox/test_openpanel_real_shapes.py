@@ -3,6 +3,7 @@ series left out, bracket parameters ignored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import requests
 
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.openpanel import OPENPANEL_NO_COUNTRY, openpanel_events
+from analytics_export_sandbox.openpanel import OPENPANEL_EVENT_NAMES, OPENPANEL_NO_COUNTRY, openpanel_events
 
 from .conftest import OPENPANEL_HEADERS
 
@@ -87,3 +88,17 @@ def test_series_without_events_are_left_out_and_brackets_are_ignored(
     assert _chart(http, sbx, events='[{"name":"never_happens"}]')["series"] == []
     bracket = _chart(http, sbx, **{"series[0][name]": "screen_view"})
     assert bracket["series"] == []
+
+
+def test_no_end_bucket_from_the_future(sbx: SandboxServer, http: requests.Session) -> None:
+    """A range ending at tomorrow's midnight meets no event there, even with events on every hour."""
+    sbx.config.openpanel_boundary_events = True
+    sbx.config.now = dt.datetime(2024, 4, 15, 17, 30, tzinfo=dt.timezone.utc).timestamp()
+    for params in (
+        {"range": "30d", "startDate": None, "endDate": None},  # ends at tomorrow 00:00
+        {"startDate": "2024-04-15T00:00:00Z", "endDate": "2024-04-16T00:00:00Z"},
+    ):
+        for name in OPENPANEL_EVENT_NAMES:
+            chart = _chart(http, sbx, events=json.dumps([{"name": name}]), interval="day", **params)
+            assert chart["series"], name
+            assert all(p["date"] < "2024-04-16" for s in chart["series"] for p in s["data"]), name

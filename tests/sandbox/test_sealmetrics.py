@@ -285,3 +285,32 @@ def test_create_then_drop_creates_the_job_and_answers_nothing(
     sbx.config.update({"faults": {"rate": 0.0}})
     listing = http.get(sbx.url + "/api/v1/exports", params=ACCOUNT, headers=SEAL_HEADERS).json()
     assert listing["total"] == 1 and listing["exports"][0]["export_type"] == "sources"
+
+
+def test_filter_lengths_follow_the_spec(sbx: SandboxServer, http: requests.Session) -> None:
+    """ExportFilters: country exactly 2 characters, device_type <= 50, browser/os/conversion_type
+    <= 100, advanced_filters <= 1000, the rest <= 255; null is allowed (no filter)."""
+    fine = {"country": "ES", "utm_source": "u" * 255, "device_type": "d" * 50, "advanced_filters": "a" * 1000}
+    assert _create(http, sbx, {**SMALL, "filters": fine}).status_code == 201
+    for key, value, kind in (
+        ("country", "ESP", "max_length"),
+        ("country", "E", "min_length"),
+        ("utm_campaign", "c" * 256, "max_length"),
+        ("device_type", "d" * 51, "max_length"),
+        ("browser", "b" * 101, "max_length"),
+        ("advanced_filters", "a" * 1001, "max_length"),
+    ):
+        for route in ("", "/estimate", "/stream"):
+            r = http.post(
+                sbx.url + "/api/v1/exports" + route,
+                params=ACCOUNT,
+                json={**SMALL, "filters": {key: value}},
+                headers=SEAL_HEADERS,
+            )
+            assert r.status_code == 422, (key, route)
+            [detail] = r.json()["error"]["detail"]
+            assert detail["field"] == f"body.filters.{key}" and detail["type"].endswith(kind)
+    nulls = _create(http, sbx, {**SMALL, "filters": {"country": None, "utm_source": None}}).json()["job"]
+    plain = _create(http, sbx, {**SMALL, "filters": {}}).json()["job"]
+    assert nulls["filters"] == {} and nulls["file_size_bytes"] == plain["file_size_bytes"]
+    assert http.get(nulls["download_url"]).content == http.get(plain["download_url"]).content
