@@ -11,6 +11,10 @@ event's extra says what landed in this run::
 An :class:`~airflow.sdk.AssetAlias` in ``outlets`` instead receives the rendered file as
 an asset of its own (``Asset(uri=<rendered destination>)``), for consumers that want one
 asset per file.
+
+Revisits (README "Late data") that replaced an earlier partition are corrections: an alias
+receives one more event per replaced file (its extra has ``correction: true``, ``rows_before``
+and ``rows_after``), and the task's asset event lists them under ``corrections``.
 """
 
 from __future__ import annotations
@@ -66,10 +70,17 @@ def record_export_event(context: Context, result: Any) -> None:
     if isinstance(task, ExportLineageMixin):  # OpenLineage's outputStatistics are computed after this hook
         task.export_summary = dict(result)
     extra = event_extra(result)
+    corrections = [
+        {**revisit, "correction": True} for revisit in result.get("revisits") or () if revisit.get("replaced")
+    ]
+    if corrections:
+        extra["corrections"] = corrections
     outlet_events = context["outlet_events"]
     for outlet in task.outlets:
         if isinstance(outlet, AssetAlias):
-            outlet_events[outlet].add(Asset(uri=str(result["uri"])), extra=extra)
+            outlet_events[outlet].add(Asset(uri=str(result["uri"])), extra=event_extra(result))
+            for correction in corrections:
+                outlet_events[outlet].add(Asset(uri=str(correction["uri"])), extra=correction)
         elif isinstance(outlet, Asset):
             outlet_events[outlet].extra.update(extra)
 

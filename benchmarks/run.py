@@ -7,6 +7,7 @@ Benchmarks (``--only`` picks some):
 - ``sealmetrics``: a 500 MB download vs a plain ``requests`` copy; 500 concurrent triggers in one loop.
 - ``parse``: import cost of every operator/sensor/trigger on top of ``airflow.sdk``.
 - ``limits``: latency the shared (Redis) limit backend adds per request, vs the in-process limit.
+- ``late_data``: requests of a daily OpenPanel run with a 3-day revisit against one without.
 
 Every export runs in a fresh Python process (its own peak RSS). ``--quick`` uses small sizes
 (a few minutes); the full run takes about half an hour on 2 cores.
@@ -31,7 +32,7 @@ from typing import Any
 from benchmarks import bench_baselines, bench_parse
 
 HERE = Path(__file__).resolve().parent
-BENCHES: tuple[str, ...] = ("baselines", "openpanel", "sealmetrics", "parse", "limits")
+BENCHES: tuple[str, ...] = ("baselines", "openpanel", "sealmetrics", "parse", "limits", "late_data")
 Target = dict[str, Any]
 
 
@@ -158,7 +159,7 @@ def sealmetrics_targets(result: dict[str, Any]) -> list[Target]:
 
 
 def targets_of(name: str, result: dict[str, Any]) -> list[Target]:
-    if name in ("baselines", "parse", "limits"):
+    if name in ("baselines", "parse", "limits", "late_data"):
         return list(result.get("targets", []))
     return openpanel_targets(result) if name == "openpanel" else sealmetrics_targets(result)
 
@@ -259,6 +260,7 @@ SECTIONS = {
         "Shared limit backend: latency added per request (issue 15)",
         lambda result: generic_section({key: value for key, value in result.items() if key != "targets"}),
     ),
+    "late_data": ("Late data: a daily OpenPanel run with revisit=3 vs without (issue 24)", generic_section),
 }
 
 

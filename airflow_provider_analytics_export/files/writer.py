@@ -2,8 +2,9 @@
 
 Rows go page by page into a temporary object next to the destination; only when the
 export finished without error is it moved over the destination. Readers therefore see
-the complete previous file or the complete new one, never a partial file, and a re-run
-of the same window simply replaces the file.
+the complete previous file or the complete new one, never a partial file. A re-run of the
+same window replaces the file only when its bytes differ: an unchanged partition keeps its
+object (and its modification time), so revisiting settled windows rewrites nothing.
 
 Formats: ``jsonl`` keeps every row exactly as the API sent it (encoded with msgspec). With a
 declared :class:`~airflow_provider_analytics_export.files.schemas.Schema`, ``csv`` and ``parquet``
@@ -21,6 +22,7 @@ import contextlib
 import csv
 import datetime as dt
 import gc
+import hashlib
 import io
 import logging
 import os
@@ -51,6 +53,8 @@ PARQUET_ROW_GROUP_BYTES = 4 * 1024 * 1024
 #: A sibling temp object untouched for this long belongs to a run that was killed; younger ones
 #: may belong to a run of the same destination that is still writing, and are left alone.
 STALE_TEMP_AGE = dt.timedelta(days=1)
+#: Bytes read at a time when an existing destination is compared with a finished export or counted.
+COMPARE_CHUNK = 1024 * 1024
 #: The random part of a temp object's name: ``.<name>.<12 hex digits>.partial``.
 _TEMP_ID = re.compile(r"[0-9a-f]{12}")
 log = logging.getLogger(__name__)
@@ -97,15 +101,17 @@ def encode_column(values: list[Any]) -> list[Any]:
 
 
 class _CountingFile:
-    """Binary file wrapper that counts bytes written (the ``bytes`` of the summary)."""
+    """Binary file wrapper that counts and hashes bytes written (``bytes``; the unchanged-file check)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.bytes = 0
+        self.digest = hashlib.blake2b()
 
     def write(self, data: bytes) -> int:
         self.raw.write(data)
         self.bytes += len(data)
+        self.digest.update(data)
         return len(data)
 
     def __getattr__(self, name: str) -> Any:  # pyarrow asks for closed/flush/tell
@@ -457,6 +463,12 @@ class ExportWriter:
     untouched. Temp objects of the same destination left by a killed run are removed on commit.
     ``rows`` is only ever counted here, never set by a caller.
 
+    A destination that already holds exactly the finished bytes is left alone (sizes first, then
+    the existing object streamed against a hash of what was written): after the ``with`` block,
+    :attr:`replaced` says whether the destination changed and :attr:`rows_before` how many
+    records it held before (None when it did not exist, or its records could not be read). Two
+    writers of one destination each commit a complete file; the last commit wins.
+
     :param destination: URL or ObjectStoragePath (``file://``, ``s3://``, ``memory://`` ...).
     :param output_format: ``jsonl``, ``csv`` or ``parquet`` for rows (a copy may also be
         ``json`` or ``ndjson``); default from the suffix.
@@ -497,6 +509,10 @@ class ExportWriter:
         self._file: IO[bytes] | None = None
         self._out: _CountingFile | None = None
         self._encoder: _Encoder | None = None
+        #: After a successful ``with``: whether it was written (False: it held these bytes already).
+        self.replaced: bool | None = None
+        #: After a successful ``with``: records in the destination before, None if it did not exist.
+        self.rows_before: int | None = None
 
     def __enter__(self) -> ExportWriter:
         # The objects that exist now (Airflow's, the provider's: millions) are left out of the
@@ -590,10 +606,70 @@ class ExportWriter:
         if self._file is not None:
             self._file.close()
         if exc_type is None:
+            if self._unchanged():
+                self.replaced, self.rows_before = False, self._rows
+                log.info("%s already holds these %d records: left unchanged.", self.uri, self._rows)
+                self._discard()
+                return
             self._commit()
+            self.replaced = True
             self._remove_stale_temps()
         else:
             self._discard()
+
+    def _unchanged(self) -> bool:
+        """Whether the destination exists with exactly the bytes written; else note its record count.
+
+        Size first (one metadata call), then the existing object streamed against the hash taken
+        while writing; memory stays one chunk. Best effort: a store that cannot say counts as changed.
+        """
+        fs = self.path.fs
+        with contextlib.suppress(Exception):
+            fs.invalidate_cache(self.path.path)  # another run may have committed since we listed
+        try:
+            size = fs.size(self.path.path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            log.warning("Could not read the size of %s to compare it: %s", self.uri, exc)
+            return False
+        written = self._out.digest if self._out else hashlib.blake2b()
+        if size == self.bytes:
+            existing = hashlib.blake2b()
+            try:
+                with fs.open(self.path.path, "rb") as old:
+                    while chunk := old.read(COMPARE_CHUNK):
+                        existing.update(chunk)
+            except Exception as exc:
+                log.warning("Could not read %s to compare it: %s", self.uri, exc)
+                return False
+            if existing.digest() == written.digest():
+                return True
+        self.rows_before = self._count_existing()
+        return False
+
+    def _count_existing(self) -> int | None:
+        """Records of the current destination, in this writer's format (None if they cannot be read)."""
+        fs = self.path.fs
+        try:
+            with fs.open(self.path.path, "rb") as old:
+                if self.format == "parquet":
+                    import pyarrow.parquet as pq
+
+                    return int(pq.ParquetFile(old).metadata.num_rows)
+                if self.format == "jsonl":
+                    lines, last = 0, b"\n"
+                    while chunk := old.read(COMPARE_CHUNK):
+                        lines, last = lines + chunk.count(b"\n"), chunk[-1:]
+                    return lines + (last != b"\n")
+                counter = RecordCounter(self.format)
+                while chunk := old.read(COMPARE_CHUNK):
+                    counter.feed(chunk)
+                counter.finish()
+                return counter.rows
+        except Exception as exc:
+            log.warning("Could not count the records %s held before: %s", self.uri, exc)
+            return None
 
     def _commit(self) -> None:
         """Move the finished temp object over the destination.
@@ -659,6 +735,8 @@ class ExportWriter:
     def summary(self) -> dict[str, Any]:
         """The small XCom-friendly result: ``{"uri", "rows", "bytes", "format"}``, and ``schema``.
 
+        After a committed ``with`` block also ``replaced`` and ``rows_before`` (see the class).
+
         ``schema``, only for a writer given one, lists the csv/parquet file's columns and Arrow
         types; it is None for jsonl, whose rows are as the API sent them.
         """
@@ -670,6 +748,9 @@ class ExportWriter:
         }
         if self.schema is not None:
             summary["schema"] = self.schema.describe() if self.format in ("csv", "parquet") else None
+        if self.replaced is not None:
+            summary["replaced"] = self.replaced
+            summary["rows_before"] = self.rows_before
         return summary
 
     @property

@@ -3,10 +3,12 @@
 :class:`DestinationOperator` reports the one file a task wrote (asset event, lineage, closing log
 line); :class:`BaseExportOperator` adds the five shared arguments, the window and the one write
 loop, so an API's operator only says what to write (:class:`RowPages` or :class:`FileChunks`).
+It also waits for the window to settle and re-exports earlier windows (README "Late data").
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath, conf
 
 from airflow_provider_analytics_export.assets import (
     PostExecuteHook,
@@ -26,6 +28,15 @@ from airflow_provider_analytics_export.assets import (
 from airflow_provider_analytics_export.files.destination import check_destination
 from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
+from airflow_provider_analytics_export.late_data import (
+    Correction,
+    RevisitError,
+    describe_corrections,
+    revisit_windows,
+    validate_revisit,
+    validate_settle,
+    window_context,
+)
 from airflow_provider_analytics_export.lineage import ExportLineageMixin
 from airflow_provider_analytics_export.operators.empty_export import nothing_matched_message
 from airflow_provider_analytics_export.progress import ExportProgress
@@ -69,7 +80,11 @@ def display_uri(uri: str) -> str:
 
 
 def closing_line(result: Mapping[str, Any], seconds: float, requests: int, retries: int) -> str:
-    """The line that ends an export's log: what was written where, for which window, at what cost."""
+    """The line that ends an export's log: what was written where, for which window, at what cost.
+
+    With revisits, also how many earlier partitions were exported again, how many replaced, and
+    each replaced one's records before and after.
+    """
     if result.get("window_start"):
         window = f"[{result['window_start']}, {result.get('window_end')})"
     elif result.get("date_from"):
@@ -80,14 +95,20 @@ def closing_line(result: Mapping[str, Any], seconds: float, requests: int, retri
         f"Export written: {display_uri(str(result['uri']))} rows={result.get('rows')} "
         f"bytes={result.get('bytes')} format={result.get('format')} window={window} "
         f"wall_time={seconds:.1f}s requests={requests} retries={retries}"
-    )
+    ) + (describe_corrections(result["revisits"]) if result.get("revisits") is not None else "")
 
 
 def _with_closing_line(post_execute: PostExecuteHook) -> PostExecuteHook:
-    """A ``post_execute`` hook (the only one Airflow hands the result to) that logs :func:`closing_line`."""
+    """A ``post_execute`` hook (the only one Airflow hands the result to) that logs :func:`closing_line`.
+
+    An export's revisits run here first, after the run's own window however it finished (in
+    ``execute`` or resumed from a deferral), so their record joins the result before XCom.
+    """
 
     def hook(context: Context, result: Any) -> None:
         task = context["task"]
+        if isinstance(result, dict) and isinstance(task, BaseExportOperator):
+            task.revisit_partitions(context, result)
         if isinstance(result, Mapping) and result.get("uri") and isinstance(task, DestinationOperator):
             task.log_closing_line(result)
         post_execute(context, result)
@@ -216,10 +237,24 @@ class BaseExportOperator(DestinationOperator):
     :param end: window end (exclusive, templated); default: the run's data interval end.
     :param output_format: ``jsonl``, ``csv`` or ``parquet``; default: the destination's suffix.
     :param destination_conn_id: Airflow connection for the destination's object storage.
+    :param settle: how long after the window's end the export may start (data still arriving),
+        as a timedelta or seconds; default :attr:`default_settle` of the API (README "Late data").
+        Until then the task waits: deferred on the triggerer when ``deferrable``, else asleep.
+    :param revisit: also re-export, after this window, the N previous windows of the DAG's
+        schedule (an int), or every previous window starting within a horizon (a timedelta),
+        each into its own partition (``destination`` rendered for that window), replaced only
+        when its content changed. The result's ``revisits`` lists what each one held before and after.
+    :param revisit_in_backfill: revisit in backfill runs too; by default a backfill run skips
+        its revisits, since the backfill's own runs export those windows (settled by then).
+    :param deferrable: wait for ``settle`` on the triggerer, freeing the worker slot; default
+        ``[operators] default_deferrable``.
     """
 
     template_fields: Sequence[str] = ("destination", "destination_conn_id", "start", "end", "output_format")
     allowed_formats: ClassVar[Sequence[str]] = FORMATS
+    #: How long after a window's end this API's data stops changing enough to export it;
+    #: each API's operator sets its own (README "Late data"). Zero only for a source known final.
+    default_settle: ClassVar[dt.timedelta] = dt.timedelta(0)
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -230,20 +265,41 @@ class BaseExportOperator(DestinationOperator):
         end: dt.datetime | str | None = None,
         output_format: str | None = None,
         destination_conn_id: str | None = None,
+        settle: dt.timedelta | float | None = None,
+        revisit: int | dt.timedelta = 0,
+        revisit_in_backfill: bool = False,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.destination = str(destination)
+        #: The destination as written in the DAG, rendered again for each revisited window.
+        self.destination_template = self.destination
         self.start = start
         self.end = end
         self.output_format = output_format
         self.destination_conn_id = destination_conn_id
+        given_settle = validate_settle(settle)
+        self.settle = self.default_settle if given_settle is None else given_settle
+        self.revisit = validate_revisit(revisit)
+        self.revisit_in_backfill = bool(revisit_in_backfill)
+        self.deferrable = (
+            conf.getboolean("operators", "default_deferrable", fallback=False)
+            if deferrable is None
+            else deferrable
+        )
         self.validate_static()
 
     def validate_static(self) -> None:
         """Check the format and the bounds now if nothing about them is templated."""
         if not is_templated(self.destination) and not is_templated(self.output_format):
             resolve_format(self.destination, self.output_format, self.allowed_formats)
+        if self.revisit and not is_templated(self.destination):
+            raise ValueError(
+                f"revisit={self.revisit!r} needs a destination that depends on the window, e.g. "
+                f"'.../{{{{ ds }}}}/file.jsonl': destination={display_uri(self.destination)!r} would "
+                "make every revisited window overwrite the same file."
+            )
         self.static_window()
 
     def static_window(self) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -266,6 +322,134 @@ class BaseExportOperator(DestinationOperator):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement export()")
 
+    def pre_execute(self, context: Any) -> None:
+        """Wait until the window has settled, then let the export (``execute``) start."""
+        super().pre_execute(context)
+        self.wait_to_settle(context)
+
+    def wait_to_settle(self, context: Context) -> None:
+        """Return once ``end + settle`` has passed: sleep here, or defer to a DateTimeTrigger.
+
+        A deferred task resumes in :meth:`execute_settled`; Airflow calls ``pre_execute`` again
+        first, which then finds the window settled.
+        """
+        try:
+            _, end = self.export_window(context)
+        except (TypeError, ValueError):
+            return  # no window: execute() fails with the reason, before any request
+        ready = end + self.settle
+        wait = (ready - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        if wait <= 0:
+            return
+        where = "on the triggerer (deferred)" if self.deferrable else "in this worker"
+        self.log.info(
+            "Window ends %s; its data keeps arriving for settle=%s, so the export starts at %s: "
+            "waiting %.0f s %s.",
+            end.isoformat(),
+            self.settle,
+            ready.isoformat(),
+            wait,
+            where,
+        )
+        if self.deferrable:
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.defer(trigger=DateTimeTrigger(moment=ready), method_name="execute_settled")
+        time.sleep(wait)
+
+    def execute_settled(self, context: Context, event: Any = None) -> Any:
+        """Resume after the settle deferral: the export itself (``execute`` of the operator)."""
+        return self.execute(context)
+
+    def revisit_partitions(self, context: Context, result: dict[str, Any]) -> None:
+        """Export the :attr:`revisit` previous windows again, each into its own partition.
+
+        Adds ``result["revisits"]``: one :class:`~airflow_provider_analytics_export.late_data.Correction`
+        per window, newest first. Every window is tried, each written atomically and replaced only
+        if it changed; if any failed, :class:`RevisitError` names them after the others finished.
+        A backfill run skips its revisits unless ``revisit_in_backfill`` (its own runs export them).
+        """
+        if not self.revisit:
+            return
+        if _is_backfill(context) and not self.revisit_in_backfill:
+            self.log.info(
+                "Backfill run: not revisiting %s earlier windows (the backfill exports them itself; "
+                "revisit_in_backfill=True would add those exports to every run).",
+                self.revisit,
+            )
+            result["revisits"] = []
+            return
+        window = self.export_window(context)
+        interval = context.get("data_interval_start"), context.get("data_interval_end")
+        on_schedule = tuple(to_datetime(m) if m else None for m in interval) == window
+        dag = context.get("dag")
+        timetable = getattr(dag, "timetable", None) if on_schedule else None
+        plans = [
+            (w, self.destination_for(w, context)) for w in revisit_windows(window, self.revisit, timetable)
+        ]
+        self._check_distinct(str(result.get("uri") or self.destination), plans)
+        corrections: list[dict[str, Any]] = []
+        failed: list[str] = []
+        for revisited, destination in plans:
+            start, end = (moment.isoformat() for moment in revisited)
+            try:
+                summary = self.for_window(revisited, destination).execute(window_context(context, revisited))
+            except Exception as exc:
+                self.log.error(
+                    "Revisit of [%s, %s) into %s failed: %s", start, end, display_uri(destination), exc
+                )
+                failed.append(f"[{start}, {end}): {type(exc).__name__}: {exc}")
+                continue
+            record = Correction(
+                window_start=start,
+                window_end=end,
+                uri=str(summary["uri"]),
+                rows_before=summary.get("rows_before"),
+                rows_after=int(summary["rows"]),
+                replaced=bool(summary.get("replaced", True)),
+            )
+            corrections.append(record.as_dict())
+        result["revisits"] = corrections
+        if failed:
+            raise RevisitError(
+                f"{len(failed)} of {len(plans)} revisited windows failed (the others are committed, "
+                "the failed ones' partitions left as they were): " + "; ".join(failed)
+            )
+
+    def destination_for(self, window: Window, context: Context) -> str:
+        """``destination`` as written in the DAG, rendered with ``window`` as the data interval."""
+        rendered = self.render_template(self.destination_template, window_context(context, window))
+        return str(rendered)
+
+    def for_window(self, window: Window, destination: str) -> BaseExportOperator:
+        """A copy of this task that exports ``window`` into ``destination``, without waiting or deferring.
+
+        It waits no settle (earlier windows settled before this one) and runs any job in this
+        worker, outside the task's durable job store (which holds the run's own window's job).
+        """
+        task = copy.copy(self)
+        task.destination = destination
+        task.start, task.end = window
+        task.deferrable = False
+        task.revisit = 0
+        if hasattr(task, "durable"):
+            task.durable = False
+        return task
+
+    @staticmethod
+    def _check_distinct(own: str, plans: list[tuple[Window, str]]) -> None:
+        """Refuse revisits whose partitions coincide: they would overwrite each other, before any request."""
+        seen: dict[str, str] = {display_uri(own): "this run's window"}
+        for (start, _), destination in plans:
+            key = display_uri(destination)
+            if key in seen:
+                raise ValueError(
+                    f"The revisited window starting {start.isoformat()} renders destination "
+                    f"{key!r}, the same as {seen[key]}: make destination depend on the window "
+                    "(e.g. {{ ds }}, or {{ ts_nodash }} for hourly runs)."
+                )
+            seen[key] = f"the window starting {start.isoformat()}"
+
     def execute(self, context: Context) -> dict[str, Any]:
         """Write what :meth:`export` describes into ``destination``; the summary is the result."""
         output_format = resolve_format(self.destination, self.output_format, self.allowed_formats)
@@ -285,6 +469,11 @@ class BaseExportOperator(DestinationOperator):
             **source.fields,
             **(window_fields(*source.window) if source.window else {}),
         }
+
+
+def _is_backfill(context: Context) -> bool:
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return str(getattr(run_type, "value", run_type)) == "backfill"
 
 
 class _Tally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,8 @@ class BrazeSessionsExportOperator(BaseExportOperator):
 
     lineage_source = (BrazeHook, DATA_SERIES_ENDPOINT)
     filter_fields = ("app_id", "segment_id")
+    #: Sessions stay open 30 min, then a pipeline counts them (README "Late data").
+    default_settle = dt.timedelta(hours=1)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "braze_conn_id",

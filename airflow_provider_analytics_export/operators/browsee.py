@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ class BrowseeSessionsExportOperator(BaseExportOperator):
 
     lineage_source = (BrowseeHook, SESSIONS_ENDPOINT)
     filter_fields = ("segment_id",)
+    #: Listed by start while still running and growing (README "Late data").
+    default_settle = dt.timedelta(hours=1)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "browsee_conn_id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,8 @@ class OpenPanelEventsExportOperator(BaseExportOperator):
 
     lineage_source = (OpenPanelHook, EVENTS_ENDPOINT)
     filter_fields = ("events", "profile_id")
+    #: Events wait in a queue and a 10 s flush buffer first (README "Late data").
+    default_settle = dt.timedelta(minutes=2)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "project_id",
@@ -136,6 +139,8 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
     """
 
     lineage_source = (OpenPanelHook, CHARTS_ENDPOINT)
+    #: Charts count the same buffered events (README "Late data").
+    default_settle = OpenPanelEventsExportOperator.default_settle
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "project_id",

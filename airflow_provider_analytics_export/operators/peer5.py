@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,8 @@ class Peer5ExportOperator(BaseExportOperator):
 
     lineage_source = (Peer5Hook, EXPORT_ENDPOINT)
     filter_fields = ("filters",)
+    #: Vendor-computed aggregates, settling undocumented (README "Late data").
+    default_settle = dt.timedelta(minutes=30)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "peer5_conn_id",

@@ -226,6 +226,8 @@ class SealmetricsExportOperator(ResumableJobMixin, BaseExportOperator):
 
     lineage_source = (SealmetricsHook, EXPORTS_ENDPOINT)
     filter_fields = ("filters",)
+    #: Vendor-computed daily aggregates, settling undocumented (README "Late data").
+    default_settle = dt.timedelta(hours=2)
     template_fields: Sequence[str] = (
         *BaseExportOperator.template_fields,
         "export_type",

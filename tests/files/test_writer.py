@@ -439,3 +439,34 @@ def test_rows_into_a_copy_only_format_fail_and_write_nothing(tmp_path):
     with pytest.raises(ValueError, match=message), ExportWriter((tmp_path / "rows.json").as_uri()) as writer:
         writer.write_rows([{"id": 1}])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_identical_export_leaves_the_destination_alone_and_a_changed_one_counts_what_it_replaced(
+    destination_dir, fmt
+):
+    base, conn_id = destination_dir
+    url = f"{base}/late/rows.{fmt}"
+
+    def export(rows: list[dict]) -> ExportWriter:
+        with ExportWriter(url, conn_id=conn_id, schema=ID_N) as writer:
+            writer.write_rows(rows)
+        return writer
+
+    first = export(ROWS[:1])
+    assert (first.replaced, first.rows_before) == (True, None)  # nothing there before
+    path = ObjectStoragePath(first.summary()["uri"], conn_id=conn_id)
+    before = path.read_bytes()
+    path.fs.rm_file(path.path)
+    path.write_bytes(before)  # a fresh object: anything rewriting it would show in its identity below
+    marker = path.fs.info(path.path)
+
+    same = export(ROWS[:1])
+    assert (same.replaced, same.rows_before) == (False, 1)
+    assert same.summary()["replaced"] is False
+    assert path.fs.info(path.path) == marker and siblings(path) == [f"rows.{fmt}"]
+
+    grown = export(ROWS)
+    assert (grown.replaced, grown.rows_before, grown.rows) == (True, 1, 2)
+    assert [row["id"] for row in read_rows(path, fmt)] == ["a", "b"]
+    assert siblings(path) == [f"rows.{fmt}"]

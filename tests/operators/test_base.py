@@ -142,6 +142,8 @@ def test_the_base_writes_pages_once_and_returns_summary_count_fields_and_window(
         "series": 7,
         "window_start": START.isoformat(),
         "window_end": END.isoformat(),
+        "replaced": True,
+        "rows_before": None,
     }
     assert "done in" not in logs()  # no progress label: the hook's pager logs progress
 
