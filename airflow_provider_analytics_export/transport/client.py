@@ -172,7 +172,7 @@ def _observe_rate_headers(hook: AnalyticsApiHook, status: int, headers: Mapping[
     wait = spec.seconds_until_reset(headers)
     if wait:
         hook.log.info("%s reports its rate-limit window used up; pausing %.1f s.", hook.api_name, wait)
-        hook.limit.pause(wait)
+        hook.limit.window_used_up(wait, spec.remaining_in(headers))
 
 
 def _tls_error(hook: AnalyticsApiHook, exc: BaseException, method: str, endpoint: str, url: str) -> ApiError:

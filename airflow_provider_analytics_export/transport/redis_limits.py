@@ -7,7 +7,9 @@ building block rather than hand-written locking:
 * a concurrency cap (Browsee's one open request) is a redis-py :class:`redis.lock.Lock` per
   slot: a lease with an expiry, renewed by a helper thread while the request is open, so a
   SIGKILLed holder frees the account within :data:`LEASE_SECONDS`;
-* a request rate (OpenPanel's 100 per 10 s) is a moving window of the ``limits`` library;
+* a request rate (OpenPanel's 100 per 10 s) is a sliding log of send times in milliseconds (a
+  sorted set, checked and appended in one Lua script on the Redis clock): the ``limits``
+  library counts whole seconds, which made OpenPanel's window 100 per 11 s;
 * a pause (Retry-After, a used-up ``X-RateLimit`` window) is one key whose time-to-live is the
   pause, measured on the Redis server's clock, so every process waits for the same instant.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,15 +31,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
+from airflow_provider_analytics_export.transport.limits import RequestRules, explained_by_own_count
 
 if TYPE_CHECKING:
     import redis
 
 #: How long a concurrency slot stays held after its holder stopped renewing it (e.g. was killed).
 LEASE_SECONDS = 10.0
-#: Seconds added to a rate window (then rounded up to whole seconds, the ``limits`` granularity):
-#: the window is counted at send time here and at arrival time by the API, on other clocks.
-WINDOW_MARGIN = 0.1
 #: Poll interval while another process holds the slot.
 POLL_SECONDS = 0.02
 #: Seconds to wait for Redis to accept a connection or answer, before failing loudly.
@@ -50,6 +51,35 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
     redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 end
 """
+
+# The sliding log, on the Redis clock in ms: KEYS = (log, pause); ARGV = (max calls, window ms,
+# a unique member). Returns 0 when this send was logged, else the milliseconds to wait.
+_WINDOW_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+"""
+_HIT_SCRIPT = (
+    """
+local pause = redis.call('PTTL', KEYS[2])
+if pause > 0 then return pause end
+"""
+    + _WINDOW_PRELUDE
+    + """
+local max = tonumber(ARGV[1])
+if count < max then
+    redis.call('ZADD', KEYS[1], now, ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], window)
+    return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], count - max, count - max, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+)
+# How many sends the log holds in the window now (same KEYS and ARGV).
+_COUNT_SCRIPT = _WINDOW_PRELUDE + "return count"
 
 
 def redacted(url: str) -> str:
@@ -105,13 +135,11 @@ def backend_url(value: str, get_connection: Callable[[str], Any], where: str) ->
 
 
 class RedisLimit:
-    """One API account's limit held in Redis; same interface as :class:`.RequestLimit`.
+    """One API account's limit held in Redis; same interface as :class:`.MachineLimit`.
 
     :param url: the Redis URL.
     :param account: who the API counts against (hashed into the key names, so Redis holds no login).
-    :param max_in_flight: requests allowed open at once across every process, or None.
-    :param max_calls: requests allowed per ``period`` seconds across every process, or None.
-    :param period: the rate window in seconds.
+    :param rules: the API's rules for one account, kept across every process.
     :param where: the connection, for error messages.
     :param lease: seconds a dead holder keeps its slot (renewed every third of it while alive).
     """
@@ -120,20 +148,19 @@ class RedisLimit:
         self,
         url: str,
         account: str,
-        max_in_flight: int | None = None,
-        max_calls: int | None = None,
-        period: float = 1.0,
+        rules: RequestRules | None = None,
         where: str = "limit backend",
         lease: float = LEASE_SECONDS,
     ) -> None:
         import redis
-        from limits import RateLimitItemPerSecond
-        from limits.storage import RedisStorage
-        from limits.strategies import MovingWindowRateLimiter
 
         self.url, self.where, self.lease = url, where, lease
-        self.max_in_flight, self.max_calls = max_in_flight, max_calls
+        self.rules = rules or RequestRules()
+        self.max_in_flight, self.max_calls = self.rules.max_in_flight, self.rules.max_calls
         self._prefix = "analytics-export:" + hashlib.sha256(account.encode()).hexdigest()[:32]
+        self._keys = [f"{self._prefix}:window", f"{self._prefix}:pause"]
+        window = self.rules.window
+        self._window_ms = 0 if window is None else math.ceil(window * 1000)
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         with self._reachable():
             self.client = redis.Redis.from_url(
@@ -141,10 +168,8 @@ class RedisLimit:
             )
             self.client.ping()
             self._pause_script = self.client.register_script(_PAUSE_SCRIPT)
-            storage = RedisStorage(url, connection_pool=self.client.connection_pool)
-        self._window = MovingWindowRateLimiter(storage)
-        seconds = max(1, math.ceil(period + WINDOW_MARGIN))
-        self._rate = RateLimitItemPerSecond(max_calls, seconds) if max_calls else None
+            self._hit_script = self.client.register_script(_HIT_SCRIPT)
+            self._count_script = self.client.register_script(_COUNT_SCRIPT)
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -174,7 +199,16 @@ class RedisLimit:
     def pause(self, seconds: float) -> None:
         """Make every caller in every process wait ``seconds`` from now (on the Redis clock)."""
         with self._reachable():
-            self._pause_script(keys=[f"{self._prefix}:pause"], args=[max(1, math.ceil(seconds * 1000))])
+            self._pause_script(keys=[self._keys[1]], args=[max(1, math.ceil(seconds * 1000))])
+
+    def window_used_up(self, seconds: float, remaining: float | None = None) -> None:
+        """Pause every process until the API's reset, unless the shared log's own sends explain it."""
+        if self.max_calls is not None:
+            with self._reachable():
+                sent = int(self._count_script(keys=self._keys, args=[self.max_calls, self._window_ms]))
+            if explained_by_own_count(sent, self.rules, remaining):
+                return
+        self.pause(seconds)
 
     def _acquire(self) -> _Lease:
         from redis.lock import Lock
@@ -191,13 +225,14 @@ class RedisLimit:
 
     def _wait_for_rate(self) -> None:
         while True:
-            wait = self.client.pttl(f"{self._prefix}:pause") / 1000
-            if wait <= 0:
-                if self._rate is None or self._window.hit(self._rate, self._prefix):
-                    return
-                reset, _ = self._window.get_window_stats(self._rate, self._prefix)
-                wait = max(POLL_SECONDS, reset - time.time())
-            time.sleep(wait)
+            if self.max_calls is None:
+                wait_ms = self.client.pttl(self._keys[1])
+            else:
+                member = os.urandom(8).hex()
+                wait_ms = self._hit_script(keys=self._keys, args=[self.max_calls, self._window_ms, member])
+            if wait_ms <= 0:
+                return
+            time.sleep(wait_ms / 1000)
 
 
 class _Lease:
