@@ -217,6 +217,7 @@ class MachineLimit:
             now = self._clock()
             # A send "in the future" means the clock was set back: count it as now, not for longer.
             sent = [min(float(t), now) for t in raw["sent"]]
-            return _State(sent, float(raw["paused_until"]), clamped=bool(sent) and sent[-1] != raw["sent"][-1])
+            clamped = bool(sent) and sent[-1] != raw["sent"][-1]
+            return _State(sent, float(raw["paused_until"]), clamped)
         except (OSError, ValueError, KeyError, TypeError):
             return _State()  # none yet (or unreadable): nothing sent, no pause

@@ -11,7 +11,11 @@ import pytest
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
 from airflow_provider_analytics_export.transport.limits import RequestRules, shared_limit
-from airflow_provider_analytics_export.transport.machine_limits import LIMITS_DIR_ENV, MachineLimit, limits_dir
+from airflow_provider_analytics_export.transport.machine_limits import (
+    LIMITS_DIR_ENV,
+    MachineLimit,
+    limits_dir,
+)
 
 OPENPANEL = RequestRules(max_calls=100, per_seconds=10.0)
 
