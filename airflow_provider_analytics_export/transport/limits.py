@@ -118,15 +118,44 @@ class AccountLimit(Protocol):
         ...
 
 
-def sliding_window_wait(sent: list[float], now: float, max_calls: int, window: float) -> float:
-    """Seconds until one more request fits ``max_calls`` per ``window``, given send times ``sent``.
+@dataclass
+class Window:
+    """Our copy of the API's fixed window: when its first request was sent, and how many were."""
 
-    ``sent`` (oldest first) is pruned in place of sends that left the window. A log of sends
-    holds any fixed window the server may count too, wherever that window starts.
+    start: float = 0.0
+    count: int = 0
+
+
+def window_wait(window: Window, now: float, max_calls: int, per_seconds: float) -> float:
+    """Seconds until one more request may be sent; 0 once it is counted in ``window``.
+
+    The API (OpenPanel's rate limiter) opens a window at the first request it receives after
+    the last one closed and counts ``max_calls`` in it; ours opens at that request's send.
+    Sends stop :data:`WINDOW_MARGIN` before our window's end and the next window opens that
+    margin after it, so a request that reaches the server up to the margin sooner or later
+    than the window's first lands in the same window on both sides. A sliding log would be
+    safe without that, but after a burst it holds the next window back by the burst's stamps.
     """
-    while sent and now - sent[0] >= window:
-        sent.pop(0)
-    return 0.0 if len(sent) < max_calls else sent[len(sent) - max_calls] + window - now
+    window.start = min(window.start, now)  # the clock was set back: not a window in the future
+    end = window.start + per_seconds + WINDOW_MARGIN
+    if window.count == 0 or now >= end:
+        window.start, window.count = now, 1
+        return 0.0
+    if window.count < max_calls and now <= window.start + per_seconds - WINDOW_MARGIN:
+        window.count += 1
+        return 0.0
+    return end - now
+
+
+def close_window_by(window: Window, until: float, max_calls: int, per_seconds: float) -> None:
+    """The API says its window is over at ``until``: send nothing more in ours, open the next then."""
+    if until < window.start + per_seconds + WINDOW_MARGIN:
+        window.start, window.count = until - per_seconds - WINDOW_MARGIN, max_calls
+
+
+def counted_in_window(window: Window, now: float, per_seconds: float) -> int:
+    """Requests our open window holds (0 once it ended)."""
+    return window.count if now < window.start + per_seconds + WINDOW_MARGIN else 0
 
 
 def explained_by_own_count(sent_in_window: int, rules: RequestRules, remaining: float | None) -> bool:

@@ -9,9 +9,9 @@ SIGKILL, so a killed task never blocks an account):
 
 * a concurrency cap (Browsee's one open request) is one lock file per slot, held for the request;
 * a request rate (OpenPanel's 100 per 10 s) and pauses (Retry-After, a used-up window the API
-  reported) are one small JSON state file, read and rewritten under its lock in well under a
-  millisecond: the send times of the window (a sliding log, millisecond precision) and the
-  instant every caller may send again.
+  reported) are one small JSON state file, read and rewritten under its lock in about a
+  millisecond: our copy of the API's fixed window (:func:`.window_wait`, millisecond
+  precision) and the instant every caller may send again.
 
 Why files and not SQLite: both need the same lock, but a file lock is one system call away and
 its release on death is the kernel's, where SQLite adds a journal and busy-timeout polling.
@@ -36,8 +36,11 @@ from filelock import FileLock, Timeout
 from airflow_provider_analytics_export.exceptions import LimitBackendError
 from airflow_provider_analytics_export.transport.limits import (
     RequestRules,
+    Window,
+    close_window_by,
+    counted_in_window,
     explained_by_own_count,
-    sliding_window_wait,
+    window_wait,
 )
 
 #: Environment variable naming the directory that holds the limits (default: per user, in the temp dir).
@@ -80,12 +83,10 @@ def _make(path: Path) -> None:
 
 @dataclass
 class _State:
-    """What the state file holds: when each request of the window was sent, and the pause's end."""
+    """What the state file holds: our copy of the API's window, and the pause's end."""
 
-    sent: list[float] = field(default_factory=list)
+    window: Window = field(default_factory=Window)
     paused_until: float = 0.0
-    #: True when a send time was moved back to now (the clock was set back): save it so.
-    clamped: bool = False
 
 
 class MachineLimit:
@@ -142,16 +143,21 @@ class MachineLimit:
     def pause(self, seconds: float) -> None:
         """Make every caller in every process of this machine wait ``seconds`` from now."""
         with self._state() as state:
-            state.paused_until = max(state.paused_until, self._clock() + seconds)
+            self._pause(state, self._clock() + seconds)
 
     def window_used_up(self, seconds: float, remaining: float | None = None) -> None:
         """Pause until the API's reset, unless this machine's own sends explain its report."""
         with self._state() as state:
             now = self._clock()
-            if self.max_calls is not None and self.period is not None:
-                sliding_window_wait(state.sent, now, self.max_calls, self.period)
-            if not explained_by_own_count(len(state.sent), self.rules, remaining):
-                state.paused_until = max(state.paused_until, now + seconds)
+            sent = counted_in_window(state.window, now, self.rules.per_seconds or 0.0)
+            if not explained_by_own_count(sent, self.rules, remaining):
+                self._pause(state, now + seconds)
+
+    def _pause(self, state: _State, until: float) -> None:
+        """Nobody sends before ``until``, when the API's window is over: ours closes by then too."""
+        state.paused_until = max(state.paused_until, until)
+        if self.rules.max_calls is not None and self.rules.per_seconds is not None:
+            close_window_by(state.window, until, self.rules.max_calls, self.rules.per_seconds)
 
     def _take_slot(self) -> int:
         """A free slot lock: threads of this process wait on the semaphore, processes poll the files."""
@@ -183,8 +189,9 @@ class MachineLimit:
 
     def _wait_for_rate(self) -> None:
         """Wait out a pause and, under a rate rule, for room in the window; then log this send."""
+        max_calls, per_seconds = self.rules.max_calls, self.rules.per_seconds
         while True:
-            if self.max_calls is None or self.period is None:
+            if max_calls is None or per_seconds is None:
                 # No window to update: a lock-free read (the file is only ever replaced whole).
                 wait = self._read().paused_until - self._clock()
             else:
@@ -192,9 +199,7 @@ class MachineLimit:
                     now = self._clock()
                     wait = state.paused_until - now
                     if wait <= 0:
-                        wait = sliding_window_wait(state.sent, now, self.max_calls, self.period)
-                        if wait <= 0:
-                            state.sent.append(now)
+                        wait = window_wait(state.window, now, max_calls, per_seconds)
             if wait <= 0:
                 return
             self._sleep(wait)
@@ -204,20 +209,18 @@ class MachineLimit:
         """The state under the lock (this process's threads, then other processes); saved after."""
         with self._state_thread_lock, self._state_file_lock:
             state = self._read()
-            before = (list(state.sent), state.paused_until)
+            before = (state.window.start, state.window.count, state.paused_until)
             yield state
-            if state.clamped or (state.sent, state.paused_until) != before:
+            window = state.window
+            if (window.start, window.count, state.paused_until) != before:
                 scratch = self._state_path.with_suffix(".tmp")
-                scratch.write_text(json.dumps({"sent": state.sent, "paused_until": state.paused_until}))
+                saved = {"start": window.start, "count": window.count, "paused_until": state.paused_until}
+                scratch.write_text(json.dumps(saved))
                 os.replace(scratch, self._state_path)  # readers see the old file or the new, never half
 
     def _read(self) -> _State:
         try:
             raw = json.loads(self._state_path.read_text())
-            now = self._clock()
-            # A send "in the future" means the clock was set back: count it as now, not for longer.
-            sent = [min(float(t), now) for t in raw["sent"]]
-            clamped = bool(sent) and sent[-1] != raw["sent"][-1]
-            return _State(sent, float(raw["paused_until"]), clamped)
+            return _State(Window(float(raw["start"]), int(raw["count"])), float(raw["paused_until"]))
         except (OSError, ValueError, KeyError, TypeError):
             return _State()  # none yet (or unreadable): nothing sent, no pause

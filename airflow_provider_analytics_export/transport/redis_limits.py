@@ -7,9 +7,9 @@ building block rather than hand-written locking:
 * a concurrency cap (Browsee's one open request) is a redis-py :class:`redis.lock.Lock` per
   slot: a lease with an expiry, renewed by a helper thread while the request is open, so a
   SIGKILLed holder frees the account within :data:`LEASE_SECONDS`;
-* a request rate (OpenPanel's 100 per 10 s) is a sliding log of send times in milliseconds (a
-  sorted set, checked and appended in one Lua script on the Redis clock): the ``limits``
-  library counts whole seconds, which made OpenPanel's window 100 per 11 s;
+* a request rate (OpenPanel's 100 per 10 s) is our copy of the API's fixed window
+  (:func:`.window_wait`) in milliseconds, checked and counted in one Lua script on the Redis
+  clock: the ``limits`` library counts whole seconds, which made OpenPanel's window 100 per 11 s;
 * a pause (Retry-After, a used-up ``X-RateLimit`` window) is one key whose time-to-live is the
   pause, measured on the Redis server's clock, so every process waits for the same instant.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
-from airflow_provider_analytics_export.transport.limits import RequestRules, explained_by_own_count
+from airflow_provider_analytics_export.transport.limits import (
+    WINDOW_MARGIN,
+    RequestRules,
+    explained_by_own_count,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -44,23 +47,17 @@ POLL_SECONDS = 0.02
 REDIS_TIMEOUT = 5.0
 BACKEND_SCHEMES = ("redis", "rediss", "unix")
 
-# Set the pause only if it ends later than the one already set: PTTL is -2 (no key) or -1
-# (no expiry, never written here), both below any pause.
-_PAUSE_SCRIPT = """
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-    redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-end
-"""
-
-# The sliding log, on the Redis clock in ms: KEYS = (log, pause); ARGV = (max calls, window ms,
-# a unique member). Returns 0 when this send was logged, else the milliseconds to wait.
+# Our copy of the API's fixed window (see limits.window_wait), on the Redis clock in ms: a hash
+# KEYS[1] {start, count}; KEYS[2] the pause. ARGV = (max calls, per ms, margin ms).
 _WINDOW_PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
+local max, per, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local start = math.min(tonumber(redis.call('HGET', KEYS[1], 'start') or '0'), now)
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local ends = start + per + margin
 """
+# Returns 0 when this send was counted, else the milliseconds to wait.
 _HIT_SCRIPT = (
     """
 local pause = redis.call('PTTL', KEYS[2])
@@ -68,18 +65,35 @@ if pause > 0 then return pause end
 """
     + _WINDOW_PRELUDE
     + """
-local max = tonumber(ARGV[1])
-if count < max then
-    redis.call('ZADD', KEYS[1], now, ARGV[3])
-    redis.call('PEXPIRE', KEYS[1], window)
+if count == 0 or now >= ends then
+    redis.call('HSET', KEYS[1], 'start', now, 'count', 1)
+    redis.call('PEXPIRE', KEYS[1], per + margin)
     return 0
 end
-local oldest = redis.call('ZRANGE', KEYS[1], count - max, count - max, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)
+if count < max and now <= start + per - margin then
+    redis.call('HINCRBY', KEYS[1], 'count', 1)
+    return 0
+end
+return math.max(1, ends - now)
 """
 )
-# How many sends the log holds in the window now (same KEYS and ARGV).
-_COUNT_SCRIPT = _WINDOW_PRELUDE + "return count"
+# Requests the open window holds (0 once it ended).
+_COUNT_SCRIPT = _WINDOW_PRELUDE + "if now < ends then return count end return 0"
+# ARGV[4] = the pause in ms. Set it only if it ends later than the one already set (PTTL is -2
+# without a key, -1 without expiry: never written here), and close the window by its end.
+_PAUSE_SCRIPT = (
+    _WINDOW_PRELUDE
+    + """
+local pause = tonumber(ARGV[4])
+if redis.call('PTTL', KEYS[2]) < pause then
+    redis.call('SET', KEYS[2], '1', 'PX', pause)
+end
+if max > 0 and now + pause < ends then
+    redis.call('HSET', KEYS[1], 'start', now + pause - per - margin, 'count', max)
+    redis.call('PEXPIRE', KEYS[1], pause)
+end
+"""
+)
 
 
 def redacted(url: str) -> str:
@@ -159,8 +173,12 @@ class RedisLimit:
         self.max_in_flight, self.max_calls = self.rules.max_in_flight, self.rules.max_calls
         self._prefix = "analytics-export:" + hashlib.sha256(account.encode()).hexdigest()[:32]
         self._keys = [f"{self._prefix}:window", f"{self._prefix}:pause"]
-        window = self.rules.window
-        self._window_ms = 0 if window is None else math.ceil(window * 1000)
+        per = self.rules.per_seconds
+        self._window_args = [
+            self.max_calls or 0,
+            math.ceil((per or 0) * 1000),
+            math.ceil(WINDOW_MARGIN * 1000),
+        ]
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         with self._reachable():
             self.client = redis.Redis.from_url(
@@ -199,13 +217,13 @@ class RedisLimit:
     def pause(self, seconds: float) -> None:
         """Make every caller in every process wait ``seconds`` from now (on the Redis clock)."""
         with self._reachable():
-            self._pause_script(keys=[self._keys[1]], args=[max(1, math.ceil(seconds * 1000))])
+            self._pause_script(keys=self._keys, args=[*self._window_args, max(1, math.ceil(seconds * 1000))])
 
     def window_used_up(self, seconds: float, remaining: float | None = None) -> None:
         """Pause every process until the API's reset, unless the shared log's own sends explain it."""
         if self.max_calls is not None:
             with self._reachable():
-                sent = int(self._count_script(keys=self._keys, args=[self.max_calls, self._window_ms]))
+                sent = int(self._count_script(keys=self._keys, args=self._window_args))
             if explained_by_own_count(sent, self.rules, remaining):
                 return
         self.pause(seconds)
@@ -228,8 +246,7 @@ class RedisLimit:
             if self.max_calls is None:
                 wait_ms = self.client.pttl(self._keys[1])
             else:
-                member = os.urandom(8).hex()
-                wait_ms = self._hit_script(keys=self._keys, args=[self.max_calls, self._window_ms, member])
+                wait_ms = self._hit_script(keys=self._keys, args=self._window_args)
             if wait_ms <= 0:
                 return
             time.sleep(wait_ms / 1000)

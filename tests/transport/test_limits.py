@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import stat
 import tempfile
 from pathlib import Path
@@ -46,16 +48,54 @@ def test_rules_are_named_and_checked():
         RequestRules(max_calls=10, per_seconds=0)
 
 
-def test_no_window_of_the_period_holds_more_than_max_calls(tmp_path: Path):
+def server_windows(arrivals: list[float], per_seconds: float) -> list[int]:
+    """How many requests each window of the API's fixed-window limiter counts (OpenPanel's rule)."""
+    counts: list[int] = []
+    ends = -math.inf
+    for arrival in sorted(arrivals):
+        if arrival >= ends:
+            counts.append(0)
+            ends = arrival + per_seconds
+        counts[-1] += 1
+    return counts
+
+
+def test_no_server_window_ever_counts_more_than_max_calls(tmp_path: Path):
+    """Irregular sends, each reaching the server 0.2-0.29 s later: its windows never see 101."""
+    clock = FakeClock()
+    limit = machine_limit(tmp_path, clock)
+    draw = random.Random(7)
+    arrivals = []
+    for _ in range(1000):
+        clock.now += draw.choice((0.0, 0.0, 0.01, 0.3, 2.0))
+        with limit.slot():
+            arrivals.append(clock.now + 0.2 + draw.uniform(0, 0.09))
+    assert max(server_windows(arrivals, 10.0)) <= 100
+
+
+def test_a_full_window_is_used_and_the_next_opens_when_it_ends(tmp_path: Path):
     clock = FakeClock()
     limit = machine_limit(tmp_path, clock)
     sent = []
     for _ in range(350):
         with limit.slot():
             sent.append(clock.now - 1_000_000.0)
-    for i in range(len(sent) - 100):
-        assert sent[i + 100] - sent[i] >= 10.1 - 1e-9
-    assert sent[-1] == pytest.approx(3 * 10.1)  # and no slower than the limit requires
+    assert sent[:100] == [0.0] * 100
+    assert sent[100] == pytest.approx(10.1, abs=1e-6) and sent[-1] == pytest.approx(3 * 10.1, abs=1e-6)
+
+
+def test_after_a_burst_the_next_window_opens_whole(tmp_path: Path):
+    """A log of sends would hold requests 105+ back until 10.1 s after request 5; the API does not."""
+    clock = FakeClock()
+    limit = machine_limit(tmp_path, clock)
+    for at in [0.0] * 4 + [3.0] * 96 + [None] * 100:
+        if at is not None:
+            clock.now = 1_000_000.0 + at
+        with limit.slot():
+            pass
+    assert clock.now == pytest.approx(
+        1_000_000.0 + 10.1, abs=1e-6
+    )  # all 100 of the second window at its start
 
 
 def test_the_window_counts_from_the_send_not_the_answer(tmp_path: Path):
@@ -65,10 +105,19 @@ def test_the_window_counts_from_the_send_not_the_answer(tmp_path: Path):
     for _ in range(100):
         with limit.slot():
             clock.now += 0.05  # the request's latency: the window started before it
-    started = clock.now
     with limit.slot():
-        assert clock.now == pytest.approx(1_000_000.0 + 10.1)
-    assert clock.now - started < 10.1
+        assert clock.now == pytest.approx(1_000_000.0 + 10.1, abs=1e-6)
+
+
+def test_nothing_is_sent_in_the_margin_before_the_window_ends(tmp_path: Path):
+    """A request sent just before our window ends could reach the server after its window ended."""
+    clock = FakeClock()
+    limit = machine_limit(tmp_path, clock)
+    with limit.slot():
+        pass
+    clock.now += 9.95
+    with limit.slot():
+        assert clock.now == pytest.approx(1_000_000.0 + 10.1, abs=1e-6)
 
 
 def test_pause_holds_every_caller_until_retry_after(tmp_path: Path):
@@ -89,7 +138,7 @@ def test_a_used_up_window_we_caused_ourselves_is_not_waited_out_to_the_whole_sec
             pass
     limit.window_used_up(10.0, remaining=0)  # our 100 requests: explained, no pause
     with limit.slot():
-        assert clock.now == pytest.approx(1_000_000.0 + 10.1)
+        assert clock.now == pytest.approx(1_000_000.0 + 10.1, abs=1e-6)
 
 
 def test_a_used_up_window_others_spent_pauses_until_the_reset(tmp_path: Path):
@@ -101,6 +150,9 @@ def test_a_used_up_window_others_spent_pauses_until_the_reset(tmp_path: Path):
     limit.window_used_up(4.0, remaining=3)  # the server counted 97; we sent 10: others share the client
     with limit.slot():
         assert clock.now == 1_000_004.0
+    for _ in range(99):  # the API's window ended with the pause: a whole new one opened with it
+        with limit.slot():
+            assert clock.now == 1_000_004.0
 
 
 def test_an_api_without_a_rate_rule_pauses_on_any_used_up_report(tmp_path: Path):
@@ -118,7 +170,7 @@ def test_a_clock_set_back_does_not_stretch_the_window(tmp_path: Path):
         pass
     clock.now -= 3600.0  # NTP stepped the wall clock back an hour
     with limit.slot():
-        assert clock.now == pytest.approx(1_000_000.0 - 3600.0 + 1.1)
+        assert clock.now == pytest.approx(1_000_000.0 - 3600.0 + 1.1, abs=1e-6)
 
 
 def test_shared_limit_returns_one_object_per_key(tmp_path: Path):
