@@ -188,7 +188,7 @@ class MachineLimit:
         self._in_process.release()
 
     def _wait_for_rate(self) -> None:
-        """Wait out a pause and, under a rate rule, for room in the window; then log this send."""
+        """Wait out a pause and, under a rate rule, for room in the window, which then counts this send."""
         max_calls, per_seconds = self.rules.max_calls, self.rules.per_seconds
         while True:
             if max_calls is None or per_seconds is None:
