@@ -195,8 +195,9 @@ def test_eight_parallel_exports_keep_both_accounts_within_their_rules(
     assert outcome.max_running >= 4  # real parallelism, not one task after another
     assert outcome.violations() == {"browsee_overlaps": 0, "browsee_429": 0, "openpanel_429": 0}
     openpanel = sorted(e["started"] for e in outcome.requests if e["api"] == "openpanel")
-    assert len(openpanel) > 200  # several windows' worth: the limit had to hold, not just exist
-    assert all(b - a >= 10.0 for a, b in zip(openpanel, openpanel[100:], strict=False))
+    # Several windows' worth: the limit had to hold, not just exist. The sandbox counts OpenPanel's
+    # fixed windows as the server does (its 429s above), not any 10 s span: windows may abut.
+    assert len(openpanel) > 200
     assert_files_exact(sandbox_reset, tmp_path / "exports" / "shared")
 
 
