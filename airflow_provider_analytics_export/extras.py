@@ -164,7 +164,7 @@ TRANSPORT_FIELDS: tuple[ExtraField, ...] = (
         "limit_backend",
         "Shared limit backend",
         "Redis URL (redis://host:6379/0) or id of an Airflow redis connection: holds the API's "
-        "limits across every worker process and machine. Empty: per worker process only.",
+        "limits across every worker process and machine. Empty: every process on this machine.",
     ),
 )
 

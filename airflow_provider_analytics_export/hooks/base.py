@@ -25,7 +25,7 @@ from airflow_provider_analytics_export.transport.errors import error_for_status
 from airflow_provider_analytics_export.transport.limits import (
     AccountLimit,
     RateLimitHeaders,
-    RequestLimit,
+    RequestRules,
     shared_limit,
 )
 
@@ -61,8 +61,8 @@ class AnalyticsApiHook(BaseHook):
     default_conn_name: ClassVar[str]
     api_name: ClassVar[str]
     default_host: ClassVar[str | None] = None
-    #: Client-side limit per API account: (max requests in flight, max calls, period seconds).
-    request_limit: ClassVar[tuple[int | None, int | None, float] | None] = None
+    #: The API's documented rules per account, kept on the client side (None: no rule of its own).
+    request_limit: ClassVar[RequestRules | None] = None
     #: Headers in which the API reports its own rate-limit window, if it does.
     rate_limit_headers: ClassVar[RateLimitHeaders | None] = None
 
@@ -170,22 +170,30 @@ class AnalyticsApiHook(BaseHook):
 
     @cached_property
     def limit(self) -> AccountLimit:
-        """The limit for this account, shared by every hook using it: in this process, or on the
-        Redis the connection's ``limit_backend`` extra names (every process and machine).
+        """The limit for this account, shared by every hook using it: on this machine (every
+        process of every worker on the host, no configuration), or on the Redis the connection's
+        ``limit_backend`` extra names (every process and machine).
 
         APIs without a documented client-side rule still get one: a 429's Retry-After or a
         used-up ``X-RateLimit`` window then pauses every caller of the account, not just one.
         """
-        max_in_flight, max_calls, period = self.request_limit or (None, None, 0.0)
+        rules = self.request_limit or RequestRules()
         backend = self.extra("limit_backend")
         if not backend:
-            return shared_limit(self.account_key, lambda: RequestLimit(max_in_flight, max_calls, period))
+            from airflow_provider_analytics_export.transport.machine_limits import MachineLimit, limits_dir
+
+            directory = limits_dir()
+            return shared_limit(
+                self.account_key,
+                lambda: MachineLimit(self.account_key, rules, directory, self._where),
+                backend=str(directory),
+            )
         from airflow_provider_analytics_export.transport.redis_limits import RedisLimit, backend_url
 
         url = backend_url(backend, self.get_connection, self._where)
         return shared_limit(
             self.account_key,
-            lambda: RedisLimit(url, self.account_key, max_in_flight, max_calls, period, self._where),
+            lambda: RedisLimit(url, self.account_key, rules, self._where),
             backend=url,
         )
 

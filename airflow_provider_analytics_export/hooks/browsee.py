@@ -14,6 +14,7 @@ from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.paging.paginators import OffsetPaginator, Page
+from airflow_provider_analytics_export.transport.limits import RequestRules
 from airflow_provider_analytics_export.validation import check_choices, check_int_range
 from airflow_provider_analytics_export.windows import to_datetime
 
@@ -84,7 +85,7 @@ class BrowseeHook(AnalyticsApiHook):
     conn_type = "browsee"
     hook_name = "Browsee"
     default_host = "https://api.browsee.io"
-    request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (1, None, 0.0)
+    request_limit: ClassVar[RequestRules | None] = RequestRules(max_in_flight=1)
 
     def credentials_body(self) -> dict[str, str]:
         """The body fields that authenticate a call (Browsee takes keys in the body, not headers)."""

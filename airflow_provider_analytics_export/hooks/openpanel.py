@@ -21,7 +21,7 @@ from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.paging.newest_first import NewestFirstCursor
 from airflow_provider_analytics_export.paging.paginators import Page, PageNumberPaginator
-from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
+from airflow_provider_analytics_export.transport.limits import RateLimitHeaders, RequestRules
 from airflow_provider_analytics_export.validation import (
     as_name_list,
     check_choice,
@@ -445,7 +445,7 @@ class OpenPanelHook(AnalyticsApiHook):
     conn_type = "openpanel"
     hook_name = "OpenPanel"
     default_host = "https://api.openpanel.dev"
-    request_limit: ClassVar[tuple[int | None, int | None, float] | None] = (None, 100, 10.0)
+    request_limit: ClassVar[RequestRules | None] = RequestRules(max_calls=100, per_seconds=10.0)
     #: @fastify/rate-limit's headers (reset = seconds left in the fixed window). The reserve
     #: covers the requests the default ``max_concurrency`` of 4 may already have in flight.
     rate_limit_headers = RateLimitHeaders(

@@ -255,8 +255,8 @@ def _observe_rate_headers(account: ApiAccount, status: int, headers: Mapping[str
             account.max_server_wait,
         )
     elif wait:
-        account.log.info("%s reports its rate-limit window used up; pausing %.1f s.", account.api_name, wait)
-        account.limit.pause(wait)
+        # The limit pauses only when its own count does not explain the used-up window.
+        account.limit.window_used_up(wait, spec.remaining_in(headers))
 
 
 def _tls_error(account: ApiAccount, exc: BaseException, method: str, endpoint: str, url: str) -> ApiError:

@@ -1,27 +1,57 @@
 """Client-side limits that encode each API's documented rules, and what the API reports.
 
-Limits are shared by every hook instance that talks to the same account in one process
-(several tasks in one worker, or a TaskFlow task using threads), because the API counts
-per account, not per hook object. A connection whose ``limit_backend`` extra names a Redis
-server holds them across every process and machine instead
-(:mod:`airflow_provider_analytics_export.transport.redis_limits`). Where an API reports its window in
-``X-RateLimit-*`` headers (:class:`RateLimitHeaders`), every caller of the account pauses
-when it is used up, so clients in other processes slow us down instead of causing 429s.
+An API counts requests per account, not per hook object or per process, so a limit is shared
+by every hook that talks to one account: by default on this machine (every process of every
+worker on the host, :mod:`~airflow_provider_analytics_export.transport.machine_limits`), or
+on the Redis a connection's ``limit_backend`` extra names, across machines
+(:mod:`~airflow_provider_analytics_export.transport.redis_limits`). Where an API reports its
+window in ``X-RateLimit-*`` headers (:class:`RateLimitHeaders`), every caller of the account
+pauses when that report shows others spent the window, so they slow us down instead of
+causing 429s.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-#: Seconds to wait before looking again when the whole window is still in flight.
-IN_FLIGHT_RECHECK = 0.05
+#: Seconds added to a rate window: our window starts when a request is SENT, the server's
+#: when it arrives; the margin covers a first request that took longer to arrive than a later one.
+WINDOW_MARGIN = 0.1
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """An API's documented rules for one account, kept on the client side.
+
+    ``RequestRules(max_in_flight=1)``: one open request at a time (Browsee).
+    ``RequestRules(max_calls=100, per_seconds=10)``: 100 requests per 10 s (OpenPanel).
+    ``RequestRules()``: no rule of its own; pauses the API asks for still apply.
+    """
+
+    max_in_flight: int | None = None
+    max_calls: int | None = None
+    per_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError(f"RequestRules: max_in_flight must be >= 1 or None, not {self.max_in_flight!r}.")
+        if (self.max_calls is None) != (self.per_seconds is None):
+            raise ValueError("RequestRules: max_calls and per_seconds go together (both set or both None).")
+        if self.max_calls is not None and (self.max_calls < 1 or (self.per_seconds or 0) <= 0):
+            raise ValueError(
+                f"RequestRules: max_calls must be >= 1 and per_seconds > 0, not "
+                f"{self.max_calls!r} per {self.per_seconds!r}."
+            )
+
+    @property
+    def window(self) -> float | None:
+        """The rate window we keep (the API's plus :data:`WINDOW_MARGIN`), or None without a rate."""
+        return None if self.per_seconds is None else self.per_seconds + WINDOW_MARGIN
 
 
 @dataclass(frozen=True)
@@ -32,8 +62,8 @@ class RateLimitHeaders:
     :param reset: header with when the window resets.
     :param reset_is: ``seconds`` (seconds left, as OpenPanel sends) or ``epoch`` (UTC epoch
         seconds, as Braze sends).
-    :param reserve: pause once ``remaining`` is at or below this (requests other threads or
-        processes may already have in flight).
+    :param reserve: report the window used up once ``remaining`` is at or below this (requests
+        other threads or processes may already have in flight).
     """
 
     remaining: str = "X-RateLimit-Remaining"
@@ -50,9 +80,13 @@ class RateLimitHeaders:
             value -= time.time() if now is None else now
         return max(0.0, value)
 
+    def remaining_in(self, headers: Mapping[str, str]) -> float | None:
+        """Requests the API says are left in its window, or None when it does not say."""
+        return _number(headers.get(self.remaining))
+
     def exhausted(self, headers: Mapping[str, str]) -> bool:
         """True when the API says no more requests fit in this window (beyond the reserve)."""
-        remaining = _number(headers.get(self.remaining))
+        remaining = self.remaining_in(headers)
         return remaining is not None and remaining <= self.reserve
 
 
@@ -64,98 +98,71 @@ def _number(value: str | None) -> float | None:
 
 
 class AccountLimit(Protocol):
-    """What the transport needs of a limit, in-process (:class:`RequestLimit`) or shared (Redis)."""
+    """What the transport needs of an account's limit, on this machine or in Redis."""
 
     def slot(self) -> AbstractContextManager[None]:
         """Hold a request slot for the duration of one request/response exchange."""
         ...
 
     def pause(self, seconds: float) -> None:
-        """Make every caller of the account wait ``seconds``."""
+        """Make every caller of the account wait ``seconds`` (the API said Retry-After)."""
+        ...
+
+    def window_used_up(self, seconds: float, remaining: float | None = None) -> None:
+        """The API reports only ``remaining`` requests left in a window that resets in ``seconds``.
+
+        Pauses every caller until the reset, unless the limit's own count of requests sent in
+        the window already explains the report: then our window holds the next request back
+        to the millisecond, where the server's reset (whole seconds) would waste up to one.
+        """
         ...
 
 
-class RequestLimit:
-    """Concurrency and/or sliding-window rate limit for one API account, in this process.
+@dataclass
+class Window:
+    """Our copy of the API's fixed window: when its first request was sent, and how many were."""
 
-    :param max_in_flight: requests allowed open at once (Browsee allows one), or None.
-    :param max_calls: requests allowed per ``period`` seconds (OpenPanel: 100 per 10 s), or None.
-    :param period: the rate window in seconds.
-    :param margin: seconds added to the window so clock skew between us and the server
-        never lets the server count one request too many.
+    start: float = 0.0
+    count: int = 0
+
+
+def window_wait(window: Window, now: float, max_calls: int, per_seconds: float) -> float:
+    """Seconds until one more request may be sent; 0 once it is counted in ``window``.
+
+    The API (OpenPanel's rate limiter) opens a window at the first request it receives after
+    the last one closed and counts ``max_calls`` in it; ours opens at that request's send.
+    Sends stop :data:`WINDOW_MARGIN` before our window's end and the next window opens that
+    margin after it, so a request that reaches the server up to the margin sooner or later
+    than the window's first lands in the same window on both sides. A sliding log would be
+    safe without that, but after a burst it holds the next window back by the burst's stamps.
     """
+    window.start = min(window.start, now)  # the clock was set back: not a window in the future
+    end = window.start + per_seconds + WINDOW_MARGIN
+    if window.count == 0 or now >= end:
+        window.start, window.count = now, 1
+        return 0.0
+    if window.count < max_calls and now <= window.start + per_seconds - WINDOW_MARGIN:
+        window.count += 1
+        return 0.0
+    return end - now
 
-    def __init__(
-        self,
-        max_in_flight: int | None = None,
-        max_calls: int | None = None,
-        period: float = 1.0,
-        margin: float = 0.1,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.max_in_flight = max_in_flight
-        self.max_calls = max_calls
-        self.period = period + margin
-        self._clock = clock
-        self._sleep = sleep
-        self._slots = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
-        self._lock = threading.Lock()
-        #: When each request of the window was answered, oldest first; ``inf`` while in flight.
-        self._sent: list[float] = []
-        self._paused_until = 0.0
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a request slot for the duration of one request/response exchange.
+def close_window_by(window: Window, until: float, max_calls: int, per_seconds: float) -> None:
+    """The API says its window is over at ``until``: send nothing more in ours, open the next then."""
+    if until < window.start + per_seconds + WINDOW_MARGIN:
+        window.start, window.count = until - per_seconds - WINDOW_MARGIN, max_calls
 
-        A request counts towards the window from when its response arrived: the server saw
-        it at some moment before that, which we cannot know, so counting from the response
-        is the only stamp that never lets the server's own window hold one request too many
-        (a slow first request would otherwise shift the server's window past ours).
-        """
-        if self._slots is not None:
-            self._slots.acquire()
-        try:
-            self._wait_for_rate()
-            try:
-                yield
-            finally:
-                self._answered()
-        finally:
-            if self._slots is not None:
-                self._slots.release()
 
-    def pause(self, seconds: float) -> None:
-        """Make every caller wait ``seconds`` (the server said Retry-After, or its window is used up)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+def counted_in_window(window: Window, now: float, per_seconds: float) -> int:
+    """Requests our open window holds (0 once it ended)."""
+    return window.count if now < window.start + per_seconds + WINDOW_MARGIN else 0
 
-    def _wait_for_rate(self) -> None:
-        """Wait for room in the window, then reserve a place (an in-flight request never expires)."""
-        while True:
-            with self._lock:
-                now = self._clock()
-                wait = self._paused_until - now
-                if wait <= 0 and self.max_calls is not None:
-                    while self._sent and now - self._sent[0] >= self.period:
-                        self._sent.pop(0)
-                    if len(self._sent) >= self.max_calls:
-                        oldest = self._sent[0]
-                        wait = IN_FLIGHT_RECHECK if oldest == math.inf else self.period - (now - oldest)
-                if wait <= 0:
-                    if self.max_calls is not None:
-                        self._sent.append(math.inf)
-                    return
-            self._sleep(wait)
 
-    def _answered(self) -> None:
-        """Turn this request's reservation into the moment its answer (or failure) arrived."""
-        if self.max_calls is None:
-            return
-        with self._lock:
-            self._sent.remove(math.inf)
-            bisect.insort(self._sent, self._clock())
+def explained_by_own_count(sent_in_window: int, rules: RequestRules, remaining: float | None) -> bool:
+    """True when the API's used-up report is our own doing: we sent at least what it counted."""
+    if rules.max_calls is None or remaining is None:
+        return False
+    return sent_in_window >= rules.max_calls - remaining
 
 
 _registry: dict[tuple[str | None, str], AccountLimit] = {}
@@ -165,9 +172,9 @@ _registry_lock = threading.Lock()
 def shared_limit(key: str, factory: Callable[[], AccountLimit], backend: str | None = None) -> AccountLimit:
     """Return the process-wide limit for ``key`` (an API account) on ``backend``, creating it once.
 
-    ``backend`` (a shared backend's URL, None for in-process) is part of the key, so a
-    connection moved to Redis never keeps using its old in-process limit. A factory that
-    raises (Redis unreachable) caches nothing: the next task tries again.
+    ``backend`` (where the limit's state lives) is part of the key, so a connection moved to
+    another backend never keeps using its old limit. A factory that raises (Redis unreachable)
+    caches nothing: the next task tries again.
     """
     with _registry_lock:
         limit = _registry.get((backend, key))

@@ -7,7 +7,9 @@ building block rather than hand-written locking:
 * a concurrency cap (Browsee's one open request) is a redis-py :class:`redis.lock.Lock` per
   slot: a lease with an expiry, renewed by a helper thread while the request is open, so a
   SIGKILLed holder frees the account within :data:`LEASE_SECONDS`;
-* a request rate (OpenPanel's 100 per 10 s) is a moving window of the ``limits`` library;
+* a request rate (OpenPanel's 100 per 10 s) is our copy of the API's fixed window
+  (:func:`.window_wait`) in milliseconds, checked and counted in one Lua script on the Redis
+  clock: the ``limits`` library counts whole seconds, which made OpenPanel's window 100 per 11 s;
 * a pause (Retry-After, a used-up ``X-RateLimit`` window) is one key whose time-to-live is the
   pause, measured on the Redis server's clock, so every process waits for the same instant.
 
@@ -28,28 +30,70 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
+from airflow_provider_analytics_export.transport.limits import (
+    WINDOW_MARGIN,
+    RequestRules,
+    explained_by_own_count,
+)
 
 if TYPE_CHECKING:
     import redis
 
 #: How long a concurrency slot stays held after its holder stopped renewing it (e.g. was killed).
 LEASE_SECONDS = 10.0
-#: Seconds added to a rate window (then rounded up to whole seconds, the ``limits`` granularity):
-#: the window is counted at send time here and at arrival time by the API, on other clocks.
-WINDOW_MARGIN = 0.1
 #: Poll interval while another process holds the slot.
 POLL_SECONDS = 0.02
 #: Seconds to wait for Redis to accept a connection or answer, before failing loudly.
 REDIS_TIMEOUT = 5.0
 BACKEND_SCHEMES = ("redis", "rediss", "unix")
 
-# Set the pause only if it ends later than the one already set: PTTL is -2 (no key) or -1
-# (no expiry, never written here), both below any pause.
-_PAUSE_SCRIPT = """
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
-    redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+# Our copy of the API's fixed window (see limits.window_wait), on the Redis clock in ms: a hash
+# KEYS[1] {start, count}; KEYS[2] the pause. ARGV = (max calls, per ms, margin ms).
+_WINDOW_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max, per, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local start = math.min(tonumber(redis.call('HGET', KEYS[1], 'start') or '0'), now)
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local ends = start + per + margin
+"""
+# Returns 0 when this send was counted, else the milliseconds to wait.
+_HIT_SCRIPT = (
+    """
+local pause = redis.call('PTTL', KEYS[2])
+if pause > 0 then return pause end
+"""
+    + _WINDOW_PRELUDE
+    + """
+if count == 0 or now >= ends then
+    redis.call('HSET', KEYS[1], 'start', now, 'count', 1)
+    redis.call('PEXPIRE', KEYS[1], per + margin)
+    return 0
+end
+if count < max and now <= start + per - margin then
+    redis.call('HINCRBY', KEYS[1], 'count', 1)
+    return 0
+end
+return math.max(1, ends - now)
+"""
+)
+# Requests the open window holds (0 once it ended).
+_COUNT_SCRIPT = _WINDOW_PRELUDE + "if now < ends then return count end return 0"
+# ARGV[4] = the pause in ms. Set it only if it ends later than the one already set (PTTL is -2
+# without a key, -1 without expiry: never written here), and close the window by its end.
+_PAUSE_SCRIPT = (
+    _WINDOW_PRELUDE
+    + """
+local pause = tonumber(ARGV[4])
+if redis.call('PTTL', KEYS[2]) < pause then
+    redis.call('SET', KEYS[2], '1', 'PX', pause)
+end
+if max > 0 and now + pause < ends then
+    redis.call('HSET', KEYS[1], 'start', now + pause - per - margin, 'count', max)
+    redis.call('PEXPIRE', KEYS[1], pause)
 end
 """
+)
 
 
 def redacted(url: str) -> str:
@@ -105,13 +149,11 @@ def backend_url(value: str, get_connection: Callable[[str], Any], where: str) ->
 
 
 class RedisLimit:
-    """One API account's limit held in Redis; same interface as :class:`.RequestLimit`.
+    """One API account's limit held in Redis; same interface as :class:`.MachineLimit`.
 
     :param url: the Redis URL.
     :param account: who the API counts against (hashed into the key names, so Redis holds no login).
-    :param max_in_flight: requests allowed open at once across every process, or None.
-    :param max_calls: requests allowed per ``period`` seconds across every process, or None.
-    :param period: the rate window in seconds.
+    :param rules: the API's rules for one account, kept across every process.
     :param where: the connection, for error messages.
     :param lease: seconds a dead holder keeps its slot (renewed every third of it while alive).
     """
@@ -120,20 +162,23 @@ class RedisLimit:
         self,
         url: str,
         account: str,
-        max_in_flight: int | None = None,
-        max_calls: int | None = None,
-        period: float = 1.0,
+        rules: RequestRules | None = None,
         where: str = "limit backend",
         lease: float = LEASE_SECONDS,
     ) -> None:
         import redis
-        from limits import RateLimitItemPerSecond
-        from limits.storage import RedisStorage
-        from limits.strategies import MovingWindowRateLimiter
 
         self.url, self.where, self.lease = url, where, lease
-        self.max_in_flight, self.max_calls = max_in_flight, max_calls
+        self.rules = rules or RequestRules()
+        self.max_in_flight, self.max_calls = self.rules.max_in_flight, self.rules.max_calls
         self._prefix = "analytics-export:" + hashlib.sha256(account.encode()).hexdigest()[:32]
+        self._keys = [f"{self._prefix}:window", f"{self._prefix}:pause"]
+        per = self.rules.per_seconds
+        self._window_args = [
+            self.max_calls or 0,
+            math.ceil((per or 0) * 1000),
+            math.ceil(WINDOW_MARGIN * 1000),
+        ]
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         with self._reachable():
             self.client = redis.Redis.from_url(
@@ -141,10 +186,8 @@ class RedisLimit:
             )
             self.client.ping()
             self._pause_script = self.client.register_script(_PAUSE_SCRIPT)
-            storage = RedisStorage(url, connection_pool=self.client.connection_pool)
-        self._window = MovingWindowRateLimiter(storage)
-        seconds = max(1, math.ceil(period + WINDOW_MARGIN))
-        self._rate = RateLimitItemPerSecond(max_calls, seconds) if max_calls else None
+            self._hit_script = self.client.register_script(_HIT_SCRIPT)
+            self._count_script = self.client.register_script(_COUNT_SCRIPT)
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -174,7 +217,16 @@ class RedisLimit:
     def pause(self, seconds: float) -> None:
         """Make every caller in every process wait ``seconds`` from now (on the Redis clock)."""
         with self._reachable():
-            self._pause_script(keys=[f"{self._prefix}:pause"], args=[max(1, math.ceil(seconds * 1000))])
+            self._pause_script(keys=self._keys, args=[*self._window_args, max(1, math.ceil(seconds * 1000))])
+
+    def window_used_up(self, seconds: float, remaining: float | None = None) -> None:
+        """Pause every process until the API's reset, unless the shared log's own sends explain it."""
+        if self.max_calls is not None:
+            with self._reachable():
+                sent = int(self._count_script(keys=self._keys, args=self._window_args))
+            if explained_by_own_count(sent, self.rules, remaining):
+                return
+        self.pause(seconds)
 
     def _acquire(self) -> _Lease:
         from redis.lock import Lock
@@ -191,13 +243,13 @@ class RedisLimit:
 
     def _wait_for_rate(self) -> None:
         while True:
-            wait = self.client.pttl(f"{self._prefix}:pause") / 1000
-            if wait <= 0:
-                if self._rate is None or self._window.hit(self._rate, self._prefix):
-                    return
-                reset, _ = self._window.get_window_stats(self._rate, self._prefix)
-                wait = max(POLL_SECONDS, reset - time.time())
-            time.sleep(wait)
+            if self.max_calls is None:
+                wait_ms = self.client.pttl(self._keys[1])
+            else:
+                wait_ms = self._hit_script(keys=self._keys, args=self._window_args)
+            if wait_ms <= 0:
+                return
+            time.sleep(wait_ms / 1000)
 
 
 class _Lease:

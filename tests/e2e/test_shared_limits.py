@@ -1,15 +1,15 @@
 """Real parallelism: a scheduler with LocalExecutor runs eight exports on two accounts at once, no pools.
 
-The shared limit backend (a real redis-server) must keep the sandbox's rule counters at zero:
-no second open Browsee request, no OpenPanel request past 100 per 10 s; every file exact.
+With no configuration (the machine-wide limit) and with the Redis backend (a real redis-server),
+the sandbox's rule counters must stay at zero: no second open Browsee request, no OpenPanel
+request past 100 per 10 s; every file exact.
 
 Airflow 3 runs LocalExecutor on SQLite (``airflow standalone`` does the same): tasks talk to the
 API server's execution API, not to the database, so the usual "SQLite means one task at a time"
 does not apply; the test checks that at least four tasks really ran at the same time.
 
-``python -m tests.e2e.test_shared_limits`` runs the same DAG without the backend and prints
-the violations it prevents (evidence for the docs, not a test: it must not fail the suite);
-with a Redis URL as argument it prints the same numbers with the backend.
+``python -m tests.e2e.test_shared_limits [REDIS_URL]`` runs the same DAG and prints its numbers
+(requests, rule breaks, seconds), machine-wide or on the given Redis.
 """
 
 from __future__ import annotations
@@ -185,16 +185,19 @@ def assert_files_exact(sandbox: SandboxServer, root: Path) -> None:
 
 
 @pytest.mark.timeout(900)  # an Airflow deployment of its own: migrate, three services, eight tasks
+@pytest.mark.parametrize("backend", ["machine-wide", "redis"])
 def test_eight_parallel_exports_keep_both_accounts_within_their_rules(
-    tmp_path: Path, sandbox_reset: SandboxServer, redis_url: str
+    tmp_path: Path, sandbox_reset: SandboxServer, request: pytest.FixtureRequest, backend: str
 ):
+    redis_url = request.getfixturevalue("redis_url") if backend == "redis" else None
     outcome = run_dag(tmp_path / "home", sandbox_reset, tmp_path / "exports", backend=redis_url)
     assert outcome.state == "success"
     assert outcome.max_running >= 4  # real parallelism, not one task after another
     assert outcome.violations() == {"browsee_overlaps": 0, "browsee_429": 0, "openpanel_429": 0}
     openpanel = sorted(e["started"] for e in outcome.requests if e["api"] == "openpanel")
-    assert len(openpanel) > 200  # several windows' worth: the limit had to hold, not just exist
-    assert all(b - a >= 10.0 for a, b in zip(openpanel, openpanel[100:], strict=False))
+    # Several windows' worth: the limit had to hold, not just exist. The sandbox counts OpenPanel's
+    # fixed windows as the server does (its 429s above), not any 10 s span: windows may abut.
+    assert len(openpanel) > 200
     assert_files_exact(sandbox_reset, tmp_path / "exports" / "shared")
 
 

@@ -3,111 +3,35 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError, RateLimitedError
 from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
 from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
-from airflow_provider_analytics_export.transport.limits import RateLimitHeaders, RequestLimit
+from airflow_provider_analytics_export.transport.limits import RateLimitHeaders, RequestRules
+from airflow_provider_analytics_export.transport.machine_limits import MachineLimit
 from airflow_provider_analytics_export.transport.redis_limits import RedisLimit
-from analytics_export_sandbox import SandboxServer, connection_env
+from analytics_export_sandbox import SandboxServer
 from tests.conftest import _free_port
 from tests.test_import_cost import parse_time_modules
+from tests.transport.test_limits_machine import connection, env, overlapping_pairs, run_workers
 
 # Processes against a real Redis (~50 s): the main suite runs them; the per-Python matrix does not.
 pytestmark = pytest.mark.heavy
-
-# Each worker builds its hook and its limit, says "ready", waits for "go" on stdin (so all
-# start at once, after Airflow's slow import) and then makes its requests.
-WORKER = textwrap.dedent(
-    """
-    import sys
-    from airflow_provider_analytics_export.hooks.{module} import {cls}
-    hook = {cls}()
-    hook.limit
-    print("ready", flush=True)
-    sys.stdin.readline()
-    for _ in range({calls}):
-        hook.check_connection()
-    """
-)
-
-
-def connection(sandbox: SandboxServer, api: str, **extra: Any) -> dict[str, str]:
-    """The sandbox's ``{api}_default`` connection (JSON env form) with ``extra`` added."""
-    key = f"AIRFLOW_CONN_{api.upper()}_DEFAULT"
-    conn = json.loads(connection_env(sandbox.url)[key])
-    conn["extra"] = {**conn.get("extra", {}), **extra}
-    return {key: json.dumps(conn)}
-
-
-@contextmanager
-def env(values: dict[str, str]) -> Iterator[None]:
-    previous = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def run_workers(count: int, module: str, cls: str, calls: int, conn_env: dict[str, str]) -> None:
-    """``count`` processes on one account, released together; each must finish cleanly."""
-    code = WORKER.format(module=module, cls=cls, calls=calls)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code],
-            env={**os.environ, **conn_env},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        for proc in procs:
-            _, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err[-3000:]
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-
-
-def overlapping_pairs(entries: list[dict[str, Any]]) -> int:
-    """Requests open at the same time by the sandbox's own clock (started/ended)."""
-    spans = sorted((e["started"], e["ended"]) for e in entries)
-    return sum(1 for (_, end), (start, _) in zip(spans, spans[1:], strict=False) if start < end)
 
 
 def test_four_processes_on_one_browsee_account_never_hold_two_requests_open(
     sandbox_reset: SandboxServer, redis_url: str
 ):
     sandbox_reset.config.update({"latency_ms": {"browsee": 40}})
-    run_workers(4, "browsee", "BrowseeHook", 8, connection(sandbox_reset, "browsee", limit_backend=redis_url))
+    run_workers(4, "browsee", 8, connection(sandbox_reset, "browsee", limit_backend=redis_url))
     log = [e for e in sandbox_reset.requests_log if e["api"] == "browsee"]
     assert len(log) == 32
     assert [e["status"] for e in log] == [200] * 32  # no 429: never a second open request
@@ -115,20 +39,10 @@ def test_four_processes_on_one_browsee_account_never_hold_two_requests_open(
     assert overlapping_pairs(log) == 0
 
 
-def test_without_the_backend_the_same_processes_do_overlap(sandbox_reset: SandboxServer):
-    """The scenario above is concurrent enough to break the rule: the backend is what holds it."""
-    sandbox_reset.config.update({"latency_ms": {"browsee": 40}})
-    run_workers(4, "browsee", "BrowseeHook", 8, connection(sandbox_reset, "browsee"))
-    log = [e for e in sandbox_reset.requests_log if e["api"] == "browsee"]
-    assert any(e["overlap"] for e in log)
-
-
 def test_four_processes_on_one_openpanel_client_stay_within_100_per_10_s(
     sandbox_reset: SandboxServer, redis_url: str
 ):
-    run_workers(
-        4, "openpanel", "OpenPanelHook", 30, connection(sandbox_reset, "openpanel", limit_backend=redis_url)
-    )
+    run_workers(4, "openpanel", 30, connection(sandbox_reset, "openpanel", limit_backend=redis_url))
     log = [e for e in sandbox_reset.requests_log if e["api"] == "openpanel"]
     assert [e["status"] for e in log] == [200] * 120  # the sandbox answers 429 past 100 per 10 s
     starts = sorted(e["started"] for e in log)
@@ -144,8 +58,9 @@ def test_a_killed_lease_holder_frees_the_slot_within_the_lease(redis_url: str):
             textwrap.dedent(
                 f"""
                 import time
+                from airflow_provider_analytics_export.transport.limits import RequestRules
                 from airflow_provider_analytics_export.transport.redis_limits import RedisLimit
-                limit = RedisLimit({redis_url!r}, "test|lease", max_in_flight=1, lease={lease})
+                limit = RedisLimit({redis_url!r}, "test|lease", RequestRules(max_in_flight=1), lease={lease})
                 with limit.slot():
                     print("held", flush=True)
                     time.sleep(600)
@@ -157,7 +72,7 @@ def test_a_killed_lease_holder_frees_the_slot_within_the_lease(redis_url: str):
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        waiter = RedisLimit(redis_url, "test|lease", max_in_flight=1, lease=lease)
+        waiter = RedisLimit(redis_url, "test|lease", RequestRules(max_in_flight=1), lease=lease)
         acquired = threading.Event()
 
         def wait_for_slot() -> None:
@@ -177,8 +92,9 @@ def test_a_killed_lease_holder_frees_the_slot_within_the_lease(redis_url: str):
 
 
 def test_a_pause_in_one_process_holds_every_other(redis_url: str):
-    first = RedisLimit(redis_url, "test|pause", max_calls=100, period=10.0)
-    other = RedisLimit(redis_url, "test|pause", max_calls=100, period=10.0)  # own client, as a process
+    rules = RequestRules(max_calls=100, per_seconds=10.0)
+    first = RedisLimit(redis_url, "test|pause", rules)
+    other = RedisLimit(redis_url, "test|pause", rules)  # own client, as a process
     first.pause(1.5)
     first.pause(0.2)  # a shorter pause never shortens the one already set
     started = time.monotonic()
@@ -253,21 +169,22 @@ def test_an_airflow_redis_connection_names_the_backend(sandbox_reset: SandboxSer
 
 
 def test_no_window_of_the_period_holds_more_than_max_calls_across_clients(redis_url: str):
-    limits = [RedisLimit(redis_url, "test|window", max_calls=5, period=1.0) for _ in range(2)]
+    rules = RequestRules(max_calls=5, per_seconds=1.0)
+    limits = [RedisLimit(redis_url, "test|window", rules) for _ in range(2)]
     sent: list[float] = []
     for i in range(12):
         with limits[i % 2].slot():
             sent.append(time.monotonic())
-    window = 2.0  # 1 s + margin, rounded up to whole seconds (the limits library's granularity)
+    window = 1.1  # 1 s + the margin, to the millisecond (not rounded up to whole seconds)
     assert all(later - first >= window - 0.01 for first, later in zip(sent, sent[5:], strict=False))
-    assert sent[-1] - sent[0] <= 2 * window + 1.0  # and no slower than the limit requires
+    assert sent[-1] - sent[0] <= 2 * window + 0.15  # and no slower than the limit requires
 
 
-def test_an_empty_backend_as_the_ui_form_saves_it_keeps_the_in_process_limit(sandbox_reset: SandboxServer):
+def test_an_empty_backend_as_the_ui_form_saves_it_keeps_the_machine_wide_limit(sandbox_reset: SandboxServer):
     with env(connection(sandbox_reset, "browsee", limit_backend=None)):
         hook = BrowseeHook()
         hook.check_connection()
-        assert isinstance(hook.limit, RequestLimit)
+        assert isinstance(hook.limit, MachineLimit)
 
 
 def test_parsing_a_dag_imports_neither_redis_nor_limits():
