@@ -91,6 +91,8 @@ def test_background_job_lifecycle_downloads_the_exact_file(hook, sandbox_reset, 
         "rows": 12000,
         "bytes": len(expected_file(sandbox_reset, body)),
         "format": "csv",
+        "replaced": True,
+        "rows_before": None,
     }
     assert [p.name for p in tmp_path.iterdir()] == ["micro.csv"]
     download = [e for e in sandbox_reset.requests_log if "download" in e["path"]]
