@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.files.schemas import Column, Schema, columns_of
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.paging.paginators import OffsetPaginator, Page
@@ -54,6 +55,42 @@ SELECT_FIELDS: tuple[str, ...] = (
 #: Not among the documented fields: used to de-duplicate when present, never relied on.
 ID_FIELD = "sessionId"
 TIMESTAMP_FIELD = "timestamp"
+
+
+#: Browsee ``export/sessions``: ``sessionId`` (sent by some accounts, undocumented) and every
+#: documented ``options.select`` field, in the documented order.
+BROWSEE_SESSIONS = Schema(
+    "browsee_sessions",
+    (
+        Column("sessionId", "string", "Session id, when Browsee sends one (not a documented field)."),
+        Column("userId", "string", "User ID, as provided by the identify call."),
+        Column("duration", "float64", "Duration of the session, milliseconds."),
+        Column("inactiveTime", "float64", "Time the user was inactive during the session, milliseconds."),
+        Column("activeTime", "float64", "duration - inactiveTime, milliseconds."),
+        Column("urls", "json", "URLs visited in the session (a JSON list)."),
+        Column("timestamp", "timestamp_ms", "Start of the session (Browsee sends epoch milliseconds)."),
+        Column("pageCount", "int64", "Number of pages visited."),
+        Column("eventCount", "int64", "Number of events."),
+        Column("name", "string", "Name, if provided in the identify call."),
+        Column("email", "string", "Email, if provided in the identify call."),
+        Column("tags", "json", "Tags, if provided in the identify call (JSON)."),
+        Column("landingPage", "string", "Landing page of the session."),
+        *columns_of(
+            "string",
+            "UTM parameter {name}.",
+            ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
+        ),
+        Column("browser", "string", "The user's browser."),
+        Column("os", "string", "Operating system."),
+        Column("device", "string", "The user's device."),
+        Column("isMobile", "bool", "Whether the device is considered mobile."),
+        Column("ip", "string", "IP the session came from."),
+        Column("city", "string", "City detected from the IP."),
+        Column("country", "string", "Country detected from the IP."),
+        Column("domain", "string", "Domain the session was recorded on."),
+        Column("referrer", "string", "Referrer of the session (the domain only)."),
+    ),
+)
 
 
 def validate_session_args(fields: Iterable[str] | str | None, page_size: int) -> list[str] | None:

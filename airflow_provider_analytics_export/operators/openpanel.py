@@ -7,16 +7,17 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, openpanel_chart
-from airflow_provider_analytics_export.hooks.openpanel import (
-    CHARTS_ENDPOINT,
-    EVENTS_ENDPOINT,
-    ChartQuery,
-    EventQuery,
-    OpenPanelHook,
+from airflow_provider_analytics_export.hooks.openpanel import CHARTS_ENDPOINT, EVENTS_ENDPOINT, OpenPanelHook
+from airflow_provider_analytics_export.hooks.openpanel_charts import (
     chart_rows,
+    chart_schema,
     check_chart_coverage,
     check_chart_window,
+)
+from airflow_provider_analytics_export.hooks.openpanel_query import (
+    OPENPANEL_EVENTS,
+    ChartQuery,
+    EventQuery,
     check_date_range_exclusive,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, RowPages
@@ -185,7 +186,7 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
         return RowPages(
             window=window,
             pages=[list(chart_rows(chart, query.breakdowns, self.previous, window, zone))],
-            schema=openpanel_chart(query.breakdown_names, self.previous),
+            schema=chart_schema(query.breakdown_names, self.previous),
             fields={"series": len(chart.get("series", []))},
             counted_as="requests",
         )

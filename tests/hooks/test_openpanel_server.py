@@ -15,13 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.openpanel import (
-    EVENT_FIELDS,
-    OpenPanelHook,
-    breakdown_labels,
-    chart_rows,
-    query_literal,
-)
+from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
+from airflow_provider_analytics_export.hooks.openpanel_charts import breakdown_labels, chart_rows
+from airflow_provider_analytics_export.hooks.openpanel_query import EVENT_FIELDS, query_literal
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
 from tests.scripted_server import Reply, ScriptedServer
