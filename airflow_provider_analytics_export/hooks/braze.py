@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.files.schemas import Column, Schema
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.paging.paginators import BucketChunker
+from airflow_provider_analytics_export.paging.chunks import BucketChunker
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.transport.responses import series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_int_range

@@ -130,12 +130,11 @@ class BrowseeHook(AnalyticsApiHook):
             "secretKey": self.required_credential(self.connection.password, "secret key (password)"),
         }
 
-    def post_sessions(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One raw ``export/sessions`` call; ``body`` holds everything but the credentials."""
-        return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body})
+    def post_sessions(self, body: dict[str, Any]) -> Page:
+        """One ``export/sessions`` call (``body`` holds everything but the credentials): its rows and total.
 
-    def _sessions_page(self, body: dict[str, Any]) -> Page:
-        """``exports.data`` and ``exports.total`` of one call; a body without them fails at once."""
+        ``exports.data`` and ``exports.total`` are read at once, so a body without them fails here.
+        """
 
         def parse(response: requests.Response) -> Page:
             field = self.body_reader(response, "POST", SESSIONS_ENDPOINT)
@@ -178,7 +177,7 @@ class BrowseeHook(AnalyticsApiHook):
         )
         ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions", page_size, session_key)
         paginator = OffsetPaginator(page_size, offset_param="from")
-        for rows in ledger.check(paginator.pages(lambda paging: self._sessions_page({**query, **paging}))):
+        for rows in ledger.check(paginator.pages(lambda paging: self.post_sessions({**query, **paging}))):
             yield keep(rows)
 
     def iter_sessions(
@@ -204,6 +203,7 @@ class BrowseeHook(AnalyticsApiHook):
             yield from rows
 
     def check_connection(self) -> None:
+        """One one-row listing of the last hour: the keys work and the body has the expected shape."""
         now = int(time.time())
         self.post_sessions({"start": now - 3600, "end": now, "from": 0, "limit": 1})
 

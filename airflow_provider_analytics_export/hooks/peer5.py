@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.files.schemas import Column, Schema, columns_of
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.paging.paginators import BucketChunker, Chunk
+from airflow_provider_analytics_export.paging.chunks import BucketChunker, Chunk
 from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (

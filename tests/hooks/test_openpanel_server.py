@@ -118,7 +118,8 @@ def test_a_profile_count_that_does_not_match_fails(scripted: ScriptedServer, mon
     monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_SCRIPTED", json.dumps(conn))
     data = [{"id": "a", "createdAt": "2024-04-15T10:00:00.000Z", "profileId": "u"}]
     scripted.queue(Reply(200, {"meta": {"totalCount": 2, "pages": 1, "current": 1}, "data": data}))
-    with pytest.raises(ExportIntegrityError, match=r"reported 2 events but 1 arrived for profile 'u'"):
+    mismatch = r"reported 2 rows but 1 distinct rows arrived for profile 'u'"
+    with pytest.raises(ExportIntegrityError, match=mismatch):
         list(OpenPanelHook("openpanel_scripted").iter_events("p", *DAY, profile_id="u"))
 
 
