@@ -37,6 +37,9 @@ EVENTS_ENDPOINT = "/export/events"
 CHARTS_ENDPOINT = "/export/charts"
 ID_FIELD = "id"
 TIME_FIELD = "createdAt"
+#: ``country`` of an event whose country was not resolved: ClickHouse's ``FixedString(2)`` default,
+#: two NUL characters (not ""). Exported as null.
+NO_COUNTRY = "\x00\x00"
 
 
 class OpenPanelHook(AnalyticsApiHook):
@@ -157,21 +160,27 @@ class OpenPanelHook(AnalyticsApiHook):
             pages = self._newest_first(paginator, params, window, query.profile_id)
         else:
             pages = self._all_pages(paginator, params, window, query.max_concurrency)
-        yield from self._asked_columns(pages, query.columns)
+        yield from self._as_exported(pages, query.columns)
 
     @staticmethod
-    def _asked_columns(
+    def _as_exported(
         pages: Iterator[list[dict[str, Any]]], columns: Sequence[str]
     ) -> Iterator[list[dict[str, Any]]]:
-        """Drop columns the server sends though not asked for (its defaults); keep the rest as sent.
+        """Each row as sent, less the columns the server sends unasked (its defaults), NUL country null.
 
-        No nulls added, a field unknown to us kept (and the common page, where nothing is to
-        drop, costs one set union, not a dict per row).
+        No nulls added, a field unknown to us kept. The one value changed is :data:`NO_COUNTRY`
+        (ClickHouse's ``FixedString(2)`` for "not resolved"): it becomes null in every format,
+        so no file holds raw NUL bytes and all formats agree. The common page, with nothing to
+        drop or change, costs one set union and one scan, not a dict per row.
         """
         unasked = frozenset(INCLUDES) - set(columns)
         for rows in pages:
             drop = unasked & set().union(*rows)
-            yield [{k: v for k, v in row.items() if k not in drop} for row in rows] if drop else rows
+            if drop:
+                rows = [{k: v for k, v in row.items() if k not in drop} for row in rows]
+            if any(row.get("country") == NO_COUNTRY for row in rows):
+                rows = [{**row, "country": None} if row.get("country") == NO_COUNTRY else row for row in rows]
+            yield rows
 
     def _all_pages(
         self,

@@ -168,3 +168,14 @@ def chart_rows(
                 row["previous_diff"] = prior.get("diff")
                 row["previous_state"] = prior.get("state")
             yield row
+
+
+def events_without_series(chart: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The asked events the answer has no series for: they did not occur in the range.
+
+    The server leaves out the series of an event with no occurrence (a chart of only such
+    events answers ``series: []``) instead of zero-filling it, so without this an export of
+    them is an empty file that looks like nothing was asked.
+    """
+    present = {(series.get("event") or {}).get("name") for series in chart["series"]}
+    return [str(event["name"]) for event in events if event["name"] not in present]

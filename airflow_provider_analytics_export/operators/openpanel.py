@@ -13,6 +13,7 @@ from airflow_provider_analytics_export.hooks.openpanel_charts import (
     chart_schema,
     check_chart_coverage,
     check_chart_window,
+    events_without_series,
 )
 from airflow_provider_analytics_export.hooks.openpanel_query import (
     OPENPANEL_EVENTS,
@@ -183,10 +184,18 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
         chart = hook.fetch_chart(query, window, self.project_id or None)
         if window:
             check_chart_coverage(chart, window, self.interval, zone)
+        absent = events_without_series(chart, query.events)
+        if absent:
+            self.log.warning(
+                "OpenPanel chart has no series for event(s) %s in %s: none occurred there (the server "
+                "leaves such events out), so the file has no rows for them.",
+                ", ".join(absent),
+                f"[{window[0].isoformat()}, {window[1].isoformat()})" if window else query.date_range,
+            )
         return RowPages(
             window=window,
             pages=[list(chart_rows(chart, query.breakdowns, self.previous, window, zone))],
             schema=chart_schema(query.breakdown_names, self.previous),
-            fields={"series": len(chart.get("series", []))},
+            fields={"series": len(chart.get("series", [])), "events_without_data": absent},
             counted_as="requests",
         )
