@@ -25,6 +25,7 @@ from airflow_provider_analytics_export.hooks.openpanel_query import (
 from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.paging.newest_first import NewestFirstCursor
 from airflow_provider_analytics_export.paging.paginators import Page, PageNumberPaginator
+from airflow_provider_analytics_export.paging.seek import seek_page
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.windows import covering_dates, in_window, resolve_window, to_datetime
 
@@ -129,12 +130,14 @@ class OpenPanelHook(AnalyticsApiHook):
     ) -> Iterator[list[dict[str, Any]]]:
         """Yield the events of the window page by page, for arguments already checked.
 
-        Days before today (UTC) no longer change: the first page reveals how many pages
-        there are, the rest are fetched on ``max_concurrency`` threads, and every row counts
-        towards ``meta.totalCount``, which must not change. When the days include today
-        (live traffic lands on top of the newest-first listing) or with ``profile_id``
-        (the listing holds more rows than the count), pages are read one after another by
-        :class:`NewestFirstCursor` instead.
+        Days before today (UTC) no longer change. A window of whole days: the first page
+        reveals how many pages there are, the rest are fetched on ``max_concurrency`` threads,
+        and every row counts towards ``meta.totalCount``, which must not change. A shorter
+        window (an hour) is read from the page holding its end (:meth:`_window_pages`), not
+        from the top of the day; so is any window of days that include today (live traffic
+        lands on top of the listing: pages are read one after another). With ``profile_id``
+        (the listing holds more rows than the count) the listing is read from its top by
+        :meth:`_newest_first`.
         """
         first, last = covering_dates(*window)
         params: dict[str, Any] = {
@@ -156,10 +159,14 @@ class OpenPanelHook(AnalyticsApiHook):
                 "arriving, so no export of it can be complete. Export windows that are over."
             )
         paginator = PageNumberPaginator(query.page_size)
-        if query.profile_id or last >= now.date():
+        days = _midnight(first), min(now, _midnight(last + dt.timedelta(days=1)))
+        settled = last < now.date()
+        if query.profile_id:
             pages = self._newest_first(paginator, params, window, query.profile_id)
-        else:
+        elif settled and window == days:
             pages = self._all_pages(paginator, params, window, query.max_concurrency)
+        else:
+            pages = self._window_pages(paginator, params, window, days, settled)
         yield from self._as_exported(pages, query.columns)
 
     @staticmethod
@@ -196,6 +203,58 @@ class OpenPanelHook(AnalyticsApiHook):
         )
         for rows in ledger.check(pages):
             yield rows_in_window(rows, window)
+
+    def _window_pages(
+        self,
+        paginator: PageNumberPaginator,
+        params: dict[str, Any],
+        window: tuple[dt.datetime, dt.datetime],
+        days: tuple[dt.datetime, dt.datetime],
+        settled: bool,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Only the pages that hold the window, one after another, from the one holding its end.
+
+        A one-row read gives the listing's count; :func:`seek_page` finds the page holding the
+        window's end (``days``: the times the listing spans); pages follow until one reaches
+        below the window's start. About ``ceil(window rows / page_size) + 2`` requests instead
+        of a request per page above the window. Live traffic (days including today) lands on
+        top while this reads: later pages then repeat rows (dropped by
+        :class:`NewestFirstCursor`), never skip one.
+
+        What stands in for the whole-day count (which only a whole-day read can check): a
+        settled listing must report the first total on every page (a live one: never less);
+        the first page read
+        starts at or after ``end`` (or is page 1) and the last reaches below ``start`` (or is
+        the listing's end), so no window row lies outside the pages read; pages are consecutive
+        and full (a short page before the listing's end fails), so none between was skipped;
+        and :class:`NewestFirstCursor` fails on a row out of order or repeated.
+        """
+        cursor = NewestFirstCursor(
+            self.api_name, ID_FIELD, TIME_FIELD, window, _created, self.log, "OpenPanel events", settled
+        )
+        total = self._events_page({**params, "page": 1, "limit": 1}).total
+        cursor.reported.observe(1, total)
+
+        def fetch(number: int) -> Page:
+            page = self._events_page({**params, **paginator.fields(number)})
+            cursor.reported.observe(number, page.total)
+            return page
+
+        moment = lambda row: _created(row[TIME_FIELD])  # noqa: E731
+        number, page = seek_page(fetch, moment, window[1], days, total, paginator.page_size, self.api_name)
+        while True:
+            yield cursor.accept(number, page.rows, page.total)
+            read = (number - 1) * paginator.page_size + len(page.rows)
+            if read < page.total and len(page.rows) < paginator.page_size:
+                raise ExportIntegrityError(
+                    f"OpenPanel page {number} holds {len(page.rows)} of {paginator.page_size} rows though "
+                    f"{page.total - read:,} of the {page.total:,} remain: the server stopped early."
+                )
+            if read >= page.total or cursor.past_window(page.rows):
+                break
+            number += 1
+            page = fetch(number)
+        cursor.progress.finish()
 
     def _newest_first(
         self,
@@ -337,6 +396,11 @@ class OpenPanelHook(AnalyticsApiHook):
         except InvalidRequestError as exc:
             if not (exc.status == 400 and "projectId is required" in exc.api_message):
                 raise
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    """The UTC start of ``day`` (OpenPanel's dates are UTC days)."""
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
 
 
 def _created(value: Any) -> dt.datetime:

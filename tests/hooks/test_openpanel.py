@@ -92,10 +92,21 @@ def test_bad_arguments_are_rejected_before_any_request(sandbox_reset, kwargs, me
     assert api_calls(sandbox_reset) == []
 
 
-def test_pages_after_the_first_are_fetched_concurrently(sandbox_reset):
+def test_pages_after_the_first_are_fetched_concurrently(sandbox_reset, monkeypatch):
+    """On the read client: its own 100-per-10-s budget, not the one earlier tests spent."""
+    creds = CREDENTIALS["openpanel"]
+    conn = {
+        "conn_type": "openpanel",
+        "host": sandbox_reset.url,
+        "login": creds["read_client_id"],
+        "password": creds["read_client_secret"],
+        "extra": {"project_id": creds["project_id"]},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_READ", json.dumps(conn))
     sandbox_reset.config.update({"latency_ms": {"openpanel": 200}})
     started = time.monotonic()
-    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=120, max_concurrency=4))
+    hook = OpenPanelHook("openpanel_read")
+    rows = list(hook.iter_events(None, *DAY, page_size=120, max_concurrency=4))
     elapsed = time.monotonic() - started
     assert rows == expected(sandbox_reset)  # written in page order
     calls = api_calls(sandbox_reset)

@@ -168,8 +168,8 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
     conn = {"conn_type": "openpanel", "host": scripted.url, "login": "id", "password": "secret"}
     monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_SCRIPTED", json.dumps(conn))
     today = dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if dt.datetime.now(UTC) - today < dt.timedelta(minutes=10):
-        pytest.skip("needs ten minutes of today (UTC) behind us")
+    if dt.datetime.now(UTC) - today < dt.timedelta(minutes=15):
+        pytest.skip("needs fifteen minutes of today (UTC) behind us")
 
     def row(key: str, minute: int) -> dict:
         return {
@@ -180,7 +180,12 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
     def page(number: int, total: int, *rows: dict) -> Reply:
         return Reply(200, {"meta": {"totalCount": total, "pages": 2, "current": number}, "data": list(rows)})
 
-    scripted.queue(page(1, 4, row("d", 4), row("c", 3)), page(2, 5, row("late", 4), row("b", 2)))
+    scripted.queue(
+        page(1, 4, row("d", 4)),  # the one-row read of the count
+        page(2, 4, row("b", 2), row("a", 1)),  # the first guess: below the window's end, so back one page
+        page(1, 4, row("d", 4), row("c", 3)),
+        page(2, 5, row("late", 4), row("b", 2)),
+    )
     with pytest.raises(ExportIntegrityError, match=r"'late' created at .* appeared above rows already read"):
         list(
             OpenPanelHook("openpanel_scripted").iter_events(
