@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError, InvalidRequestError
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
+from airflow_provider_analytics_export.hooks.openpanel_listing import ID_FIELD, TIME_FIELD, EventListing
 from airflow_provider_analytics_export.hooks.openpanel_query import (
     INCLUDES,
     MAX_PAGE_SIZE,
@@ -22,12 +23,9 @@ from airflow_provider_analytics_export.hooks.openpanel_query import (
     check_date_range_exclusive,
     query_literal,
 )
-from airflow_provider_analytics_export.paging.ledger import PageLedger
-from airflow_provider_analytics_export.paging.newest_first import NewestFirstCursor
 from airflow_provider_analytics_export.paging.paginators import Page, PageNumberPaginator
-from airflow_provider_analytics_export.paging.seek import seek_page
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
-from airflow_provider_analytics_export.windows import covering_dates, in_window, resolve_window, to_datetime
+from airflow_provider_analytics_export.windows import covering_dates, resolve_window, to_datetime
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -36,8 +34,6 @@ if TYPE_CHECKING:
 
 EVENTS_ENDPOINT = "/export/events"
 CHARTS_ENDPOINT = "/export/charts"
-ID_FIELD = "id"
-TIME_FIELD = "createdAt"
 #: ``country`` of an event whose country was not resolved: ClickHouse's ``FixedString(2)`` default,
 #: two NUL characters (not ""). Exported as null.
 NO_COUNTRY = "\x00\x00"
@@ -133,11 +129,11 @@ class OpenPanelHook(AnalyticsApiHook):
         Days before today (UTC) no longer change. A window of whole days: the first page
         reveals how many pages there are, the rest are fetched on ``max_concurrency`` threads,
         and every row counts towards ``meta.totalCount``, which must not change. A shorter
-        window (an hour) is read from the page holding its end (:meth:`_window_pages`), not
+        window (an hour) is read from the page holding its end (:meth:`EventListing.window_pages`), not
         from the top of the day; so is any window of days that include today (live traffic
         lands on top of the listing: pages are read one after another). With ``profile_id``
         (the listing holds more rows than the count) the listing is read from its top by
-        :meth:`_newest_first`.
+        :meth:`EventListing.from_the_top`.
         """
         first, last = covering_dates(*window)
         params: dict[str, Any] = {
@@ -161,12 +157,17 @@ class OpenPanelHook(AnalyticsApiHook):
         paginator = PageNumberPaginator(query.page_size)
         days = _midnight(first), min(now, _midnight(last + dt.timedelta(days=1)))
         settled = last < now.date()
+
+        def fetch(paging: dict[str, int]) -> Page:
+            return self._events_page({**params, **paging})
+
+        listing = EventListing(fetch, paginator, window, self.log)
         if query.profile_id:
-            pages = self._newest_first(paginator, params, window, query.profile_id)
+            pages = listing.from_the_top(query.profile_id, settled)
         elif settled and window == days:
-            pages = self._all_pages(paginator, params, window, query.max_concurrency)
+            pages = listing.all_pages(query.max_concurrency)
         else:
-            pages = self._window_pages(paginator, params, window, days, settled)
+            pages = listing.window_pages(days, settled)
         yield from self._as_exported(pages, query.columns)
 
     @staticmethod
@@ -188,107 +189,6 @@ class OpenPanelHook(AnalyticsApiHook):
             if any(row.get("country") == NO_COUNTRY for row in rows):
                 rows = [{**row, "country": None} if row.get("country") == NO_COUNTRY else row for row in rows]
             yield rows
-
-    def _all_pages(
-        self,
-        paginator: PageNumberPaginator,
-        params: dict[str, Any],
-        window: tuple[dt.datetime, dt.datetime],
-        max_concurrency: int,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Past days: every page, concurrently, checked by :class:`PageLedger` against the count."""
-        ledger = PageLedger(self.api_name, ID_FIELD, self.log, "OpenPanel events", paginator.page_size)
-        pages = paginator.concurrently(
-            lambda paging: self._events_page({**params, **paging}), max_concurrency
-        )
-        for rows in ledger.check(pages):
-            yield rows_in_window(rows, window)
-
-    def _window_pages(
-        self,
-        paginator: PageNumberPaginator,
-        params: dict[str, Any],
-        window: tuple[dt.datetime, dt.datetime],
-        days: tuple[dt.datetime, dt.datetime],
-        settled: bool,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Only the pages that hold the window, one after another, from the one holding its end.
-
-        A one-row read gives the listing's count; :func:`seek_page` finds the page holding the
-        window's end (``days``: the times the listing spans); pages follow until one reaches
-        below the window's start. About ``ceil(window rows / page_size) + 2`` requests instead
-        of a request per page above the window. Live traffic (days including today) lands on
-        top while this reads: later pages then repeat rows (dropped by
-        :class:`NewestFirstCursor`), never skip one.
-
-        What stands in for the whole-day count (which only a whole-day read can check): a
-        settled listing must report the first total on every page (a live one: never less);
-        the first page read
-        starts at or after ``end`` (or is page 1) and the last reaches below ``start`` (or is
-        the listing's end), so no window row lies outside the pages read; pages are consecutive
-        and full (a short page before the listing's end fails), so none between was skipped;
-        and :class:`NewestFirstCursor` fails on a row out of order or repeated.
-        """
-        cursor = NewestFirstCursor(
-            self.api_name, ID_FIELD, TIME_FIELD, window, _created, self.log, "OpenPanel events", settled
-        )
-        total = self._events_page({**params, "page": 1, "limit": 1}).total
-        cursor.reported.observe(1, total)
-
-        def fetch(number: int) -> Page:
-            page = self._events_page({**params, **paginator.fields(number)})
-            cursor.reported.observe(number, page.total)
-            return page
-
-        moment = lambda row: _created(row[TIME_FIELD])  # noqa: E731
-        number, page = seek_page(fetch, moment, window[1], days, total, paginator.page_size, self.api_name)
-        while True:
-            yield cursor.accept(number, page.rows, page.total)
-            read = (number - 1) * paginator.page_size + len(page.rows)
-            if read < page.total and len(page.rows) < paginator.page_size:
-                raise ExportIntegrityError(
-                    f"OpenPanel page {number} holds {len(page.rows)} of {paginator.page_size} rows though "
-                    f"{page.total - read:,} of the {page.total:,} remain: the server stopped early."
-                )
-            if read >= page.total or cursor.past_window(page.rows):
-                break
-            number += 1
-            page = fetch(number)
-        cursor.progress.finish()
-
-    def _newest_first(
-        self,
-        paginator: PageNumberPaginator,
-        params: dict[str, Any],
-        window: tuple[dt.datetime, dt.datetime],
-        profile_id: str | None,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """Pages one after another until the listing ends or passes the window start.
-
-        ``meta.pages`` is not trusted: with ``profile_id`` the listing also holds the
-        profile's anonymous device events, which ``totalCount`` does not count. When the days
-        are all past, the count must still match: the rows with ``profileId`` equal to
-        ``profile_id`` (all rows without one) read over the whole listing.
-        """
-        today = dt.datetime.now(dt.timezone.utc).date()
-        settled = dt.date.fromisoformat(params["end"]) < today
-        cursor = NewestFirstCursor(
-            self.api_name, ID_FIELD, TIME_FIELD, window, _created, self.log, "OpenPanel events", settled
-        )
-        pages = paginator.one_after_another(
-            lambda paging: self._events_page({**params, **paging}),
-            last=lambda page: not settled and cursor.past_window(page.rows),
-        )
-        for number, page in pages:
-            kept = cursor.accept(number, page.rows, page.total)
-            if settled:
-                cursor.reported.count(
-                    sum(1 for row in cursor.new if profile_id is None or row.get("profileId") == profile_id)
-                )
-            yield kept
-        if settled:
-            cursor.reported.reconcile(f" for profile {profile_id!r}" if profile_id else "")
-        cursor.progress.finish()
 
     def iter_events(
         self,
@@ -401,30 +301,3 @@ class OpenPanelHook(AnalyticsApiHook):
 def _midnight(day: dt.date) -> dt.datetime:
     """The UTC start of ``day`` (OpenPanel's dates are UTC days)."""
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-
-
-def _created(value: Any) -> dt.datetime:
-    """An event's ``createdAt``; the server's ISO text is parsed directly (once per row, so cheap)."""
-    if isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass  # to_datetime names the field and the value
-        else:
-            return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-    return to_datetime(value, TIME_FIELD)
-
-
-def rows_in_window(rows: list[Any], window: tuple[dt.datetime, dt.datetime]) -> list[dict[str, Any]]:
-    """The rows created in [start, end), read by their own timestamps.
-
-    When every ``createdAt`` is UTC text of one shape (``...Z``, what the server's JSON dates
-    are), text order is time order: if the earliest and the latest are inside the window, all
-    rows are, and only those two are parsed. Anything else is parsed row by row.
-    """
-    stamps = [row[TIME_FIELD] for row in rows]
-    shape = len(stamps[0]) if stamps else 0
-    uniform = all(type(stamp) is str and stamp[-1:] == "Z" and len(stamp) == shape for stamp in stamps)
-    if stamps and uniform and all(in_window(_created(edge), *window) for edge in (min(stamps), max(stamps))):
-        return list(rows)
-    return [row for row, stamp in zip(rows, stamps, strict=True) if in_window(_created(stamp), *window)]

@@ -1,4 +1,4 @@
-"""Reads a newest-first listing that grows at the top while it is paged (OpenPanel's events today)."""
+"""Reads a newest-first listing page after page, dropping repeats; it may grow at the top meanwhile."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from airflow_provider_analytics_export.windows import in_window
 
 
 class NewestFirstCursor:
-    """Reads a newest-first offset listing that grows at the top while it is paged (OpenPanel).
+    """Reads a newest-first offset listing that may grow at the top while it is paged (OpenPanel).
 
     New rows (live traffic) only ever go above what was read, so a later page starts
     earlier in the old order: rows repeat, none are skipped, as long as pages are fetched

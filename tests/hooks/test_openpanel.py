@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook, rows_in_window
+from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
 from airflow_provider_analytics_export.hooks.openpanel_charts import chart_rows, check_chart_window
+from airflow_provider_analytics_export.hooks.openpanel_listing import rows_in_window
 from airflow_provider_analytics_export.hooks.openpanel_query import EVENT_FIELDS
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
