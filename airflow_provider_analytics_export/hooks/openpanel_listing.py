@@ -69,11 +69,11 @@ class EventListing:
 
         What stands in for the whole-day count (which only a whole-day read can check): a
         settled listing must report the first total on every page (a live one: never less);
-        the first page read
-        starts at or after ``end`` (or is page 1) and the last reaches below ``start`` (or is
-        the listing's end), so no window row lies outside the pages read; pages are consecutive
-        and full (a short page before the listing's end fails), so none between was skipped;
-        and :class:`NewestFirstCursor` fails on a row out of order or repeated.
+        the first page read starts at or after ``end`` (or is page 1) and the last reaches
+        below ``start`` (or is the listing's end), so no window row lies outside the pages
+        read; pages are consecutive and full (a short page before the listing's end fails),
+        so none between was skipped; and :class:`NewestFirstCursor` fails on a row out of
+        order or repeated.
         """
         cursor = self._cursor(settled)
         paginator = self.paginator

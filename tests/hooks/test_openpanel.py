@@ -231,6 +231,25 @@ def test_pagination_that_does_not_add_up_fails_loudly(scripted_hook, scripted, r
         list(scripted_hook.iter_events("p1", *DAY, page_size=2))
 
 
+def test_an_hour_read_from_its_page_fails_on_a_short_page_before_the_listing_end(scripted_hook, scripted):
+    """An hour of a past day is read from the page holding its end; a page that comes back short
+    while the count says rows remain would hide rows of the window: it fails."""
+
+    def rows_at(number: int, *times: str) -> Reply:
+        data = [{"id": f"{number}-{t}", "createdAt": f"2024-04-15T{t}:00.000Z"} for t in times]
+        return Reply(200, {"meta": {"totalCount": 6, "pages": 3, "current": number}, "data": data})
+
+    scripted.queue(
+        rows_at(1, "23:00"),  # the one-row read of the count
+        rows_at(2, "11:30", "10:30"),  # interpolated from 11:00 in the day: page 2 holds the end
+        rows_at(3, "10:15"),  # one row where two were due
+    )
+    hour = DAY[0] + dt.timedelta(hours=10), DAY[0] + dt.timedelta(hours=11)
+    with pytest.raises(ExportIntegrityError, match=r"page 3 holds 1 of 2 rows though 1 of the 6 remain"):
+        list(scripted_hook.iter_events("p1", *hour, page_size=2))
+    assert [parse_qs(urlsplit(r["path"]).query)["page"] for r in scripted.requests] == [["1"], ["2"], ["3"]]
+
+
 def test_counted_pages_of_rows_already_seen_fail_within_the_page_bound(scripted_hook, scripted):
     """Past days, 50 pages claimed: alternating pages of the same two rows stop at page 4, not page 50."""
     scripted.queue(*[page(n, 100, 50, *(("a", "b") if n % 2 else ("b", "a"))) for n in range(1, 51)])
