@@ -114,20 +114,42 @@ def check_whole_buckets(
             )
 
 
-def calendar_bucket(
-    moment: dt.datetime, unit: Literal["day", "hour"], tz: dt.tzinfo
-) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end) in UTC of the day or hour of zone ``tz`` that holds ``moment``.
+#: Calendar buckets an API may cut time into, finest first.
+BUCKET_UNITS: tuple[str, ...] = ("minute", "hour", "day", "week", "month")
+BucketUnit = Literal["minute", "hour", "day", "week", "month"]
 
-    Days run from local midnight to local midnight (23 or 25 hours across a DST change);
-    hours are absolute hours starting on a local whole hour.
+
+def calendar_bucket(moment: dt.datetime, unit: BucketUnit, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in UTC of the ``unit`` of zone ``tz`` that holds ``moment``.
+
+    What a server's ``toStartOf<unit>`` in the zone computes. Minutes and hours are absolute
+    (60 s, 3,600 s) starting on a local whole minute or hour; days run from local midnight to
+    local midnight (23 or 25 hours across a DST change), weeks from Monday, months from the 1st.
     """
     local = moment.astimezone(tz)
-    if unit == "hour":
-        first = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        return first, first + dt.timedelta(hours=1)
+    if unit in ("minute", "hour"):
+        floored = local.replace(second=0, microsecond=0)
+        floored = floored if unit == "minute" else floored.replace(minute=0)
+        first = floored.astimezone(UTC)
+        return first, first + (dt.timedelta(minutes=1) if unit == "minute" else dt.timedelta(hours=1))
     day = local.date()
-    first, following = (
-        dt.datetime.combine(d, dt.time(), tz).astimezone(UTC) for d in (day, day + dt.timedelta(days=1))
-    )
-    return first, following
+    if unit == "week":
+        day -= dt.timedelta(days=day.weekday())
+        following = day + dt.timedelta(days=7)
+    elif unit == "month":
+        day = day.replace(day=1)
+        following = day.replace(year=day.year + day.month // 12, month=day.month % 12 + 1)
+    else:
+        following = day + dt.timedelta(days=1)
+    first, after = (dt.datetime.combine(d, dt.time(), tz).astimezone(UTC) for d in (day, following))
+    return first, after
+
+
+def bucket_starts(start: dt.datetime, end: dt.datetime, unit: BucketUnit, tz: dt.tzinfo) -> list[dt.datetime]:
+    """The starts (in zone ``tz``) of the ``unit`` buckets of an aligned [start, end)."""
+    out: list[dt.datetime] = []
+    moment = start
+    while moment < end:
+        out.append(moment.astimezone(tz))
+        moment = calendar_bucket(moment, unit, tz)[1]
+    return out

@@ -309,7 +309,7 @@ def _cpu_seconds() -> float:
 # -- the parent: fresh processes, side by side ----------------------------------------------------
 def measure(case: str, url: str, events: int, out_dir: Path) -> dict[str, Any]:
     """Serve ``events`` events for the day (no rate limit) and run ``case`` in a fresh process."""
-    from airflow_provider_analytics_export.hooks.openpanel import EventQuery
+    from airflow_provider_analytics_export.hooks.openpanel_query import EventQuery
 
     configure_sandbox(url, openpanel_events_per_day=events, openpanel_rate_limit=None)
     env = {
@@ -421,7 +421,8 @@ def compare_with_dlt(ours_path: Path, dlt_out: Path) -> dict[str, Any]:
     ours that dlt keeps as a column (not lists: dlt moves them to child tables) must be equal."""
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
-    from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN, OPENPANEL_EVENTS
+    from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN
+    from airflow_provider_analytics_export.hooks.openpanel_query import OPENPANEL_EVENTS
 
     naming = NamingConvention()
     nested = frozenset({c.name for c in OPENPANEL_EVENTS.columns if c.kind == "json"} | {EXTRA_COLUMN})

@@ -8,6 +8,7 @@ Benchmarks (``--only`` picks some):
 - ``parse``: import cost of every operator/sensor/trigger on top of ``airflow.sdk``.
 - ``limits``: latency the shared (Redis) limit backend adds per request, vs the in-process limit.
 - ``late_data``: requests of a daily OpenPanel run with a 3-day revisit against one without.
+- ``requests``: requests per export shape vs the fewest it needs (shape, rows, requests, minimum, ratio).
 
 Every export runs in a fresh Python process (its own peak RSS). ``--quick`` uses small sizes
 (a few minutes); the full run takes about half an hour on 2 cores.
@@ -32,7 +33,15 @@ from typing import Any
 from benchmarks import bench_baselines, bench_parse
 
 HERE = Path(__file__).resolve().parent
-BENCHES: tuple[str, ...] = ("baselines", "openpanel", "sealmetrics", "parse", "limits", "late_data")
+BENCHES: tuple[str, ...] = (
+    "baselines",
+    "openpanel",
+    "sealmetrics",
+    "parse",
+    "limits",
+    "late_data",
+    "requests",
+)
 Target = dict[str, Any]
 
 
@@ -256,6 +265,7 @@ SECTIONS = {
     "openpanel": ("OpenPanel / Browsee exports and rate-limit pacing (issue 3)", generic_section),
     "sealmetrics": ("Sealmetrics download and concurrent triggers (issue 5)", generic_section),
     "parse": ("DAG parse cost", parse_section),
+    "requests": ("Requests per export shape vs the fewest it needs (issue 25)", generic_section),
     "limits": (
         "Shared limit backend: latency added per request (issue 15)",
         lambda result: generic_section({key: value for key, value in result.items() if key != "targets"}),

@@ -8,8 +8,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.files.schemas import Column, Schema
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.paging.paginators import BucketChunker
+from airflow_provider_analytics_export.paging.chunks import BucketChunker
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders
 from airflow_provider_analytics_export.transport.responses import series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_int_range
@@ -23,6 +24,19 @@ DATA_SERIES_ENDPOINT = "/sessions/data_series"
 UNITS: tuple[str, ...] = ("day", "hour")
 #: Documented bounds of ``length`` (units per request).
 MIN_LENGTH, MAX_LENGTH = 1, 100
+
+
+#: Braze ``/sessions/data_series`` rows as the operator writes them.
+BRAZE_SESSIONS = Schema(
+    "braze_sessions",
+    (
+        Column("time", "string", "The bucket as Braze wrote it: a date, or a time maybe without offset."),
+        Column("bucket_start", "timestamp", "Start of the bucket in UTC (time read in the workspace zone)."),
+        Column("sessions", "int64", "Number of sessions in the bucket."),
+        Column("app_id", "string", "The app_id filter of the export (null: all apps)."),
+        Column("segment_id", "string", "The segment_id filter of the export (null: no segment)."),
+    ),
+)
 
 
 def validate_unit(unit: Any) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.files.schemas import Column, Schema, columns_of
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
 from airflow_provider_analytics_export.paging.ledger import PageLedger
 from airflow_provider_analytics_export.paging.paginators import OffsetPaginator, Page
@@ -57,6 +58,42 @@ ID_FIELD = "sessionId"
 TIMESTAMP_FIELD = "timestamp"
 
 
+#: Browsee ``export/sessions``: ``sessionId`` (sent by some accounts, undocumented) and every
+#: documented ``options.select`` field, in the documented order.
+BROWSEE_SESSIONS = Schema(
+    "browsee_sessions",
+    (
+        Column("sessionId", "string", "Session id, when Browsee sends one (not a documented field)."),
+        Column("userId", "string", "User ID, as provided by the identify call."),
+        Column("duration", "float64", "Duration of the session, milliseconds."),
+        Column("inactiveTime", "float64", "Time the user was inactive during the session, milliseconds."),
+        Column("activeTime", "float64", "duration - inactiveTime, milliseconds."),
+        Column("urls", "json", "URLs visited in the session (a JSON list)."),
+        Column("timestamp", "timestamp_ms", "Start of the session (Browsee sends epoch milliseconds)."),
+        Column("pageCount", "int64", "Number of pages visited."),
+        Column("eventCount", "int64", "Number of events."),
+        Column("name", "string", "Name, if provided in the identify call."),
+        Column("email", "string", "Email, if provided in the identify call."),
+        Column("tags", "json", "Tags, if provided in the identify call (JSON)."),
+        Column("landingPage", "string", "Landing page of the session."),
+        *columns_of(
+            "string",
+            "UTM parameter {name}.",
+            ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"),
+        ),
+        Column("browser", "string", "The user's browser."),
+        Column("os", "string", "Operating system."),
+        Column("device", "string", "The user's device."),
+        Column("isMobile", "bool", "Whether the device is considered mobile."),
+        Column("ip", "string", "IP the session came from."),
+        Column("city", "string", "City detected from the IP."),
+        Column("country", "string", "Country detected from the IP."),
+        Column("domain", "string", "Domain the session was recorded on."),
+        Column("referrer", "string", "Referrer of the session (the domain only)."),
+    ),
+)
+
+
 def validate_session_args(fields: Iterable[str] | str | None, page_size: int) -> list[str] | None:
     """Check ``fields``/``page_size`` against the documented limits; return the field list."""
     check_int_range("page_size", page_size, 1, MAX_PAGE_SIZE)
@@ -94,12 +131,11 @@ class BrowseeHook(AnalyticsApiHook):
             "secretKey": self.required_credential(self.connection.password, "secret key (password)"),
         }
 
-    def post_sessions(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One raw ``export/sessions`` call; ``body`` holds everything but the credentials."""
-        return self.request("POST", SESSIONS_ENDPOINT, json={**self.credentials_body(), **body})
+    def post_sessions(self, body: dict[str, Any]) -> Page:
+        """One ``export/sessions`` call (``body`` holds everything but the credentials): its rows and total.
 
-    def _sessions_page(self, body: dict[str, Any]) -> Page:
-        """``exports.data`` and ``exports.total`` of one call; a body without them fails at once."""
+        ``exports.data`` and ``exports.total`` are read at once, so a body without them fails here.
+        """
 
         def parse(response: requests.Response) -> Page:
             field = self.body_reader(response, "POST", SESSIONS_ENDPOINT)
@@ -142,7 +178,7 @@ class BrowseeHook(AnalyticsApiHook):
         )
         ledger = PageLedger(self.api_name, ID_FIELD, self.log, "Browsee sessions", page_size, session_key)
         paginator = OffsetPaginator(page_size, offset_param="from")
-        for rows in ledger.check(paginator.pages(lambda paging: self._sessions_page({**query, **paging}))):
+        for rows in ledger.check(paginator.pages(lambda paging: self.post_sessions({**query, **paging}))):
             yield keep(rows)
 
     def iter_sessions(
@@ -168,6 +204,7 @@ class BrowseeHook(AnalyticsApiHook):
             yield from rows
 
     def check_connection(self) -> None:
+        """One one-row listing of the last hour: the keys work and the body has the expected shape."""
         now = int(time.time())
         self.post_sessions({"start": now - 3600, "end": now, "from": 0, "limit": 1})
 

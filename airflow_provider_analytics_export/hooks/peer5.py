@@ -17,8 +17,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.files.schemas import Column, Schema, columns_of
 from airflow_provider_analytics_export.hooks.base import AnalyticsApiHook
-from airflow_provider_analytics_export.paging.paginators import BucketChunker, Chunk
+from airflow_provider_analytics_export.paging.chunks import BucketChunker, Chunk
 from airflow_provider_analytics_export.transport.responses import file_chunks, series_rows
 from airflow_provider_analytics_export.validation import check_choice, check_choices
 from airflow_provider_analytics_export.windows import (
@@ -52,6 +53,25 @@ METRICS = ("http", "p2p", "played", "rebuffered", "sessions")
 #: Keys accepted both as filters and as dimensions.
 FIELDS = ("browser.name", "country.code", "city.name", "isp.name", "os.name", "session.page")
 MAX_DIMENSIONS = 2
+#: Peer5 ``/v1/export``: every documented metric and dimension; an export selects its own.
+PEER5_EXPORT = Schema(
+    "peer5_export",
+    (
+        Column("timestamp", "timestamp_ms", "Start of the bucket (Peer5 sends epoch milliseconds, UTC)."),
+        *columns_of(
+            "string",
+            "Dimension {name} (with dimensions=[...]).",
+            ("browser.name", "country.code", "city.name", "isp.name", "os.name", "session.page"),
+        ),
+        Column("http", "int64", "Bytes delivered over HTTP in the bucket."),
+        Column("p2p", "int64", "Bytes delivered peer to peer in the bucket."),
+        Column("played", "float64", "Milliseconds the player was playing."),
+        Column("rebuffered", "float64", "Milliseconds the player was buffering."),
+        Column("sessions", "float64", "Average number of sessions in the bucket (fractional)."),
+    ),
+)
+
+
 #: Bound on buckets per request where the API sets no range limit, so one response stays small.
 MAX_BUCKETS_PER_REQUEST = 1000
 #: The first bytes of every CSV export: its header, whose first column is the bucket timestamp.

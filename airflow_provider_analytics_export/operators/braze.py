@@ -8,8 +8,12 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_analytics_export.files.schemas import BRAZE_SESSIONS
-from airflow_provider_analytics_export.hooks.braze import DATA_SERIES_ENDPOINT, BrazeHook, validate_unit
+from airflow_provider_analytics_export.hooks.braze import (
+    BRAZE_SESSIONS,
+    DATA_SERIES_ENDPOINT,
+    BrazeHook,
+    validate_unit,
+)
 from airflow_provider_analytics_export.links import BrazeDashboardLink
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, RowPages
 

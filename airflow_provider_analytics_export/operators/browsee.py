@@ -8,8 +8,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
 from airflow_provider_analytics_export.hooks.browsee import (
+    BROWSEE_SESSIONS,
     ID_FIELD,
     SESSIONS_ENDPOINT,
     BrowseeHook,

@@ -8,16 +8,18 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, openpanel_chart
-from airflow_provider_analytics_export.hooks.openpanel import (
-    CHARTS_ENDPOINT,
-    EVENTS_ENDPOINT,
-    ChartQuery,
-    EventQuery,
-    OpenPanelHook,
+from airflow_provider_analytics_export.hooks.openpanel import CHARTS_ENDPOINT, EVENTS_ENDPOINT, OpenPanelHook
+from airflow_provider_analytics_export.hooks.openpanel_charts import (
     chart_rows,
+    chart_schema,
     check_chart_coverage,
     check_chart_window,
+    events_without_series,
+)
+from airflow_provider_analytics_export.hooks.openpanel_query import (
+    OPENPANEL_EVENTS,
+    ChartQuery,
+    EventQuery,
     check_date_range_exclusive,
 )
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, RowPages
@@ -188,10 +190,18 @@ class OpenPanelChartsExportOperator(BaseExportOperator):
         chart = hook.fetch_chart(query, window, self.project_id or None)
         if window:
             check_chart_coverage(chart, window, self.interval, zone)
+        absent = events_without_series(chart, query.events)
+        if absent:
+            self.log.warning(
+                "OpenPanel chart has no series for event(s) %s in %s: none occurred there (the server "
+                "leaves such events out), so the file has no rows for them.",
+                ", ".join(absent),
+                f"[{window[0].isoformat()}, {window[1].isoformat()})" if window else query.date_range,
+            )
         return RowPages(
             window=window,
             pages=[list(chart_rows(chart, query.breakdowns, self.previous, window, zone))],
-            schema=openpanel_chart(query.breakdown_names, self.previous),
-            fields={"series": len(chart.get("series", []))},
+            schema=chart_schema(query.breakdown_names, self.previous),
+            fields={"series": len(chart.get("series", [])), "events_without_data": absent},
             counted_as="requests",
         )

@@ -8,8 +8,13 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
-from airflow_provider_analytics_export.hooks.peer5 import EXPORT_ENDPOINT, Peer5Hook, Peer5Query, check_window
+from airflow_provider_analytics_export.hooks.peer5 import (
+    EXPORT_ENDPOINT,
+    PEER5_EXPORT,
+    Peer5Hook,
+    Peer5Query,
+    check_window,
+)
 from airflow_provider_analytics_export.operators.base import BaseExportOperator, FileChunks, RowPages
 from airflow_provider_analytics_export.validation import is_templated
 

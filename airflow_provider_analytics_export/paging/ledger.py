@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.paging.paginators import Page, Row
+from airflow_provider_analytics_export.paging.totals import ReportedTotal
 from airflow_provider_analytics_export.progress import ExportProgress
 
 #: Pages whose ids are remembered for de-duplication. A shift moves rows across a page
@@ -55,13 +56,22 @@ class PageLedger:
         self.id_field = id_field
         self.key = key
         self.log = log
-        self.total: int | None = None
+        self.reported = ReportedTotal(api, settled=True)
         self.pages = 0
-        self.rows = 0
         self.duplicates = 0
         self.progress = ExportProgress(log, label)
         self._recent: deque[set[Any]] = deque(maxlen=REMEMBERED_PAGES)
         self._previous_ids: tuple[Any, ...] = ()
+
+    @property
+    def total(self) -> int | None:
+        """The total the API reported (None before the first page)."""
+        return self.reported.first
+
+    @property
+    def rows(self) -> int:
+        """Distinct rows received so far."""
+        return self.reported.counted
 
     @property
     def complete(self) -> bool:
@@ -76,7 +86,7 @@ class PageLedger:
 
     def accept(self, page: int, rows: Sequence[Row], total: int) -> list[Row]:
         """Check page ``page`` (its rows and the total the API reported with it); return its new rows."""
-        self._check_total(page, total)
+        self.reported.observe(page, total)
         if not rows and not self.complete:
             raise ExportIntegrityError(
                 f"{self.api} returned an empty page {page} after {self.rows:,} of {total:,} rows: "
@@ -90,35 +100,15 @@ class PageLedger:
             )
         fresh = self._drop_seen(page, rows, ids)
         self.pages += 1
-        self.rows += len(fresh)
-        if self.rows > total:
-            raise ExportIntegrityError(
-                f"{self.api} sent {self.rows:,} distinct rows but reported a total of {total:,}: "
-                "the dataset changed during the export."
-            )
+        self.reported.count(len(fresh))
         self._check_bound(page, total)
         self.progress.update(len(fresh), total_pages=math.ceil(total / self.page_size), total=total)
         return fresh
 
     def finish(self) -> None:
         """Fail unless exactly the reported total arrived; then log the final progress line."""
-        total = self.total or 0
-        if self.rows != total:
-            raise ExportIntegrityError(
-                f"{self.api} reported {total:,} rows but {self.rows:,} distinct rows arrived"
-                f" ({self.duplicates:,} duplicates dropped): the dataset shifted during pagination"
-                " or the server stopped early. Nothing was written; re-run the task."
-            )
+        self.reported.reconcile(f" ({self.duplicates:,} duplicates dropped)")
         self.progress.finish()
-
-    def _check_total(self, page: int, total: int) -> None:
-        if self.total is None:
-            self.total = total
-        elif total != self.total:
-            raise ExportIntegrityError(
-                f"{self.api} total changed from {self.total:,} to {total:,} at page {page}: "
-                "the dataset shifted during pagination, so offsets no longer line up."
-            )
 
     def _check_bound(self, page: int, total: int) -> None:
         """Fail as soon as the rows still missing cannot arrive within the page bound."""

@@ -1,4 +1,4 @@
-"""Reads a newest-first listing that grows at the top while it is paged (OpenPanel's events today)."""
+"""Reads a newest-first listing page after page, dropping repeats; it may grow at the top meanwhile."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
 from airflow_provider_analytics_export.paging.ledger import REMEMBERED_PAGES
 from airflow_provider_analytics_export.paging.paginators import Row
+from airflow_provider_analytics_export.paging.totals import ReportedTotal
 from airflow_provider_analytics_export.progress import ExportProgress
 from airflow_provider_analytics_export.windows import in_window
 
 
 class NewestFirstCursor:
-    """Reads a newest-first offset listing that grows at the top while it is paged (OpenPanel).
+    """Reads a newest-first offset listing that may grow at the top while it is paged (OpenPanel).
 
     New rows (live traffic) only ever go above what was read, so a later page starts
     earlier in the old order: rows repeat, none are skipped, as long as pages are fetched
@@ -32,6 +33,8 @@ class NewestFirstCursor:
     :param moment: parses a row's timestamp into an aware datetime.
     :param log: logger for progress lines.
     :param label: what is exported, for progress lines.
+    :param settled: the listing's days are over: its total must not change (see
+        :class:`ReportedTotal`); else it may grow with live traffic but never fall.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class NewestFirstCursor:
         moment: Callable[[Any], dt.datetime],
         log: Any,
         label: str,
+        settled: bool = False,
     ) -> None:
         self.api = api
         self.id_field = id_field
@@ -52,8 +56,7 @@ class NewestFirstCursor:
         self.progress = ExportProgress(log, label)
         self.duplicates = 0
         self.arrivals = 0
-        self.first_total: int | None = None
-        self.last_total: int | None = None
+        self.reported = ReportedTotal(api, settled)
         self._last: Any = None
         self._ties: set[Any] = set()
         self._recent: deque[set[Any]] = deque(maxlen=REMEMBERED_PAGES)
@@ -62,13 +65,7 @@ class NewestFirstCursor:
 
     def accept(self, page: int, rows: Sequence[Row], total: int) -> list[Row]:
         """The rows of ``page`` not read before that fall in the window, in listing order."""
-        if self.last_total is not None and total < self.last_total:
-            raise ExportIntegrityError(
-                f"{self.api} total fell from {self.last_total:,} to {total:,} at page {page}: rows were "
-                "removed while paging, so later pages may have skipped some. Re-run the task."
-            )
-        self.first_total = total if self.first_total is None else self.first_total
-        self.last_total = total
+        self.reported.observe(page, total)
         seen: set[Any] = set().union(*self._recent)
         new: list[Row] = []
         for row in rows:

@@ -10,15 +10,13 @@ or :class:`~airflow_provider_analytics_export.paging.newest_first.NewestFirstCur
 - :class:`OffsetPaginator`: an offset and a limit (Browsee puts them in the JSON body,
   Sealmetrics' job list in the query: the hook merges the fields where its API wants them).
 - :class:`PageNumberPaginator`: a page number, either every page of a settled listing
-  fetched concurrently, or one page after another until the caller says stop.
-- :class:`BucketChunker`: a time window cut into requests of whole buckets within an API's
-  per-request limits (Braze: 100 units; Peer5: buckets and range per interval).
+  fetched concurrently (:meth:`~PageNumberPaginator.concurrently`), or one page after
+  another until the caller says stop (:meth:`~PageNumberPaginator.one_after_another`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -89,7 +87,7 @@ class PageNumberPaginator:
         """The paging fields that ask for page ``number``."""
         return {self.page_param: number, self.size_param: self.page_size}
 
-    def counted(
+    def concurrently(
         self, fetch: Callable[[PagingFields], Page], max_concurrency: int
     ) -> Iterator[tuple[int, Page]]:
         """Every page of a listing that no longer changes: page 1 tells how many, the rest run concurrently.
@@ -103,7 +101,7 @@ class PageNumberPaginator:
         rest = fetch_in_order(lambda n: fetch(self.fields(n)), range(2, count + 1), max_concurrency)
         yield from enumerate(rest, start=2)
 
-    def until(
+    def one_after_another(
         self, fetch: Callable[[PagingFields], Page], last: Callable[[Page], bool]
     ) -> Iterator[tuple[int, Page]]:
         """Pages one after another until a short page or ``last(page)``: for a listing that moves.
@@ -118,49 +116,3 @@ class PageNumberPaginator:
             if len(page.rows) < self.page_size or last(page):
                 return
             number += 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    """One request's share of a window: [start, end) and the starts of the buckets in it."""
-
-    start: dt.datetime
-    end: dt.datetime
-    buckets: tuple[dt.datetime, ...]
-
-
-class BucketChunker:
-    """Cuts a window of whole buckets into consecutive requests within an API's limits.
-
-    Every bucket lands in exactly one chunk, so consecutive requests never ask for a bucket
-    twice. Buckets need not be equal (calendar days across a DST change are 23 or 25 hours).
-
-    :param next_bucket: the start of the bucket after the one starting at a moment.
-    :param max_buckets: buckets per request at most.
-    :param max_span: time per request at most (a range limit), if the API has one.
-    """
-
-    def __init__(
-        self,
-        next_bucket: Callable[[dt.datetime], dt.datetime],
-        max_buckets: int,
-        max_span: dt.timedelta | None = None,
-    ) -> None:
-        self.next_bucket = next_bucket
-        self.max_buckets = max_buckets
-        self.max_span = max_span
-
-    def chunks(self, start: dt.datetime, end: dt.datetime) -> Iterator[Chunk]:
-        """The chunks of [start, end), oldest first; ``start`` and ``end`` must be bucket boundaries."""
-        buckets: list[dt.datetime] = []
-        moment = start
-        while moment < end:
-            following = self.next_bucket(moment)
-            too_long = self.max_span is not None and buckets and following - buckets[0] > self.max_span
-            if len(buckets) == self.max_buckets or too_long:
-                yield Chunk(buckets[0], moment, tuple(buckets))
-                buckets = []
-            buckets.append(moment)
-            moment = following
-        if buckets:
-            yield Chunk(buckets[0], moment, tuple(buckets))

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
-from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
+from airflow_provider_analytics_export.hooks.browsee import BROWSEE_SESSIONS, ID_FIELD
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.browsee import browsee_sessions
 from tests.typed import csv_rows, parquet_rows

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS, Schema, openpanel_chart
-from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS
+from airflow_provider_analytics_export.files.schemas import Schema
+from airflow_provider_analytics_export.hooks.openpanel_charts import chart_schema
+from airflow_provider_analytics_export.hooks.openpanel_query import EVENT_FIELDS, OPENPANEL_EVENTS
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.openpanel import openpanel_chart as sandbox_chart
 from analytics_export_sandbox.openpanel import openpanel_events
@@ -164,7 +165,7 @@ def test_daily_chart_in_a_new_york_organization(airflow_run, sandbox_reset, expo
         for point in series["data"]
     ]
     assert len(rows) == 3 and '""' not in {row["breakdown_referrer"] for row in rows}
-    assert rows == as_csv(want, openpanel_chart(["referrer"], previous=True))
+    assert rows == as_csv(want, chart_schema(["referrer"], previous=True))
 
 
 def test_weekly_chart_has_one_row_per_series_and_day(airflow_run, sandbox_reset, export_root):
@@ -198,4 +199,4 @@ def test_weekly_chart_has_one_row_per_series_and_day(airflow_run, sandbox_reset,
         for point in series["data"]
     ]
     assert len(rows) == 2 * 5 * 7
-    assert rows == as_csv(want, openpanel_chart(["country"], previous=True))
+    assert rows == as_csv(want, chart_schema(["country"], previous=True))

@@ -7,18 +7,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from airflow_provider_analytics_export.files.schemas import (
-    BRAZE_SESSIONS,
-    BROWSEE_SESSIONS,
-    EXTRA_COLUMN,
-    PEER5_EXPORT,
-    SCHEMAS,
-    Column,
-    Schema,
-    markdown,
-)
-from airflow_provider_analytics_export.hooks.browsee import ID_FIELD, SELECT_FIELDS
-from airflow_provider_analytics_export.hooks.peer5 import FIELDS, METRICS
+from airflow_provider_analytics_export.files.schemas import EXTRA_COLUMN, Column, Schema
+from airflow_provider_analytics_export.hooks.braze import BRAZE_SESSIONS
+from airflow_provider_analytics_export.hooks.browsee import BROWSEE_SESSIONS, ID_FIELD, SELECT_FIELDS
+from airflow_provider_analytics_export.hooks.columns import SCHEMAS, readme_table
+from airflow_provider_analytics_export.hooks.peer5 import FIELDS, METRICS, PEER5_EXPORT
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -26,8 +19,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_the_readme_table_is_the_one_the_code_declares():
     text = README.read_text()
     start, end = "<!-- schemas:start -->\n", "<!-- schemas:end -->"
-    assert text[text.index(start) + len(start) : text.index(end)] == markdown(), (
-        "README is stale: paste `python -m airflow_provider_analytics_export.files.schemas` output between"
+    assert text[text.index(start) + len(start) : text.index(end)] == readme_table(), (
+        "README is stale: paste `python -m airflow_provider_analytics_export.hooks.columns` output between"
         " the markers"
     )
 

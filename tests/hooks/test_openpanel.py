@@ -15,13 +15,10 @@ import pytest
 import requests
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.openpanel import (
-    EVENT_FIELDS,
-    OpenPanelHook,
-    chart_rows,
-    check_chart_window,
-    rows_in_window,
-)
+from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
+from airflow_provider_analytics_export.hooks.openpanel_charts import chart_rows, check_chart_window
+from airflow_provider_analytics_export.hooks.openpanel_listing import rows_in_window
+from airflow_provider_analytics_export.hooks.openpanel_query import EVENT_FIELDS
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
 from tests.scripted_server import Reply, ScriptedServer
@@ -96,10 +93,21 @@ def test_bad_arguments_are_rejected_before_any_request(sandbox_reset, kwargs, me
     assert api_calls(sandbox_reset) == []
 
 
-def test_pages_after_the_first_are_fetched_concurrently(sandbox_reset):
+def test_pages_after_the_first_are_fetched_concurrently(sandbox_reset, monkeypatch):
+    """On the read client: its own 100-per-10-s budget, not the one earlier tests spent."""
+    creds = CREDENTIALS["openpanel"]
+    conn = {
+        "conn_type": "openpanel",
+        "host": sandbox_reset.url,
+        "login": creds["read_client_id"],
+        "password": creds["read_client_secret"],
+        "extra": {"project_id": creds["project_id"]},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_READ", json.dumps(conn))
     sandbox_reset.config.update({"latency_ms": {"openpanel": 200}})
     started = time.monotonic()
-    rows = list(OpenPanelHook().iter_events(None, *DAY, page_size=120, max_concurrency=4))
+    hook = OpenPanelHook("openpanel_read")
+    rows = list(hook.iter_events(None, *DAY, page_size=120, max_concurrency=4))
     elapsed = time.monotonic() - started
     assert rows == expected(sandbox_reset)  # written in page order
     calls = api_calls(sandbox_reset)
@@ -221,6 +229,25 @@ def test_pagination_that_does_not_add_up_fails_loudly(scripted_hook, scripted, r
     scripted.queue(*replies)
     with pytest.raises(ExportIntegrityError, match=message):
         list(scripted_hook.iter_events("p1", *DAY, page_size=2))
+
+
+def test_an_hour_read_from_its_page_fails_on_a_short_page_before_the_listing_end(scripted_hook, scripted):
+    """An hour of a past day is read from the page holding its end; a page that comes back short
+    while the count says rows remain would hide rows of the window: it fails."""
+
+    def rows_at(number: int, *times: str) -> Reply:
+        data = [{"id": f"{number}-{t}", "createdAt": f"2024-04-15T{t}:00.000Z"} for t in times]
+        return Reply(200, {"meta": {"totalCount": 6, "pages": 3, "current": number}, "data": data})
+
+    scripted.queue(
+        rows_at(1, "23:00"),  # the one-row read of the count
+        rows_at(2, "11:30", "10:30"),  # interpolated from 11:00 in the day: page 2 holds the end
+        rows_at(3, "10:15"),  # one row where two were due
+    )
+    hour = DAY[0] + dt.timedelta(hours=10), DAY[0] + dt.timedelta(hours=11)
+    with pytest.raises(ExportIntegrityError, match=r"page 3 holds 1 of 2 rows though 1 of the 6 remain"):
+        list(scripted_hook.iter_events("p1", *hour, page_size=2))
+    assert [parse_qs(urlsplit(r["path"]).query)["page"] for r in scripted.requests] == [["1"], ["2"], ["3"]]
 
 
 def test_counted_pages_of_rows_already_seen_fail_within_the_page_bound(scripted_hook, scripted):

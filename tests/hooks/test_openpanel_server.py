@@ -15,13 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.openpanel import (
-    EVENT_FIELDS,
-    OpenPanelHook,
-    breakdown_labels,
-    chart_rows,
-    query_literal,
-)
+from airflow_provider_analytics_export.hooks.openpanel import OpenPanelHook
+from airflow_provider_analytics_export.hooks.openpanel_charts import breakdown_labels, chart_rows
+from airflow_provider_analytics_export.hooks.openpanel_query import EVENT_FIELDS, query_literal
 from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
 from tests.scripted_server import Reply, ScriptedServer
@@ -122,7 +118,8 @@ def test_a_profile_count_that_does_not_match_fails(scripted: ScriptedServer, mon
     monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_SCRIPTED", json.dumps(conn))
     data = [{"id": "a", "createdAt": "2024-04-15T10:00:00.000Z", "profileId": "u"}]
     scripted.queue(Reply(200, {"meta": {"totalCount": 2, "pages": 1, "current": 1}, "data": data}))
-    with pytest.raises(ExportIntegrityError, match=r"reported 2 events but 1 arrived for profile 'u'"):
+    mismatch = r"reported 2 rows but 1 distinct rows arrived for profile 'u'"
+    with pytest.raises(ExportIntegrityError, match=mismatch):
         list(OpenPanelHook("openpanel_scripted").iter_events("p", *DAY, profile_id="u"))
 
 
@@ -171,8 +168,8 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
     conn = {"conn_type": "openpanel", "host": scripted.url, "login": "id", "password": "secret"}
     monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_SCRIPTED", json.dumps(conn))
     today = dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if dt.datetime.now(UTC) - today < dt.timedelta(minutes=10):
-        pytest.skip("needs ten minutes of today (UTC) behind us")
+    if dt.datetime.now(UTC) - today < dt.timedelta(minutes=15):
+        pytest.skip("needs fifteen minutes of today (UTC) behind us")
 
     def row(key: str, minute: int) -> dict:
         return {
@@ -183,7 +180,12 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
     def page(number: int, total: int, *rows: dict) -> Reply:
         return Reply(200, {"meta": {"totalCount": total, "pages": 2, "current": number}, "data": list(rows)})
 
-    scripted.queue(page(1, 4, row("d", 4), row("c", 3)), page(2, 5, row("late", 4), row("b", 2)))
+    scripted.queue(
+        page(1, 4, row("d", 4)),  # the one-row read of the count
+        page(2, 4, row("b", 2), row("a", 1)),  # the first guess: below the window's end, so back one page
+        page(1, 4, row("d", 4), row("c", 3)),
+        page(2, 5, row("late", 4), row("b", 2)),
+    )
     with pytest.raises(ExportIntegrityError, match=r"'late' created at .* appeared above rows already read"):
         list(
             OpenPanelHook("openpanel_scripted").iter_events(

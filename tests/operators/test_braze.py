@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_analytics_export.files.schemas import BRAZE_SESSIONS
+from airflow_provider_analytics_export.hooks.braze import BRAZE_SESSIONS
 from airflow_provider_analytics_export.operators.braze import BrazeSessionsExportOperator
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.braze import braze_window

@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.files.schemas import BROWSEE_SESSIONS
-from airflow_provider_analytics_export.hooks.browsee import ID_FIELD
+from airflow_provider_analytics_export.hooks.browsee import BROWSEE_SESSIONS, ID_FIELD
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from analytics_export_sandbox.browsee import browsee_sessions
 from tests.scripted_server import Reply

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.files.schemas import OPENPANEL_EVENTS
-from airflow_provider_analytics_export.hooks.openpanel import EVENT_FIELDS, window_buckets
+from airflow_provider_analytics_export.hooks.openpanel_query import EVENT_FIELDS, OPENPANEL_EVENTS
 from airflow_provider_analytics_export.operators.openpanel import (
     OpenPanelChartsExportOperator,
     OpenPanelEventsExportOperator,
 )
+from airflow_provider_analytics_export.windows import bucket_starts
 from analytics_export_sandbox.openpanel import openpanel_chart, openpanel_events
 from tests.typed import csv_rows, parquet_rows
 
@@ -211,17 +211,17 @@ def test_chart_cut_short_by_the_subscription_end_fails(sandbox_reset, tmp_path):
     assert not path.exists()
 
 
-def test_window_buckets_follow_the_organization_calendar():
+def test_bucket_starts_follow_the_organization_calendar():
     zone = ZoneInfo("America/New_York")  # DST starts 2024-03-10: that day has 23 hours
     start, end = dt.datetime(2024, 3, 9, tzinfo=zone), dt.datetime(2024, 3, 12, tzinfo=zone)
-    assert [b.isoformat() for b in window_buckets(start, end, "day", zone)] == [
+    assert [b.isoformat() for b in bucket_starts(start, end, "day", zone)] == [
         "2024-03-09T00:00:00-05:00",
         "2024-03-10T00:00:00-05:00",
         "2024-03-11T00:00:00-04:00",
     ]
     assert (
         len(
-            window_buckets(
+            bucket_starts(
                 dt.datetime(2024, 3, 10, tzinfo=zone), dt.datetime(2024, 3, 11, tzinfo=zone), "hour", zone
             )
         )

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.files.schemas import PEER5_EXPORT
 from airflow_provider_analytics_export.hooks import peer5
+from airflow_provider_analytics_export.hooks.peer5 import PEER5_EXPORT
 from airflow_provider_analytics_export.operators.peer5 import Peer5ExportOperator
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.peer5 import peer5_csv, peer5_rows

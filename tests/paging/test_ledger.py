@@ -53,3 +53,15 @@ def test_short_pages_count_against_the_bound():
     check.accept(2, rows(2), 20)
     with pytest.raises(ExportIntegrityError, match=r"page 3 leaves 17 of 20 rows"):
         check.accept(3, rows(3), 20)
+
+
+def test_a_total_that_shrinks_between_pages_fails_at_that_page():
+    """Issue 22: a shrinking total is caught where it happens, not later with a vaguer message.
+
+    Rows removed mid-export shift later pages up, so an offset skips a row that nothing else
+    would notice: the page that reports the smaller total must fail, naming both totals.
+    """
+    check = ledger(2)
+    check.accept(1, rows(1, 2), 5)
+    with pytest.raises(ExportIntegrityError, match=r"^API total changed from 5 to 4 at page 2: "):
+        check.accept(2, rows(3, 4), 4)

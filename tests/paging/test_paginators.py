@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
+from airflow_provider_analytics_export.paging.chunks import BucketChunker
 from airflow_provider_analytics_export.paging.paginators import (
-    BucketChunker,
     OffsetPaginator,
     Page,
     PageNumberPaginator,
@@ -46,7 +46,7 @@ def test_offset_stops_at_an_empty_page(total):
     assert asked == [0]
 
 
-def test_counted_pages_come_in_order_from_the_reported_count():
+def test_concurrent_pages_come_in_order_from_the_reported_count():
     threads: set[str] = set()
 
     def fetch(paging: dict[str, int]) -> Page:
@@ -54,19 +54,19 @@ def test_counted_pages_come_in_order_from_the_reported_count():
         number = paging["page"]
         return Page([{"id": number}], total=10, pages=5)
 
-    pages = list(PageNumberPaginator(2).counted(fetch, max_concurrency=3))
+    pages = list(PageNumberPaginator(2).concurrently(fetch, max_concurrency=3))
     assert [(number, page.rows) for number, page in pages] == [(n, [{"id": n}]) for n in range(1, 6)]
     assert any(name.startswith("page-fetch") for name in threads)
 
 
-def test_counted_pages_without_a_reported_count_follow_the_total():
+def test_concurrent_pages_without_a_reported_count_follow_the_total():
     asked = []
 
     def fetch(paging: dict[str, int]) -> Page:
         asked.append(paging)
         return Page([{}], total=5)
 
-    list(PageNumberPaginator(2, size_param="size").counted(fetch, max_concurrency=1))
+    list(PageNumberPaginator(2, size_param="size").concurrently(fetch, max_concurrency=1))
     assert asked == [{"page": n, "size": 2} for n in (1, 2, 3)]
 
 
@@ -77,13 +77,13 @@ def test_until_stops_at_a_short_page_or_when_told():
         return Page([{"n": paging["page"]}] * (1 if paging["page"] == 4 else 2), total=0)
 
     paginator = PageNumberPaginator(2)
-    assert [n for n, _ in paginator.until(fetch, last=lambda page: False)] == [1, 2, 3, 4]
+    assert [n for n, _ in paginator.one_after_another(fetch, last=lambda page: False)] == [1, 2, 3, 4]
 
     def last(page: Page) -> bool:
         seen.append(page.rows[0]["n"])
         return page.rows[0]["n"] == 2
 
-    assert [n for n, _ in paginator.until(fetch, last=last)] == [1, 2]
+    assert [n for n, _ in paginator.one_after_another(fetch, last=last)] == [1, 2]
     assert seen == [1, 2]
 
 
