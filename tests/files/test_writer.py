@@ -470,3 +470,24 @@ def test_an_identical_export_leaves_the_destination_alone_and_a_changed_one_coun
     assert (grown.replaced, grown.rows_before, grown.rows) == (True, 1, 2)
     assert [row["id"] for row in read_rows(path, fmt)] == ["a", "b"]
     assert siblings(path) == [f"rows.{fmt}"]
+
+
+def test_a_leftover_whose_age_the_store_cannot_tell_is_kept(memory_fs, monkeypatch):
+    """A store without modification times (``modified`` raises): the temp may be a live run's, so keep it.
+
+    With an age limit of zero every temp whose age is known counts as stale, so only the
+    unknown age keeps this one.
+    """
+    leftover = "memory://ageless/.day.jsonl.0123456789ab.partial"
+    ObjectStoragePath(leftover).write_bytes(b'{"id": "half"')
+
+    def no_age(path: str) -> dt.datetime:
+        raise NotImplementedError("this store keeps no modification times")
+
+    monkeypatch.setattr(memory_fs, "modified", no_age)
+    with ExportWriter("memory://ageless/day.jsonl", stale_temp_age=dt.timedelta(0)) as writer:
+        writer.write_rows(ROWS)
+    assert siblings(ObjectStoragePath("memory://ageless/day.jsonl")) == [
+        ".day.jsonl.0123456789ab.partial",
+        "day.jsonl",
+    ]
