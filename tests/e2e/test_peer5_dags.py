@@ -69,7 +69,10 @@ def test_20_hour_window_at_1m_is_split_into_allowed_chunks(
     start = end - 20 * HOUR
     _run(airflow_runner, end + HOUR, {"start": start.isoformat(), "end": end.isoformat()})
 
-    _assert_files(sandbox_reset, _folder(export_root, end), start, end)
+    # A run given a window writes into a partition named after it, never over the run's own hour.
+    reexport = export_root / "peer5" / "reexport" / f"{start.isoformat()}_{end.isoformat()}"
+    _assert_files(sandbox_reset, reexport, start, end)
+    assert not _folder(export_root, end).exists()
     peer5 = [entry for entry in sandbox_reset.requests_log if entry["api"] == "peer5"]
     # Both tasks: 1m and 5m allow at most 6 hours per query -> 6 + 6 + 6 + 2 hours each.
     assert len(peer5) == 8
