@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,11 @@ def test_one_process_stays_at_the_rate_bound_without_a_429(sandbox_reset: Sandbo
 
     class ShortWindowHook(OpenPanelHook):
         request_limit = SHORT_WINDOW
+
+        @cached_property
+        def account_key(self) -> str:
+            # Its own account: an earlier test in this process may hold the client's 100-per-10-s limit.
+            return f"{OpenPanelHook.account_key.func(self)}|short-window"
 
     def calls() -> None:
         hook = ShortWindowHook()
