@@ -34,8 +34,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class RecordingRunner(AirflowRunner):
     """An AirflowRunner that keeps every CLI output: the task logs ``dags test`` prints."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, home: Path, dags_folder: Path, sandbox_url: str, export_root: str) -> None:
+        super().__init__(home, dags_folder, sandbox_url, export_root)
         self.outputs: list[str] = []
 
     def cli(
