@@ -1,23 +1,107 @@
-"""Run the example DAGs with real Airflow (``airflow dags test``, SQLite) against the sandbox."""
+"""Run the example DAGs with real Airflow (``airflow dags test``, SQLite) against the sandbox.
+
+Every test that runs Airflow through ``airflow_runner``/``airflow_run`` is also a secrets check:
+after it, its CLI output, the home's logs and metadata database (xcom, rendered fields, task
+instances...) and every URL the sandbox received are searched for each sandbox credential and
+each Sealmetrics download token handed out. The e2e runs are the corpus, so no second set of
+example-DAG runs is needed for the scan (it used to cost its own 81 s).
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
-from analytics_export_sandbox import SandboxServer
+from analytics_export_sandbox import CREDENTIALS, SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+#: Not secrets: identifiers that legitimately appear in requests and logs.
+NOT_SECRET = {"project_id", "account_id"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+class RecordingRunner(AirflowRunner):
+    """An AirflowRunner that keeps every CLI output: the task logs ``dags test`` prints."""
+
+    def __init__(self, home: Path, dags_folder: Path, sandbox_url: str, export_root: str) -> None:
+        super().__init__(home, dags_folder, sandbox_url, export_root)
+        self.outputs: list[str] = []
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = super().cli(*args, env=env, check=False)
+        self.outputs.append(result.stdout + result.stderr)
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+            )
+        return result
+
+
+def sandbox_secrets() -> dict[str, str]:
+    """Every sandbox credential by name (``api.field``), identifiers excepted."""
+    return {
+        f"{api}.{field}": value
+        for api, fields in CREDENTIALS.items()
+        for field, value in fields.items()
+        if field not in NOT_SECRET
+    }
+
+
+def _database_text(db: Path) -> str:
+    """Every row of every table, as ``table: value`` lines (blobs decoded leniently)."""
+    chunks = []
+    with sqlite3.connect(db) as conn:
+        tables = [row[0] for row in conn.execute("select name from sqlite_master where type='table'")]
+        for table in tables:
+            for row in conn.execute(f'select * from "{table}"'):  # noqa: S608 - table names from sqlite
+                for value in row:
+                    if isinstance(value, bytes):
+                        value = value.decode("utf-8", errors="replace")
+                    chunks.append(f"{table}: {value}")
+    return "\n".join(chunks)
+
+
+def assert_no_secret_leaked(sandbox: SandboxServer, runner: RecordingRunner, outputs: list[str]) -> None:
+    """No credential or download token in ``outputs``, the runner's home (logs, database) or any URL.
+
+    Called before the sandbox is reset: its request log and handed-out tokens are still there.
+    """
+    tokens = list(sandbox.state["sealmetrics"]["tokens"])
+    secrets = {**sandbox_secrets(), **{f"download token {i}": t for i, t in enumerate(tokens)}}
+    places = {f"CLI output {i}": text for i, text in enumerate(outputs)}
+    for path in (runner.home / "logs").rglob("*"):
+        if path.is_file():
+            places[str(path)] = path.read_text(errors="replace")
+    database = _database_text(runner.home / "airflow.db")
+    places["metadata database"] = database
+    if any("dags test" in text or "new_state=" in text for text in outputs):
+        assert "\ntask_instance: " in database, "no task instance stored: the search would prove nothing"
+    leaks = [
+        f"{name} in {where}"
+        for name, value in secrets.items()
+        for where, text in places.items()
+        if value in text
+    ]
+    # Credentials travel in headers or bodies only. The log shows a download path as
+    # /download/<token>, so a token seen in any logged path or query is one sent elsewhere.
+    for entry in sandbox.requests_log:
+        line = unquote(f"{entry['method']} {entry['path']}?{entry['query']}")
+        leaks += [f"{name} in URL {line}" for name, value in secrets.items() if value in line]
+    assert leaks == []
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +111,10 @@ def export_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def airflow_runner(
+def _airflow_home(
     tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, export_root: Path
-) -> AirflowRunner:
-    runner = AirflowRunner(
+) -> RecordingRunner:
+    runner = RecordingRunner(
         home=tmp_path_factory.mktemp("airflow-home"),
         dags_folder=EXAMPLE_DAGS,
         sandbox_url=sandbox.url,
@@ -38,6 +122,14 @@ def airflow_runner(
     )
     runner.migrate()
     return runner
+
+
+@pytest.fixture
+def airflow_runner(_airflow_home: RecordingRunner, sandbox_reset: SandboxServer) -> Iterator[RecordingRunner]:
+    """The session's migrated Airflow home; after the test, its runs are searched for secrets."""
+    first = len(_airflow_home.outputs)
+    yield _airflow_home
+    assert_no_secret_leaked(sandbox_reset, _airflow_home, _airflow_home.outputs[first:])
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
 
-from .conftest import EXAMPLE_DAGS
+from .conftest import EXAMPLE_DAGS, RecordingRunner, assert_no_secret_leaked
 
 PRODUCER, CONSUMER, CHECK = "browsee_sessions_daily", "browsee_sessions_landed", "check_landed_sessions"
 JSONL_ASSET = "browsee_sessions_daily.export_sessions_jsonl"
@@ -37,8 +38,9 @@ def _query(runner: AirflowRunner, sql: str, *params: str) -> list[tuple]:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, sandbox_reset: SandboxServer) -> AirflowRunner:
-    runner = AirflowRunner(
+def runner(tmp_path: Path, sandbox_reset: SandboxServer) -> Iterator[RecordingRunner]:
+    """A home of its own; afterwards its runs are searched for secrets like the shared home's."""
+    runner = RecordingRunner(
         home=tmp_path / "home",
         dags_folder=EXAMPLE_DAGS,
         sandbox_url=sandbox_reset.url,
@@ -48,7 +50,8 @@ def runner(tmp_path: Path, sandbox_reset: SandboxServer) -> AirflowRunner:
     runner.cli("dags", "reserialize")
     runner.cli("dags", "unpause", CONSUMER)
     runner.cli("pools", "set", "default_pool", "0", "tasks run by tasks test only")
-    return runner
+    yield runner
+    assert_no_secret_leaked(sandbox_reset, runner, runner.outputs)
 
 
 def test_export_event_triggers_consumer_which_reads_rows(runner: AirflowRunner, tmp_path: Path) -> None:

@@ -68,22 +68,3 @@ def test_faults_on_a_fixed_share_of_requests_give_the_same_files(airflow_run, sa
     faults = [entry["fault"] for entry in sandbox_reset.requests_log if entry["fault"]]
     assert len(faults) >= 3
     assert not list((export_root / "browsee" / "2024-04-18").glob(".*partial"))
-
-
-def test_open_readings_session_at_midnight_no_ids_sparse_fields(airflow_run, sandbox_reset, export_root):
-    """End inclusive, no sessionId, optional fields absent; seed 83 starts a session 0.348 s after
-    midnight of 2024-04-16, which the 04-15 request (end = that midnight) gets back as well."""
-    sandbox_reset.config.update(
-        {"seed": 83, "browsee_end_inclusive": True, "browsee_session_id": False, "browsee_sparse": True}
-    )
-    airflow_run("browsee_sessions_daily", "2024-04-16")
-    airflow_run("browsee_sessions_daily", "2024-04-17")
-    first = assert_day_exported(sandbox_reset, export_root, dt.date(2024, 4, 15))
-    second = assert_day_exported(sandbox_reset, export_root, dt.date(2024, 4, 16))
-    midnight = int(dt.datetime(2024, 4, 16, tzinfo=UTC).timestamp() * 1000)
-    assert second["jsonl"][0]["timestamp"] == midnight + 348
-    assert all(row["timestamp"] < midnight for row in first["jsonl"])
-    assert all(row.get("sessionId") is None for row in first["jsonl"] + second["jsonl"])
-    served = [e for e in sandbox_reset.requests_log if e["api"] == "browsee" and e["status"] == 200]
-    assert served  # the one-open-request rule still holds with these readings
-    assert not any(e["overlap"] for e in sandbox_reset.requests_log)

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from analytics_export_sandbox import SandboxServer
-from analytics_export_sandbox.airflow_runner import AirflowRunner
+
+from .conftest import RecordingRunner
 
 RUN_WITHOUT_LOGICAL_DATE = """
 import json, os, sys
@@ -25,7 +26,7 @@ print("RUN STATE", run.state, "LOGICAL DATE", run.logical_date)
 """
 
 
-def run_without_logical_date(runner: AirflowRunner, dag_id: str, conf: dict[str, str]) -> str:
+def run_without_logical_date(runner: RecordingRunner, dag_id: str, conf: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-c", RUN_WITHOUT_LOGICAL_DATE, dag_id, json.dumps(conf)],
         env=runner.env,
@@ -35,12 +36,13 @@ def run_without_logical_date(runner: AirflowRunner, dag_id: str, conf: dict[str,
         check=False,
     )
     output = result.stdout + result.stderr
+    runner.outputs.append(output)  # searched for secrets after the test (conftest.py)
     assert "LOGICAL DATE None" in output, output[-4000:]
     return output
 
 
 def test_daily_run_without_logical_date_fails_with_the_clear_message_only(
-    airflow_runner: AirflowRunner, sandbox_reset: SandboxServer
+    airflow_runner: RecordingRunner, sandbox_reset: SandboxServer
 ) -> None:
     output = run_without_logical_date(airflow_runner, "browsee_sessions_daily", {})
     assert "RUN STATE failed" in output
@@ -50,7 +52,7 @@ def test_daily_run_without_logical_date_fails_with_the_clear_message_only(
 
 
 def test_braze_reexport_needs_no_logical_date_and_lands_in_its_own_partition(
-    airflow_runner: AirflowRunner, sandbox_reset: SandboxServer, export_root: Path
+    airflow_runner: RecordingRunner, sandbox_reset: SandboxServer, export_root: Path
 ) -> None:
     output = run_without_logical_date(
         airflow_runner, "braze_sessions_daily", {"start": "2024-02-01", "end": "2024-02-08"}

@@ -77,23 +77,3 @@ def test_20_hour_window_at_1m_is_split_into_allowed_chunks(
     # Both tasks: 1m and 5m allow at most 6 hours per query -> 6 + 6 + 6 + 2 hours each.
     assert len(peer5) == 8
     assert all(entry["status"] == 200 for entry in peer5)
-
-
-def test_bucket_at_to_returned_and_sparse_metrics_still_give_each_bucket_once(
-    airflow_runner: AirflowRunner, sandbox_reset: SandboxServer, export_root: Path
-) -> None:
-    """Peer5 returning the bucket that starts at `to`, and rows lacking metrics: two consecutive hourly
-    runs, the CSV pass-through and the JSON path both hold every bucket of their hour exactly once."""
-    sandbox_reset.config.update({"peer5_to_inclusive": True, "peer5_sparse": True})
-    first = _recent_hour(5)
-    for interval_start in (first, first + HOUR):
-        _run(airflow_runner, interval_start + HOUR)
-        _assert_files(
-            sandbox_reset, _folder(export_root, interval_start), interval_start, interval_start + HOUR
-        )
-    traffic = [
-        (_folder(export_root, s) / "traffic_1m.csv").read_text().splitlines()[1:]
-        for s in (first, first + HOUR)
-    ]
-    stamps = [line.split(",")[0] for lines in traffic for line in lines]
-    assert len(stamps) == len(set(stamps)) == 120

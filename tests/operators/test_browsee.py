@@ -144,3 +144,43 @@ def test_sparse_sessions_without_ids_and_an_inclusive_end_give_exact_files(sandb
         table = pq.read_table(tmp_path / "s.parquet")
         assert table.to_pylist() == parquet_rows(raw, BROWSEE_SESSIONS)
         assert table.schema == BROWSEE_SESSIONS.arrow()
+
+
+def test_open_readings_session_at_midnight_no_ids_sparse_fields(sandbox_reset, tmp_path: Path):
+    """End inclusive, no sessionId, optional fields absent; seed 83 starts a session 0.348 s after
+    midnight of 2024-04-16, which the 04-15 request (end = that midnight) gets back as well.
+
+    Two consecutive days, each as the example DAG exports it (jsonl, parquet, a csv of a few
+    columns): in-process, as these readings are the hook's business, not Airflow's (moved from
+    tests/e2e, where it cost two Airflow runs).
+    """
+    sandbox_reset.config.update(
+        {"seed": 83, "browsee_end_inclusive": True, "browsee_session_id": False, "browsee_sparse": True}
+    )
+    csv_fields = ["userId", "timestamp", "duration", "activeTime", "pageCount", "country", "device"]
+    jsonl_by_day = []
+    for start in (START, END):
+        end = start + dt.timedelta(days=1)
+        context = {"data_interval_start": start, "data_interval_end": end}
+        folder = tmp_path / start.date().isoformat()
+        for name, fields in (("s.jsonl", None), ("s.parquet", None), ("s.csv", csv_fields)):
+            BrowseeSessionsExportOperator(
+                task_id=name.replace(".", "_"), destination=(folder / name).as_uri(), fields=fields
+            ).execute(context)
+        bounds = int(start.timestamp()), int(end.timestamp())
+        want = list(browsee_sessions(sandbox_reset.config, *bounds))
+        jsonl = [json.loads(line) for line in (folder / "s.jsonl").read_text().splitlines()]
+        assert len(want) == 480 and jsonl == want
+        assert pq.read_table(folder / "s.parquet").to_pylist() == parquet_rows(want, BROWSEE_SESSIONS)
+        with (folder / "s.csv").open(newline="") as handle:
+            narrow = list(browsee_sessions(sandbox_reset.config, *bounds, fields=csv_fields))
+            assert list(csv.DictReader(handle)) == csv_rows(narrow, schema(csv_fields))
+        jsonl_by_day.append(jsonl)
+    first, second = jsonl_by_day
+    midnight = int(END.timestamp() * 1000)
+    assert second[0]["timestamp"] == midnight + 348
+    assert all(row["timestamp"] < midnight for row in first)
+    assert all(row.get("sessionId") is None for row in first + second)
+    served = [e for e in sandbox_reset.requests_log if e["api"] == "browsee" and e["status"] == 200]
+    assert served  # the one-open-request rule still holds with these readings
+    assert not any(e["overlap"] for e in sandbox_reset.requests_log)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,19 +28,6 @@ CONTEXT = {"data_interval_start": START, "data_interval_end": END}
 
 def expected(sandbox, **kwargs) -> list[dict]:
     return list(openpanel_events(sandbox.config, "proj-web", "2024-04-15", "2024-04-15", **kwargs))
-
-
-def test_importing_the_operators_does_not_import_pandas_or_pyarrow():
-    import subprocess
-
-    code = (
-        "import sys, airflow_provider_analytics_export.operators.openpanel, "
-        "airflow_provider_analytics_export.operators.browsee; "
-        "print('pandas' in sys.modules or 'pyarrow' in sys.modules)"
-    )
-    assert (
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
-    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

@@ -239,3 +239,42 @@ def test_a_chunk_with_other_columns_fails_and_keeps_the_previous_file(
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]
     assert (tmp_path / "p.csv").read_text() == "previous\n"
+
+
+def test_bucket_at_to_and_sparse_metrics_give_each_bucket_once_over_two_hourly_runs(
+    pinned: SandboxServer, tmp_path: Path
+) -> None:
+    """Peer5 returning the bucket that starts at `to`, and rows lacking metrics: two consecutive hourly
+    runs of the example DAG's two exports (CSV pass-through at 1m, JSON at 5m by browser and country)
+    hold every bucket of their hour exactly once (moved from tests/e2e: the hook's business, not
+    Airflow's; it cost two Airflow runs there)."""
+    pinned.config.update({"peer5_to_inclusive": True, "peer5_sparse": True})
+    dims, playback = ["browser.name", "country.code"], ["sessions", "played", "rebuffered"]
+    first = NOW - 5 * HOUR
+    for start in (first, first + HOUR):
+        end, folder = start + HOUR, tmp_path / start.strftime("%H")
+        context = {"data_interval_start": start, "data_interval_end": end}
+        Peer5ExportOperator(
+            task_id="m", destination=(folder / "m.csv").as_uri(), metrics=["http", "p2p"], interval="1m"
+        ).execute(context)
+        Peer5ExportOperator(
+            task_id="p",
+            destination=(folder / "p.jsonl").as_uri(),
+            metrics=playback,
+            interval="5m",
+            dimensions=dims,
+        ).execute(context)
+
+        traffic = peer5_rows(pinned.config, _ms(start), _ms(end), "1m", ["http", "p2p"])
+        assert (folder / "m.csv").read_text() == peer5_csv(traffic, ["timestamp", "http", "p2p"])
+        assert [row["timestamp"] for row in traffic] == list(range(_ms(start), _ms(end), 60_000))
+        rows = [json.loads(line) for line in (folder / "p.jsonl").open()]
+        assert rows == peer5_rows(pinned.config, _ms(start), _ms(end), "5m", playback, None, dims)
+        keys = [(row["timestamp"], row["browser.name"], row["country.code"]) for row in rows]
+        assert len(keys) == len(set(keys)) == 12 * 4 * 5
+    stamps = [
+        line.split(",")[0]
+        for hour in (first, first + HOUR)
+        for line in (tmp_path / hour.strftime("%H") / "m.csv").read_text().splitlines()[1:]
+    ]
+    assert len(stamps) == len(set(stamps)) == 120

@@ -170,7 +170,9 @@ def test_worker_killed_while_job_runs_reconnects_and_downloads(
 ) -> None:
     """The job id kept in the task state store lets the retry reconnect instead of creating a second
     job; the retry must then download the file (not just wait for the job)."""
-    clean_sandbox.config.update({"sealmetrics_job_delay": 6.0})
+    # The kill follows the job id's write within ~0.1 s (0.5 s under load): a 2-s job is still
+    # running then, and the retry waits out only what is left of it.
+    clean_sandbox.config.update({"sealmetrics_job_delay": 2.0})
     destination = tmp_path / "exports" / "microconversions.csv"
     state = tmp_path / "task_state.json"
     spec = {
