@@ -75,8 +75,19 @@ redis-server:
 	@command -v redis-server >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
-demo: install
-	$(BIN)/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output --airflow-home .demo-airflow
+# The demo's own venv holds what a user installs (the provider, no test extras) plus the sandbox, so
+# it shows what a user's install can do, not what the test extras add.
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
+
+$(DEMO_STAMP): pyproject.toml sandbox/pyproject.toml | $(BIN)/python
+	rm -rf $(DEMO_VENV)
+	$(BIN)/uv venv -q --python $(PYTHON) $(DEMO_VENV)
+	$(BIN)/uv pip install --python $(DEMO_VENV)/bin/python -q -e . -e ./sandbox
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output --airflow-home .demo-airflow
 
 # dlt (the `bench` extra) runs beside our operators as a peer; it is never a runtime dependency.
 bench: install
