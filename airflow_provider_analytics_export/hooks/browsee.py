@@ -120,7 +120,8 @@ class BrowseeHook(AnalyticsApiHook):
     """Talks to Browsee's ``export/sessions`` API.
 
     Connection: login = project API key, password = secret key. Browsee allows one open
-    request per account, so every hook on the same account in this process shares one slot.
+    request per account, so every hook on the same account shares one slot: on this machine
+    (every process), or on the Redis the ``limit_backend`` extra names (every machine).
     """
 
     conn_type = "browsee"

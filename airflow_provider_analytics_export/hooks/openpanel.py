@@ -47,8 +47,9 @@ class OpenPanelHook(AnalyticsApiHook):
     client), extras ``project_id`` = the default project (a ``read`` client may leave it
     empty: it reads its own project) and ``timezone`` = the organization's time zone, in which
     the server cuts chart buckets (default UTC). The 100-requests-per-10-s limit is shared by
-    every hook on the same client in this process, and the server's ``x-ratelimit-*`` headers
-    pause every caller of the client when its window is used up (e.g. by another process).
+    every hook on the same client on this machine (or on the Redis the ``limit_backend`` extra
+    names), and the server's ``x-ratelimit-*`` headers pause every caller of the client when
+    its window is used up by someone else (e.g. another machine).
 
     Event dates are whole UTC days on the server; the exports here ask for the days covering
     [start, end) and keep rows by their own ``createdAt``.
