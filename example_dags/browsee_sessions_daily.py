@@ -2,8 +2,8 @@
 
 Three files per day under ``browsee/<data interval start>/``: all fields as JSON lines and
 as Parquet, and a few columns as CSV. Browsee allows one open request per account; the
-tasks share one slot in a worker process (across workers, set the connection's
-``limit_backend`` extra to a Redis, or give them a pool of size 1).
+tasks share one slot on the machine with no configuration (across machines, set the
+connection's ``limit_backend`` extra to a Redis).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from airflow_provider_analytics_export.hooks.openpanel_query import (
     query_literal,
 )
 from airflow_provider_analytics_export.paging.paginators import Page, PageNumberPaginator
+from airflow_provider_analytics_export.paging.parallel import read_ahead
 from airflow_provider_analytics_export.transport.limits import RateLimitHeaders, RequestRules
 from airflow_provider_analytics_export.windows import covering_dates, resolve_window, to_datetime
 
@@ -46,8 +47,9 @@ class OpenPanelHook(AnalyticsApiHook):
     client), extras ``project_id`` = the default project (a ``read`` client may leave it
     empty: it reads its own project) and ``timezone`` = the organization's time zone, in which
     the server cuts chart buckets (default UTC). The 100-requests-per-10-s limit is shared by
-    every hook on the same client in this process, and the server's ``x-ratelimit-*`` headers
-    pause every caller of the client when its window is used up (e.g. by another process).
+    every hook on the same client on this machine (or on the Redis the ``limit_backend`` extra
+    names), and the server's ``x-ratelimit-*`` headers pause every caller of the client when
+    its window is used up by someone else (e.g. another machine).
 
     Event dates are whole UTC days on the server; the exports here ask for the days covering
     [start, end) and keep rows by their own ``createdAt``.
@@ -134,6 +136,10 @@ class OpenPanelHook(AnalyticsApiHook):
         lands on top of the listing: pages are read one after another). With ``profile_id``
         (the listing holds more rows than the count) the listing is read from its top by
         :meth:`EventListing.from_the_top`.
+
+        Pages are read and checked on a thread (:func:`read_ahead`) a page ahead of the caller:
+        read one after another, a page then costs its request, not its request plus the
+        caller's writing. Which page comes next still follows from the pages before.
         """
         first, last = covering_dates(*window)
         params: dict[str, Any] = {
@@ -168,7 +174,7 @@ class OpenPanelHook(AnalyticsApiHook):
             pages = listing.all_pages(query.max_concurrency)
         else:
             pages = listing.window_pages(days, settled)
-        yield from self._as_exported(pages, query.columns)
+        yield from read_ahead(self._as_exported(pages, query.columns))
 
     @staticmethod
     def _as_exported(

@@ -25,9 +25,9 @@ class BrowseeSessionsExportOperator(BaseExportOperator):
 
     Pages of 100 sessions are streamed to the file one at a time; the row count is checked
     against ``exports.total``, and a mismatch fails the task without touching the
-    destination. Browsee allows one open request per account: tasks sharing a worker
-    process queue on one slot (across workers, use an Airflow pool of size 1). The result
-    has ``pages``, the number of pages written.
+    destination. Browsee allows one open request per account: tasks on one account queue on
+    one slot, machine-wide (README "Scaling out"); the next pages are read while this one is
+    written. The result has ``pages``, the number of pages written.
 
     Takes :class:`~airflow_provider_analytics_export.operators.base.BaseExportOperator`'s
     ``destination`` (e.g. ``s3://bucket/browsee/{{ ds }}/sessions.parquet``), ``start``,

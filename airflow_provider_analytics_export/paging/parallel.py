@@ -1,12 +1,19 @@
-"""Fetches numbered pages on a few threads and hands them back in order, with bounded memory."""
+"""Pages read on other threads while the caller handles the ones before, in order, with bounded memory.
+
+:func:`fetch_in_order` fetches numbered pages on a few threads at once; :func:`read_ahead`
+reads a listing whose next page depends on the one before (one request at a time) on one
+thread, a page ahead of the caller.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from threading import get_ident
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -38,3 +45,67 @@ def fetch_in_order(
         # The generator may be finalised by one of the pool's own threads (e.g. garbage-collected
         # there); a thread cannot wait for itself, so only other threads wait for the fetches.
         pool.shutdown(wait=get_ident() not in workers, cancel_futures=True)
+
+
+def read_ahead(pages: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """``pages`` in order, each read on a thread of its own while the caller handles the one before.
+
+    A listing read one request at a time then costs its requests alone, not requests plus
+    the caller's writing. Only that thread advances ``pages`` (its requests stay one after
+    another), and only while fewer than ``depth`` pages wait for the caller, so memory holds
+    ``depth`` pages beyond the caller's. An error raised by ``pages`` is raised here in its
+    turn, after the pages before it. Closing or dropping this generator stops the thread
+    before it asks for another page (one being read is waited for) and closes ``pages``.
+    """
+    if depth < 1:
+        raise ValueError(f"depth={depth} must be at least 1")
+    room = threading.Semaphore(depth)
+    ready: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    stop = threading.Event()
+    reader = threading.Thread(
+        target=_read, args=(iter(pages), room, ready, stop), name="read-ahead", daemon=True
+    )
+    reader.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "page":
+                room.release()
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        room.release()  # wakes a reader waiting for room, which then sees stop
+        # Finalised on the reader itself (e.g. collected there), the generator cannot wait for it.
+        if reader is not threading.current_thread():
+            reader.join()
+
+
+def _read(
+    pages: Iterator[T],
+    room: threading.Semaphore,
+    ready: queue.SimpleQueue[tuple[str, Any]],
+    stop: threading.Event,
+) -> None:
+    """(The reader thread) the next page whenever there is room, until the end, an error or stop."""
+    try:
+        while True:
+            room.acquire()
+            if stop.is_set():
+                return
+            try:
+                page = next(pages)
+            except StopIteration:
+                ready.put(("end", None))
+                return
+            except BaseException as exc:  # noqa: BLE001 - whatever ends the reading, the caller gets it
+                ready.put(("error", exc))
+                return
+            ready.put(("page", page))
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()

@@ -7,12 +7,13 @@ import itertools
 import json
 import re
 import threading
+import time
 from itertools import pairwise
 
 import pytest
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
-from airflow_provider_analytics_export.hooks.browsee import BrowseeHook
+from airflow_provider_analytics_export.hooks.browsee import READ_AHEAD_PAGES, BrowseeHook
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.browsee import browsee_sessions
 from tests.scripted_server import Reply, ScriptedServer
@@ -86,6 +87,31 @@ def test_one_request_in_flight_across_threads_and_hooks(sandbox_reset):
     assert len(calls) == 4 * 10
     assert not any(entry["overlap"] or entry["status"] == 429 for entry in calls)
     assert all(a["ended"] <= b["started"] for a, b in pairwise(calls))
+
+
+def test_the_next_pages_are_read_while_the_caller_writes_yet_one_request_is_open(sandbox_reset):
+    """A slow writer overlaps the next requests, never more than READ_AHEAD_PAGES ahead, one at a time.
+
+    The sandbox runs in this process, so its monotonic request times compare with the writes'.
+    """
+    sandbox_reset.config.update({"latency_ms": {"browsee": 10}})
+    writes: list[tuple[float, float]] = []
+    rows = []
+    for page in BrowseeHook().iter_session_pages(*DAY, page_size=10):
+        began = time.monotonic()
+        time.sleep(0.03)  # writing: three times a request
+        rows.extend(page)
+        writes.append((began, time.monotonic()))
+    assert rows == expected(sandbox_reset, *DAY)
+    calls = sorted(api_calls(sandbox_reset), key=lambda entry: entry["started"])
+    assert len(calls) == len(writes) == 48
+    assert not any(entry["overlap"] or entry["status"] == 429 for entry in calls)
+    assert all(a["ended"] <= b["started"] for a, b in pairwise(calls))
+    # Page n+1 was asked for before page n was written...
+    assert all(calls[n + 1]["started"] < writes[n][1] for n in range(len(writes) - 1))
+    # ...and page n+1+READ_AHEAD_PAGES only once page n was: memory holds that many pages.
+    ahead = READ_AHEAD_PAGES + 1
+    assert all(calls[n + ahead]["started"] >= writes[n][1] for n in range(len(writes) - ahead))
 
 
 def test_faults_are_retried_and_give_the_same_rows(sandbox_reset):

@@ -50,6 +50,26 @@ def test_hourly_windows_tile_the_day_without_doubles(sandbox_reset):
     assert rows == expected(sandbox_reset)
 
 
+def test_an_hour_read_page_after_page_reads_the_next_page_while_the_caller_writes(sandbox_reset):
+    """Pages one after another (an hour): each next request is answered during the caller's write,
+    and only one a write (one page read ahead). The sandbox's clock is this process's."""
+    sandbox_reset.config.update({"latency_ms": {"openpanel": 10}})
+    hour = DAY[0] + dt.timedelta(hours=10), DAY[0] + dt.timedelta(hours=11)
+    writes: list[tuple[float, float]] = []
+    rows = []
+    for page in OpenPanelHook().iter_event_pages(None, *hour, page_size=5):
+        began = time.monotonic()
+        time.sleep(0.04)  # writing: four times a request
+        rows.extend(page)
+        writes.append((began, time.monotonic()))
+    assert rows == rows_in_window(expected(sandbox_reset), hour)
+    calls = sorted(api_calls(sandbox_reset), key=lambda entry: entry["started"])
+    assert all(a["ended"] <= b["started"] for a, b in pairwise(calls))
+    during = [[c for c in calls if began < c["started"] < end] for began, end in writes]
+    answered = [[c for c in calls if began < c["ended"] < end] for began, end in writes]
+    assert len(writes) >= 10 and all(answered[:-1]) and all(len(sent) <= 1 for sent in during)
+
+
 def test_window_across_midnight_asks_for_both_days_and_keeps_only_the_window(sandbox_reset):
     start, end = DAY[0] + dt.timedelta(hours=22), DAY[1] + dt.timedelta(hours=2)
     rows = list(OpenPanelHook().iter_events(None, start, end))

@@ -1,4 +1,4 @@
-"""fetch_in_order: concurrency, ordering, the bound on pages in flight, and cleanup."""
+"""fetch_in_order and read_ahead: ordering, the bound on pages read ahead, errors, and cleanup."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from airflow_provider_analytics_export.paging.parallel import fetch_in_order
+from airflow_provider_analytics_export.paging.parallel import fetch_in_order, read_ahead
 
 
 class Recorder:
@@ -87,3 +87,110 @@ def test_closing_the_generator_from_one_of_its_own_fetch_threads_does_not_fail()
     assert errors == []
     with pytest.raises(StopIteration):
         next(pages)
+
+
+# -- read_ahead -------------------------------------------------------------------------------------
+
+
+class Listing:
+    """A listing read one page at a time, recording each read and its thread."""
+
+    def __init__(self, count: int, fail_at: int | None = None) -> None:
+        self.count = count
+        self.fail_at = fail_at
+        self.read: list[int] = []
+        self.threads: set[int] = set()
+        self.closed = threading.Event()
+
+    def __iter__(self):
+        try:
+            for number in range(1, self.count + 1):
+                self.read.append(number)
+                self.threads.add(threading.get_ident())
+                if number == self.fail_at:
+                    raise RuntimeError(f"page {number} failed")
+                yield number
+        finally:
+            self.closed.set()
+
+
+def readers() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "read-ahead"]
+
+
+def test_read_ahead_yields_every_page_in_order_read_on_one_other_thread():
+    listing = Listing(50)
+    assert list(read_ahead(listing)) == list(range(1, 51))
+    assert listing.threads and threading.get_ident() not in listing.threads and len(listing.threads) == 1
+    assert listing.closed.is_set() and readers() == []
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_read_ahead_reads_at_most_depth_pages_beyond_those_taken(depth):
+    listing = Listing(100)
+    pages = read_ahead(listing, depth=depth)
+    for taken in range(1, 6):
+        assert next(pages) == taken
+        time.sleep(0.05)  # a slow consumer: the reader goes as far as it may
+        assert len(listing.read) == taken + depth
+    pages.close()
+
+
+def test_read_ahead_raises_an_error_in_its_turn_with_where_it_happened():
+    listing = Listing(100, fail_at=4)
+    pages = read_ahead(listing, depth=2)
+    seen = [next(pages)]
+    time.sleep(0.05)  # the reader has met the error by now; the pages before it still come first
+    with pytest.raises(RuntimeError, match="page 4 failed") as caught:
+        seen.extend(pages)
+    assert seen == [1, 2, 3]
+    assert "__iter__" in {entry.name for entry in caught.traceback}
+    assert listing.read == [1, 2, 3, 4] and readers() == []
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+def test_stopping_early_stops_the_reader_without_reading_more(how):
+    listing = Listing(1000)
+    pages = read_ahead(listing, depth=2)
+    assert [next(pages), next(pages)] == [1, 2]
+    time.sleep(0.05)
+    if how == "close":
+        pages.close()
+    else:
+        del pages  # abandoned: collected at once, which closes it
+    assert listing.closed.wait(5)
+    read = len(listing.read)
+    time.sleep(0.05)
+    assert read == len(listing.read) <= 2 + 2
+    assert readers() == []
+
+
+def test_read_ahead_closed_on_its_own_reader_thread_does_not_fail():
+    """A generator finalised on its reader (e.g. collected there) must not try to join itself."""
+    holder: dict[str, object] = {}
+    errors: list[BaseException] = []
+
+    def listing():
+        for number in range(1, 100):
+            if number == 3:
+                try:
+                    holder["pages"].close()  # type: ignore[attr-defined]
+                except BaseException as exc:  # noqa: BLE001 - the test records whatever escapes
+                    errors.append(exc)
+            yield number
+
+    pages = read_ahead(listing(), depth=2)
+    holder["pages"] = pages
+    assert next(pages) == 1  # the reader is now reading pages 2 and 3
+    for _ in range(100):
+        if not readers():
+            break
+        time.sleep(0.01)
+    assert errors == [] and readers() == []
+    with pytest.raises(StopIteration):
+        next(pages)
+
+
+def test_read_ahead_refuses_a_depth_below_one():
+    with pytest.raises(ValueError, match="depth=0 must be at least 1"):
+        next(read_ahead([1], depth=0))
