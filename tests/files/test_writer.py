@@ -342,7 +342,7 @@ def test_a_field_that_first_appears_on_a_later_page_is_a_column_from_the_start(t
 
 def test_a_column_null_in_the_first_row_group_keeps_its_declared_type(tmp_path, monkeypatch):
     """All null in row group 1, ints in row group 2: int64 throughout, values kept."""
-    monkeypatch.setattr("airflow_provider_analytics_export.files.writer.PARQUET_ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr("airflow_provider_analytics_export.files.encoders.PARQUET_ROW_GROUP_ROWS", 2)
     url = (tmp_path / "rows.parquet").as_uri()
     write_pages(url, [[{"id": "a"}, {"id": "b", "count": None}], [{"id": "c", "count": 7, "ok": False}]])
     file = pq.ParquetFile(tmp_path / "rows.parquet")
@@ -354,7 +354,7 @@ def test_a_column_null_in_the_first_row_group_keeps_its_declared_type(tmp_path, 
 
 def test_an_int_then_a_float_in_a_float64_column_keeps_the_value_exactly(tmp_path, monkeypatch):
     """Peer5's averaged sessions: 3, 4 in one row group and 4.5 in the next are 3.0, 4.0, 4.5."""
-    monkeypatch.setattr("airflow_provider_analytics_export.files.writer.PARQUET_ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr("airflow_provider_analytics_export.files.encoders.PARQUET_ROW_GROUP_ROWS", 2)
     url = (tmp_path / "rows.parquet").as_uri()
     write_pages(url, [[{"avg": 3}, {"avg": 4}], [{"avg": 4.5}]])
     assert pq.read_table(tmp_path / "rows.parquet").column("avg").to_pylist() == [3.0, 4.0, 4.5]
@@ -426,7 +426,7 @@ def test_two_daily_partitions_with_different_data_read_as_one_table_with_one_sch
 
 def test_parquet_row_groups_are_bounded_by_bytes_as_well_as_rows(tmp_path, monkeypatch):
     """Wide rows end a row group before the row bound: the buffered Arrow data stays small."""
-    monkeypatch.setattr("airflow_provider_analytics_export.files.writer.PARQUET_ROW_GROUP_BYTES", 100_000)
+    monkeypatch.setattr("airflow_provider_analytics_export.files.encoders.PARQUET_ROW_GROUP_BYTES", 100_000)
     url = (tmp_path / "rows.parquet").as_uri()
     write_pages(url, [[{"id": "x" * 1000, "count": i} for i in range(50)] for _ in range(10)])
     file = pq.ParquetFile(tmp_path / "rows.parquet")
