@@ -24,6 +24,7 @@ import pytest
 
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
+from tests.e2e.conftest import RecordingRunner, assert_no_secret_leaked
 
 UTC = dt.timezone.utc
 DAY = dt.timedelta(days=1)
@@ -45,10 +46,10 @@ def _dag_module() -> Any:
 
 
 @pytest.fixture(scope="module")
-def late_runner(
+def _late_home(
     tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, export_root: Path
-) -> AirflowRunner:
-    runner = AirflowRunner(
+) -> RecordingRunner:
+    runner = RecordingRunner(
         home=tmp_path_factory.mktemp("airflow-home-late"),
         dags_folder=DAGS,
         sandbox_url=sandbox.url,
@@ -56,6 +57,14 @@ def late_runner(
     )
     runner.migrate()
     return runner
+
+
+@pytest.fixture
+def late_runner(_late_home: RecordingRunner, sandbox_reset: SandboxServer) -> Iterator[RecordingRunner]:
+    """The module's Airflow home; after each test its runs are searched for secrets, as every e2e's are."""
+    first = len(_late_home.outputs)
+    yield _late_home
+    assert_no_secret_leaked(sandbox_reset, _late_home, _late_home.outputs[first:])
 
 
 @pytest.fixture
