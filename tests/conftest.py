@@ -55,16 +55,25 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def sandbox_reset(sandbox: SandboxServer) -> Iterator[SandboxServer]:
+def sandbox_reset(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SandboxServer]:
     """The session sandbox with fresh state and the default config for this test (and after it).
 
-    Defaults, not "whatever the previous test left": test order varies (e.g. under xdist).
+    Defaults, not "whatever the previous test left": test order varies (e.g. under xdist). The
+    reset also empties the APIs' rate windows, so the clients' copies of them (the account limits
+    of this process and the machine-wide state files) start afresh too: a client still counting
+    an earlier test's window would open its next one before the sandbox's new window ends.
     """
+    from airflow_provider_analytics_export.transport import limits
+    from airflow_provider_analytics_export.transport.machine_limits import LIMITS_DIR_ENV
     from analytics_export_sandbox import SandboxConfig
 
     defaults = SandboxConfig().to_dict()
     sandbox.config.update(defaults)
     sandbox.reset()
+    limits._registry.clear()
+    monkeypatch.setenv(LIMITS_DIR_ENV, str(tmp_path_factory.mktemp("limits")))
     yield sandbox
     sandbox.config.update(defaults)
     sandbox.reset()
