@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath, conf
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_analytics_export.assets import (
     PostExecuteHook,
@@ -25,6 +25,7 @@ from airflow_provider_analytics_export.assets import (
     default_partial_outlets,
     wire_export_outlets,
 )
+from airflow_provider_analytics_export.compat import conf
 from airflow_provider_analytics_export.files.destination import check_destination
 from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
