@@ -31,12 +31,17 @@ if TYPE_CHECKING:
         AirflowNotFoundException,
         TaskDeferred,
     )
+    from airflow.sdk.timezone import coerce_datetime
 else:
     try:
         from airflow.sdk import BaseHook, conf
     except ImportError:  # Airflow 3.0
         from airflow.configuration import conf
         from airflow.hooks.base import BaseHook
+    try:
+        from airflow.sdk.timezone import coerce_datetime
+    except ImportError:  # Airflow 3.0
+        from airflow.utils.timezone import coerce_datetime
     try:
         from airflow.sdk import CronDataIntervalTimetable, DeltaDataIntervalTimetable
     except ImportError:  # Airflow 3.0: the core timetables, which DAGs take as they are
@@ -91,5 +96,6 @@ __all__ = [
     "DeltaDataIntervalTimetable",
     "ResumableJobMixin",
     "TaskDeferred",
+    "coerce_datetime",
     "conf",
 ]

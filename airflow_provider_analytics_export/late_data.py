@@ -64,8 +64,9 @@ def previous_window(window: Window, timetable: Any = None) -> Window:
     zone = getattr(timetable, "timezone", None)
     if isinstance(expression, str) and zone is not None:
         # Airflow's own cron maths (the scheduler's), DST included: the interval ending at ``start``.
-        from airflow.sdk.timezone import coerce_datetime
         from airflow.timetables.interval import CronDataIntervalTimetable
+
+        from airflow_provider_analytics_export.compat import coerce_datetime
 
         interval = CronDataIntervalTimetable(expression, zone).infer_manual_data_interval(
             run_after=coerce_datetime(start)
@@ -110,7 +111,7 @@ def window_context(context: Mapping[str, Any], window: Window) -> Context:
     The logical date is the window's start or end where the run's is its interval's start or end
     (scheduled, or manual runs), else it keeps its offset from the start.
     """
-    from airflow.sdk.timezone import coerce_datetime
+    from airflow_provider_analytics_export.compat import coerce_datetime
 
     start, end = (coerce_datetime(moment.astimezone(UTC)) for moment in window)
     run_start, run_end = context.get("data_interval_start"), context.get("data_interval_end")
