@@ -19,10 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import DAG, AssetAlias
-from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_analytics_export.compat import CronDataIntervalTimetable, DeltaDataIntervalTimetable
+from airflow_provider_analytics_export.compat import (
+    CronDataIntervalTimetable,
+    DeltaDataIntervalTimetable,
+    TaskDeferred,
+)
 from airflow_provider_analytics_export.hooks import peer5
 from airflow_provider_analytics_export.late_data import (
     RevisitError,
