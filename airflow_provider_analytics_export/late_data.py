@@ -60,8 +60,9 @@ def previous_window(window: Window, timetable: Any = None) -> Window:
     are 23 or 25 hours), a delta timetable's delta, else a step of the window's own length.
     """
     start, end = window
-    expression = getattr(timetable, "expression", None)
-    zone = getattr(timetable, "timezone", None)
+    # The SDK's timetables (3.1+) name them publicly; Airflow 3.0's core ones keep them private.
+    expression = getattr(timetable, "expression", getattr(timetable, "_expression", None))
+    zone = getattr(timetable, "timezone", getattr(timetable, "_timezone", None))
     if isinstance(expression, str) and zone is not None:
         # Airflow's own cron maths (the scheduler's), DST included: the interval ending at ``start``.
         from airflow.timetables.interval import CronDataIntervalTimetable
