@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -110,26 +111,37 @@ def export_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("exports")
 
 
-@pytest.fixture(scope="session")
-def _airflow_home(
-    tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, export_root: Path
+def migrated_runner(
+    home: Path, dags_folder: Path, sandbox: SandboxServer, export_root: Path
 ) -> RecordingRunner:
+    """A migrated Airflow home in ``home`` running ``dags_folder`` against ``sandbox``, its outputs kept."""
     runner = RecordingRunner(
-        home=tmp_path_factory.mktemp("airflow-home"),
-        dags_folder=EXAMPLE_DAGS,
-        sandbox_url=sandbox.url,
-        export_root=export_root.as_uri(),
+        home=home, dags_folder=dags_folder, sandbox_url=sandbox.url, export_root=export_root.as_uri()
     )
     runner.migrate()
     return runner
 
 
+@contextmanager
+def scanned(runner: RecordingRunner, sandbox: SandboxServer) -> Iterator[RecordingRunner]:
+    """``runner`` for one test; afterwards the runs it made are searched for secrets."""
+    first = len(runner.outputs)
+    yield runner
+    assert_no_secret_leaked(sandbox, runner, runner.outputs[first:])
+
+
+@pytest.fixture(scope="session")
+def _airflow_home(
+    tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, export_root: Path
+) -> RecordingRunner:
+    return migrated_runner(tmp_path_factory.mktemp("airflow-home"), EXAMPLE_DAGS, sandbox, export_root)
+
+
 @pytest.fixture
 def airflow_runner(_airflow_home: RecordingRunner, sandbox_reset: SandboxServer) -> Iterator[RecordingRunner]:
     """The session's migrated Airflow home; after the test, its runs are searched for secrets."""
-    first = len(_airflow_home.outputs)
-    yield _airflow_home
-    assert_no_secret_leaked(sandbox_reset, _airflow_home, _airflow_home.outputs[first:])
+    with scanned(_airflow_home, sandbox_reset) as runner:
+        yield runner
 
 
 @pytest.fixture

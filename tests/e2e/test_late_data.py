@@ -24,7 +24,7 @@ import pytest
 
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
-from tests.e2e.conftest import RecordingRunner, assert_no_secret_leaked
+from tests.e2e.conftest import RecordingRunner, migrated_runner, scanned
 
 UTC = dt.timezone.utc
 DAY = dt.timedelta(days=1)
@@ -49,22 +49,14 @@ def _dag_module() -> Any:
 def _late_home(
     tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, export_root: Path
 ) -> RecordingRunner:
-    runner = RecordingRunner(
-        home=tmp_path_factory.mktemp("airflow-home-late"),
-        dags_folder=DAGS,
-        sandbox_url=sandbox.url,
-        export_root=export_root.as_uri(),
-    )
-    runner.migrate()
-    return runner
+    return migrated_runner(tmp_path_factory.mktemp("airflow-home-late"), DAGS, sandbox, export_root)
 
 
 @pytest.fixture
 def late_runner(_late_home: RecordingRunner, sandbox_reset: SandboxServer) -> Iterator[RecordingRunner]:
     """The module's Airflow home; after each test its runs are searched for secrets, as every e2e's are."""
-    first = len(_late_home.outputs)
-    yield _late_home
-    assert_no_secret_leaked(sandbox_reset, _late_home, _late_home.outputs[first:])
+    with scanned(_late_home, sandbox_reset) as runner:
+        yield runner
 
 
 @pytest.fixture
