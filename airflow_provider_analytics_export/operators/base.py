@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import jinja2
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
@@ -26,7 +25,7 @@ from airflow_provider_analytics_export.assets import (
     wire_export_outlets,
 )
 from airflow_provider_analytics_export.compat import conf
-from airflow_provider_analytics_export.files.destination import check_destination
+from airflow_provider_analytics_export.files.destination import check_destination, display_uri
 from airflow_provider_analytics_export.files.schemas import Schema
 from airflow_provider_analytics_export.files.writer import FORMATS, ExportWriter, resolve_format
 from airflow_provider_analytics_export.late_data import (
@@ -71,13 +70,6 @@ NO_INTERVAL_HELP = (
     "or logical_date. Trigger it with a logical date (e.g. `airflow dags test DAG_ID 2024-04-15`, or "
     "a logical date in the Trigger dialog), or pass start=/end= and a destination that does not use them."
 )
-
-
-def display_uri(uri: str) -> str:
-    """``uri`` without user info or query string: safe to log even if someone put secrets there."""
-    parts = urlsplit(uri)
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def closing_line(result: Mapping[str, Any], seconds: float, requests: int, retries: int) -> str:

@@ -13,12 +13,12 @@ from airflow.sdk import DAG
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_analytics_export.exceptions import ExportIntegrityError
+from airflow_provider_analytics_export.files.destination import display_uri
 from airflow_provider_analytics_export.operators.base import (
     BaseExportOperator,
     FileChunks,
     RowPages,
     closing_line,
-    display_uri,
 )
 from airflow_provider_analytics_export.operators.browsee import BrowseeSessionsExportOperator
 from analytics_export_sandbox.credentials import CREDENTIALS
