@@ -36,14 +36,14 @@ AZURE_INSTEAD = (
 UNSUPPORTED_SCHEMES = {"wasb": AZURE_INSTEAD, "wasbs": AZURE_INSTEAD}
 
 
-def display_url(url: str) -> str:
-    """``url`` without user info or query string: safe in logs and exception text."""
-    parts = urlsplit(url)
+def display_uri(uri: str) -> str:
+    """``uri`` without user info or query string: safe in logs and exception text."""
+    parts = urlsplit(uri)
     return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _where(destination: str, conn_id: str | None) -> str:
-    return f"destination {display_url(destination)} (destination_conn_id={conn_id!r})"
+    return f"destination {display_uri(destination)} (destination_conn_id={conn_id!r})"
 
 
 def _missing_filesystem(destination: str, conn_id: str | None, scheme: str) -> DestinationError:
