@@ -135,9 +135,12 @@ def test_four_processes_on_one_openpanel_client_keep_its_window(sandbox_reset: S
     setup = f"Hook.request_limit = {SHORT_WINDOW!r}"
     run_workers(4, "openpanel", 15, connection(sandbox_reset, "openpanel"), setup=setup)
     log = [e for e in sandbox_reset.requests_log if e["api"] == "openpanel"]
-    assert [e["status"] for e in log] == [200] * 60  # the sandbox answers 429 past 20 per second
+    # The sandbox counts as the server does (a fixed window opened by the first ARRIVAL, 429 past 20
+    # in it), so no 429 is the rule kept. Arrival times are not checked against a sliding window: on
+    # a loaded machine a request sent at a window's start can arrive 0.1 s late, which the server's
+    # fixed window does not mind but a sliding check on arrivals would (seen at load 8 on 2 cores).
+    assert [e["status"] for e in log] == [200] * 60
     starts = sorted(e["started"] for e in log)
-    assert all(later - first >= 1.0 for first, later in zip(starts, starts[20:], strict=False))
     # Three windows of 1.1 s (the margin), then 20 requests of four busy processes on two cores.
     assert starts[-1] - starts[0] <= 2 * 1.1 + 1.0
 
