@@ -210,21 +210,26 @@ def file_requests(sandbox: SandboxServer, wait: float = 5.0) -> int:
     return count()
 
 
+@pytest.mark.parametrize("how", ["task runner", "execute alone"])
 def test_an_unusable_destination_fails_before_the_export_is_made(
-    clean_sandbox: SandboxServer, tmp_path: Path
+    clean_sandbox: SandboxServer, tmp_path: Path, how: str
 ) -> None:
     """No filesystem for the scheme: the task fails on that before any request to the API.
 
-    Run in the task runner's order: the pre-flight is ``pre_execute``'s. ``execute`` alone would
-    only fail once the writer opens, after the stream request, on Airflow 3.0 (its
-    ObjectStoragePath resolves the filesystem lazily; newer ones do so on construction).
+    In the task runner's order the pre-flight (``pre_execute``) says so; ``execute`` called alone
+    fails as early, on the storage it resolves before the stream request (on Airflow 3.0 too,
+    whose ObjectStoragePath resolves its filesystem lazily).
     """
     op = SealmetricsExportOperator(
         task_id="s", export_type="sources", destination="nosuchfs://bucket/sources.csv"
     )
     context = run_context(day("2025-01-10"), day("2025-01-11"))
-    with pytest.raises(DestinationError, match=r"no filesystem for nosuchfs://; supported here"):
-        op.pre_execute(context)
-        op.execute(context)
+    if how == "task runner":
+        with pytest.raises(DestinationError, match=r"no filesystem for nosuchfs://; supported here"):
+            op.pre_execute(context)
+            op.execute(context)
+    else:
+        with pytest.raises(ValueError, match="nosuchfs"):
+            op.execute(context)
     assert file_requests(clean_sandbox, wait=1.0) == 0
     assert clean_sandbox.requests_log == []
