@@ -86,6 +86,15 @@ else:
                 return self.get_job_result(external_id, context)
 
 
+def timetable_attribute(timetable: Any, name: str) -> Any:
+    """A timetable's ``expression``, ``timezone`` or ``delta``, or None when it has none.
+
+    The SDK's interval timetables (3.1+) name them publicly; Airflow 3.0's core ones, which its
+    DAGs carry, keep them private (``_expression``, ``_timezone``, ``_delta``).
+    """
+    return getattr(timetable, name, getattr(timetable, f"_{name}", None))
+
+
 __all__ = [
     "RESUMABLE_JOBS",
     "AirflowException",

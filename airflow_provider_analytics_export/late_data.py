@@ -59,22 +59,21 @@ def previous_window(window: Window, timetable: Any = None) -> Window:
     A cron timetable's previous run in its own time zone (so local days across a DST change
     are 23 or 25 hours), a delta timetable's delta, else a step of the window's own length.
     """
+    from airflow_provider_analytics_export.compat import coerce_datetime, timetable_attribute
+
     start, end = window
-    # The SDK's timetables (3.1+) name them publicly; Airflow 3.0's core ones keep them private.
-    expression = getattr(timetable, "expression", getattr(timetable, "_expression", None))
-    zone = getattr(timetable, "timezone", getattr(timetable, "_timezone", None))
+    expression = timetable_attribute(timetable, "expression")
+    zone = timetable_attribute(timetable, "timezone")
     if isinstance(expression, str) and zone is not None:
         # Airflow's own cron maths (the scheduler's), DST included: the interval ending at ``start``.
         from airflow.timetables.interval import CronDataIntervalTimetable
-
-        from airflow_provider_analytics_export.compat import coerce_datetime
 
         interval = CronDataIntervalTimetable(expression, zone).infer_manual_data_interval(
             run_after=coerce_datetime(start)
         )
         if interval.end == start and interval.start < start:
             return to_utc(interval.start), start
-    delta = getattr(timetable, "delta", None)
+    delta = timetable_attribute(timetable, "delta")
     if delta is not None:
         previous = (start - delta).astimezone(UTC)
         if previous < start:

@@ -56,6 +56,7 @@ def file_writers(destination: str, destination_conn_id: str | None) -> Callable[
     without its provider) fails before the request, not after the API did the work.
     """
     path = ObjectStoragePath(destination, conn_id=destination_conn_id)
+    path.fs  # noqa: B018 -- Airflow 3.0's ObjectStoragePath resolves it lazily, after the request
     return lambda layout: ExportWriter(path, layout)
 
 

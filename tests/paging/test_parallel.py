@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
+from collections.abc import Callable
+from contextlib import closing
+from typing import Any
 
 import pytest
 
@@ -94,11 +96,16 @@ def test_closing_the_generator_from_one_of_its_own_fetch_threads_does_not_fail()
 
 
 class Listing:
-    """A listing read one page at a time, recording each read and its thread."""
+    """A listing read one page at a time, recording each read and its thread.
 
-    def __init__(self, count: int, fail_at: int | None = None) -> None:
+    Its cleanup (a real listing closes its HTTP response) takes ``close_delay`` seconds, so a
+    test sees whether closing the read-ahead waited for it.
+    """
+
+    def __init__(self, count: int, fail_at: int | None = None, close_delay: float = 0.0) -> None:
         self.count = count
         self.fail_at = fail_at
+        self.close_delay = close_delay
         self.read: list[int] = []
         self.threads: set[int] = set()
         self.closed = threading.Event()
@@ -112,6 +119,7 @@ class Listing:
                     raise RuntimeError(f"page {number} failed")
                 yield number
         finally:
+            time.sleep(self.close_delay)
             self.closed.set()
 
 
@@ -119,63 +127,87 @@ def readers() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "read-ahead"]
 
 
-def test_read_ahead_yields_every_page_in_order_read_on_one_other_thread():
+@pytest.fixture
+def new_readers() -> Callable[[], list[threading.Thread]]:
+    """The read-ahead threads started since the test began that are still alive.
+
+    Only this test's: another test in the same worker may have left one waiting (an export that
+    failed mid-write keeps its pages in the exception's reference cycle until the garbage
+    collector runs), and that is no failure of the test that happens to look next.
+    """
+    before = set(readers())
+    return lambda: [thread for thread in readers() if thread not in before]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes: another thread's progress, under load."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_read_ahead_yields_every_page_in_order_read_on_one_other_thread(new_readers):
     listing = Listing(50)
     assert list(read_ahead(listing)) == list(range(1, 51))
     assert listing.threads and threading.get_ident() not in listing.threads and len(listing.threads) == 1
-    assert listing.closed.is_set() and readers() == []
+    assert listing.closed.is_set() and new_readers() == []
 
 
 @pytest.mark.parametrize("depth", [1, 3])
 def test_read_ahead_reads_at_most_depth_pages_beyond_those_taken(depth):
     listing = Listing(100)
-    pages = read_ahead(listing, depth=depth)
-    for taken in range(1, 6):
-        assert next(pages) == taken
-        time.sleep(0.05)  # a slow consumer: the reader goes as far as it may
-        assert len(listing.read) == taken + depth
-    pages.close()
+    with closing(read_ahead(listing, depth=depth)) as pages:
+        for taken in range(1, 6):
+            assert next(pages) == taken
+            ahead = taken + depth
+            assert wait_until(lambda ahead=ahead: len(listing.read) >= ahead)  # as far as it may...
+            time.sleep(0.05)
+            assert len(listing.read) == ahead  # ... and no further
 
 
-def test_read_ahead_raises_an_error_in_its_turn_with_where_it_happened():
+def test_read_ahead_raises_an_error_in_its_turn_with_where_it_happened(new_readers):
     listing = Listing(100, fail_at=4)
-    pages = read_ahead(listing, depth=2)
+    pages = read_ahead(listing, depth=3)
     seen = [next(pages)]
-    time.sleep(0.05)  # the reader has met the error by now; the pages before it still come first
+    assert wait_until(lambda: len(listing.read) == 4)  # three pages ahead, the reader has met the error...
     with pytest.raises(RuntimeError, match="page 4 failed") as caught:
         seen.extend(pages)
-    assert seen == [1, 2, 3]
+    assert seen == [1, 2, 3]  # ... and the pages before it still come first
     assert "__iter__" in {entry.name for entry in caught.traceback}
-    assert listing.read == [1, 2, 3, 4] and readers() == []
+    assert listing.read == [1, 2, 3, 4] and new_readers() == []
 
 
 @pytest.mark.parametrize("how", ["close", "drop"])
-def test_stopping_early_stops_the_reader_without_reading_more(how):
-    listing = Listing(1000)
-    pages = read_ahead(listing, depth=2)
+def test_stopping_early_stops_the_reader_without_reading_more(how, new_readers):
+    listing = Listing(1000, close_delay=0.2)
+    listing_pages = iter(listing)  # still referenced here: only an explicit close ends it
+    pages = read_ahead(listing_pages, depth=2)
     assert [next(pages), next(pages)] == [1, 2]
-    time.sleep(0.05)
+    assert wait_until(lambda: len(listing.read) == 2 + 2)  # the reader now waits for room
     if how == "close":
         pages.close()
     else:
         del pages  # abandoned: collected at once, which closes it
-    assert listing.closed.wait(5)
-    read = len(listing.read)
+    # Stopping waited for the reader, which closed the listing (slowly): nothing is left running.
+    assert listing.closed.is_set() and new_readers() == []
     time.sleep(0.05)
-    assert read == len(listing.read) <= 2 + 2
-    assert readers() == []
+    assert len(listing.read) == 2 + 2
 
 
 def test_read_ahead_closed_on_its_own_reader_thread_does_not_fail():
     """A generator finalised on its reader (e.g. collected there) must not try to join itself."""
-    holder: dict[str, object] = {}
+    holder: dict[str, Any] = {}
     errors: list[BaseException] = []
+    first_taken = threading.Event()
 
     def listing():
+        holder["reader"] = threading.current_thread()
         for number in range(1, 100):
             if number == 3:
+                first_taken.wait(5)  # the generator is paused at its yield, not running on the caller
                 try:
-                    holder["pages"].close()  # type: ignore[attr-defined]
+                    holder["pages"].close()
                 except BaseException as exc:  # noqa: BLE001 - the test records whatever escapes
                     errors.append(exc)
             yield number
@@ -183,11 +215,9 @@ def test_read_ahead_closed_on_its_own_reader_thread_does_not_fail():
     pages = read_ahead(listing(), depth=2)
     holder["pages"] = pages
     assert next(pages) == 1  # the reader is now reading pages 2 and 3
-    for _ in range(100):
-        if not readers():
-            break
-        time.sleep(0.01)
-    assert errors == [] and readers() == []
+    first_taken.set()
+    holder["reader"].join(5)  # it ends by itself, having been told to stop
+    assert errors == [] and not holder["reader"].is_alive()
     with pytest.raises(StopIteration):
         next(pages)
 
@@ -195,12 +225,3 @@ def test_read_ahead_closed_on_its_own_reader_thread_does_not_fail():
 def test_read_ahead_refuses_a_depth_below_one():
     with pytest.raises(ValueError, match="depth=0 must be at least 1"):
         next(read_ahead([1], depth=0))
-
-
-# Known failure, not yet understood: on Python 3.10 (the floor leg) a read-ahead thread is still
-# alive when these tests look; on 3.11+ they pass. Tracked in the closing note.
-_FLOOR_PYTHON = pytest.mark.xfail(
-    sys.version_info < (3, 11), reason="read-ahead thread outlives close on 3.10"
-)
-for _name in [n for n in dir() if n.startswith("test_read_ahead") or n.startswith("test_stopping_early")]:
-    globals()[_name] = _FLOOR_PYTHON(globals()[_name])
