@@ -8,6 +8,7 @@ It also waits for the window to settle and re-exports earlier windows (README "L
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import time
@@ -449,7 +450,13 @@ class BaseExportOperator(DestinationOperator):
         source = self.export(context, output_format)
         schema = source.schema if isinstance(source, RowPages) else None
         tally = _Tally(self.log, source.progress, "rows" if isinstance(source, RowPages) else "bytes")
-        with ExportWriter(self.destination, output_format, self.destination_conn_id, schema) as writer:
+        items = source.pages if isinstance(source, RowPages) else source.chunks
+        # A write that fails leaves the listing mid-way; its traceback would keep it (a read-ahead
+        # thread, an open response) alive until garbage collection: closed here instead.
+        with (
+            closing_if_possible(items),
+            ExportWriter(self.destination, output_format, self.destination_conn_id, schema) as writer,
+        ):
             if isinstance(source, RowPages):
                 for page in tally.each(source.pages, len):
                     writer.write_rows(page)
@@ -462,6 +469,17 @@ class BaseExportOperator(DestinationOperator):
             **source.fields,
             **(window_fields(*source.window) if source.window else {}),
         }
+
+
+@contextlib.contextmanager
+def closing_if_possible(items: Iterable[Any]) -> Iterator[None]:
+    """Close ``items`` on the way out if it can be closed (a generator, a streamed response)."""
+    try:
+        yield
+    finally:
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()
 
 
 def _is_backfill(context: Context) -> bool:

@@ -178,6 +178,27 @@ def test_a_failing_page_leaves_the_destination_untouched(tmp_path: Path):
     assert (tmp_path / "rows.jsonl").read_text() == "previous\n"
 
 
+def test_a_failed_write_closes_the_pages_at_once(tmp_path: Path):
+    """The listing (a read-ahead thread, an open response) stops with the failed write, not when
+    the traceback that holds it (as a failed task's does) is collected."""
+    closed: list[bool] = []
+
+    def pages():
+        try:
+            yield [{"id": object()}]  # no JSON for it: the write fails
+            yield [{"id": "never asked for"}]
+        finally:
+            closed.append(True)
+
+    source = RowPages(window=(START, END), pages=pages())
+    op = _Described(
+        task_id="t", destination=(tmp_path / "rows.jsonl").as_uri(), start=START, end=END, source=source
+    )
+    with pytest.raises(TypeError) as raised:
+        op.execute({})
+    assert raised.traceback and closed == [True]
+
+
 def test_lineage_reports_what_execute_wrote(tmp_path: Path):
     """execute -> post_execute -> lineage, as the task runner and the OpenLineage listener call them."""
     chunks = [b'id,note\n1,"a\nb"\n', b"2,c\n"]
