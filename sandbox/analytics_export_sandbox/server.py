@@ -125,6 +125,11 @@ class FaultInjector:
         faults = config.faults
         if faults.rate <= 0:
             return None
+        kinds = [k for k in faults.kinds if k in applicable]
+        if not kinds:
+            # No draw: the sequence of requests that CAN be hit (and so which ones are) does not
+            # shift with how many status polls a loaded machine happened to make in between.
+            return None
         with self._lock:
             key = (id(faults), int(faults.seed))
             if key != self._key:
@@ -133,8 +138,7 @@ class FaultInjector:
                 self.history = []
             u = self._rng.random()
             v = self._rng.random()
-            kinds = [k for k in faults.kinds if k in applicable]
-            kind = kinds[int(v * len(kinds))] if (u < faults.rate and kinds) else None
+            kind = kinds[int(v * len(kinds))] if u < faults.rate else None
             self.history.append(kind)
             return kind
 
