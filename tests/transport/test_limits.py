@@ -16,6 +16,7 @@ from airflow_provider_analytics_export.transport.limits import RequestRules, sha
 from airflow_provider_analytics_export.transport.machine_limits import (
     LIMITS_DIR_ENV,
     MachineLimit,
+    SlotFile,
     limits_dir,
 )
 
@@ -212,3 +213,19 @@ def test_an_unusable_directory_fails_naming_it_and_the_variable(tmp_path: Path):
     not_a_directory.write_text("")
     with pytest.raises(LimitBackendError, match=rf"Connection 'x'.*{not_a_directory}.*{LIMITS_DIR_ENV}"):
         MachineLimit("test|a", RequestRules(), not_a_directory, where="Connection 'x'")
+
+
+def test_a_slot_file_is_one_process_s_lock_even_across_a_fork(tmp_path: Path):
+    """flock belongs to the open file: a forked child must not take (or keep) its parent's slot."""
+    path = str(tmp_path / "slot.lock")
+    held = SlotFile(path)
+    assert held.try_acquire()
+    child = os.fork()
+    if child == 0:  # the child: the parent holds the slot, so the child cannot take it
+        os._exit(0 if not held.try_acquire() else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child took its parent's slot"
+    other = SlotFile(path)  # another process's view: taken until the holder gives it back
+    assert not other.try_acquire()
+    held.release()
+    assert other.try_acquire() and not held.try_acquire()
