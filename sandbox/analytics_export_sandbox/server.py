@@ -335,14 +335,19 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ErrorResponse(
                         status, error_body(api, status, f"{msg} (sandbox fault injection)"), headers
                     )
-                # The configured latency is the time from arrival to answer, the sandbox's own
-                # work (generating and serialising a page) included: a page costs the latency,
-                # not the latency plus this test double's Python.
+                # The configured latency runs from the request's arrival to its answer.
                 answer_at = started + slow + config.latency_ms.get(api, 0) / 1000
-                try:
-                    resp = module.handle(sbx, req)
-                finally:
+                if getattr(module, "ANSWER_AT_ARRIVAL", False):
+                    # The sandbox's own work (generating, serialising a page) runs inside the
+                    # latency: a page costs the latency, not the latency plus this double's Python.
+                    try:
+                        resp = module.handle(sbx, req)
+                    finally:
+                        _sleep_until(answer_at)
+                else:
+                    # The API's rules (a rate window) see the request once the latency is over.
                     _sleep_until(answer_at)
+                    resp = module.handle(sbx, req)
             except ErrorResponse as err:
                 entry["overlap"] = err.overlap
                 resp = json_response(err.status, err.body, err.headers)

@@ -1,4 +1,4 @@
-"""The configured latency is the time from a request's arrival to its answer, the sandbox's work included."""
+"""Browsee's configured latency runs from arrival to answer, the sandbox's own work inside it (issue 25)."""
 
 from __future__ import annotations
 
