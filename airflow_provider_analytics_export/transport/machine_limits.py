@@ -100,12 +100,14 @@ class SlotFile:
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
+        self._close: weakref.finalize[[int], SlotFile] | None = None  # closes the file with this object
         SlotFile._open.add(self)
 
     def try_acquire(self) -> bool:
         """Take the lock if no process holds it; never waits."""
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._close = weakref.finalize(self, os.close, self._fd)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -117,13 +119,9 @@ class SlotFile:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def _forget_after_fork(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # the parent's open file (and any lock on it) stays the parent's
-            self._fd = None
-
-    def __del__(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
+        if self._close is not None:
+            self._close()  # this copy only: the parent's open file (and any lock on it) stays the parent's
+        self._fd, self._close = None, None
 
     @classmethod
     def _after_fork_in_child(cls) -> None:
