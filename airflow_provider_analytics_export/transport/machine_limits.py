@@ -7,7 +7,9 @@ named by a digest of the account (never a login or secret in a path), guarded by
 from the ``filelock`` library (``flock``: the kernel frees a lock when its holder dies, even by
 SIGKILL, so a killed task never blocks an account):
 
-* a concurrency cap (Browsee's one open request) is one lock file per slot, held for the request;
+* a concurrency cap (Browsee's one open request) is one lock file per slot, held for the request,
+  kept open by the process (:class:`SlotFile`): taking a free slot is one ``flock`` call, since
+  it sits between one answer and the next request of an API that allows one at a time;
 * a request rate (OpenPanel's 100 per 10 s) and pauses (Retry-After, a used-up window the API
   reported) are one small JSON state file, read and rewritten under its lock in about a
   millisecond: our copy of the API's fixed window (:func:`.window_wait`, millisecond
@@ -20,18 +22,20 @@ Several machines need the Redis backend (:mod:`.redis_limits`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
 from airflow_provider_analytics_export.transport.limits import (
@@ -81,6 +85,53 @@ def _make(path: Path) -> None:
         ) from None
 
 
+class SlotFile:
+    """One slot's lock file, held open by this process: taking or giving back the slot is one ``flock``.
+
+    ``filelock`` opens, checks and closes the file on every acquire (about 0.2 ms and several
+    system calls, each a chance for another thread to take the GIL), which the one request
+    at a time of Browsee pays between every answer and the next request. ``flock`` belongs to
+    the open file, so a forked child closes the copy it inherited (it must neither share its
+    parent's lock nor keep it alive after the parent dies) and opens its own when it needs one.
+    """
+
+    _open: weakref.WeakSet[SlotFile] = weakref.WeakSet()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._close: weakref.finalize[[int], SlotFile] | None = None  # closes the file with this object
+        SlotFile._open.add(self)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no process holds it; never waits."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._close = weakref.finalize(self, os.close, self._fd)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _forget_after_fork(self) -> None:
+        if self._close is not None:
+            self._close()  # this copy only: the parent's open file (and any lock on it) stays the parent's
+        self._fd, self._close = None, None
+
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        for slot_file in list(cls._open):
+            slot_file._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=SlotFile._after_fork_in_child)
+
+
 @dataclass
 class _State:
     """What the state file holds: our copy of the API's window, and the pause's end."""
@@ -114,7 +165,7 @@ class MachineLimit:
         stem = str(directory / hashlib.sha256(account.encode()).hexdigest()[:32])
         slots = rules.max_in_flight or 0
         self._in_process = threading.BoundedSemaphore(slots) if slots else None
-        self._slot_files = [FileLock(f"{stem}.slot{i}.lock", thread_local=False) for i in range(slots)]
+        self._slot_files = [SlotFile(f"{stem}.slot{i}.lock") for i in range(slots)]
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
         self._state_path = Path(f"{stem}.state")
@@ -167,12 +218,8 @@ class MachineLimit:
             while True:
                 with self._held_lock:
                     for index, lock in enumerate(self._slot_files):
-                        if index in self._held:
-                            continue
-                        try:
-                            lock.acquire(blocking=False)
-                        except Timeout:
-                            continue  # another process holds it
+                        if index in self._held or not lock.try_acquire():
+                            continue  # another thread or process holds it
                         self._held.add(index)
                         return index
                 self._sleep(POLL_SECONDS)

@@ -163,6 +163,13 @@ def _log_path(api: str, path: str) -> str:
     return path
 
 
+def _sleep_until(moment: float) -> None:
+    """Sleep until ``moment`` (``time.monotonic``), if it is still ahead."""
+    left = moment - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -174,11 +181,21 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "AnalyticsExportSandbox/1.0"
     server: _HTTPServer
+    arrived: float = 0.0
 
     def setup(self) -> None:
         """Disable Nagle: headers and body go out in separate writes, which otherwise costs ~40 ms each."""
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def parse_request(self) -> bool:
+        """Stamp the request's arrival (its first line is in) before the headers are parsed.
+
+        The log's ``started`` and the configured latency count from here, so the sandbox's own
+        header parsing is not billed to the client as the gap between two requests.
+        """
+        self.arrived = time.monotonic()
+        return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence per-request stderr noise; the sandbox keeps its own structured log."""
@@ -223,11 +240,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         if cut:
             self.send_header("Connection", "close")
+        if resp.chunks is None and not cut and self.command != "HEAD":
+            # Head and body in one write: the client wakes once for the answer, not for its
+            # head and then again for a body the server had not sent yet (a busy machine's cost).
+            # The stdlib's own header buffer, which end_headers() appends its blank line to.
+            self._headers_buffer.append(b"\r\n" + resp.body)  # type: ignore[attr-defined]
+            self.flush_headers()
+            return
         self.end_headers()
         if self.command == "HEAD":
             return
         if resp.chunks is None:
-            self.wfile.write(resp.body[: length // 2] if cut else resp.body)
+            self.wfile.write(resp.body[: length // 2])
         else:
             sent = 0
             limit = length // 2 if cut else length
@@ -244,7 +268,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         sbx = self.server.sandbox
-        started = time.monotonic()
+        started = self.arrived
         wall = time.time()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
@@ -293,8 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
                 guard = getattr(module, "guard", None)
                 if guard is not None:
                     release = guard(sbx, req)
-                if fault == "slow":
-                    time.sleep(float(config.faults.slow_seconds))
+                slow = float(config.faults.slow_seconds) if fault == "slow" else 0.0
+                if slow:
+                    time.sleep(slow)
                 if fault in ("drop", "create_then_drop"):
                     if fault == "create_then_drop":
                         module.handle(sbx, req)  # the server acted; its answer is lost
@@ -314,10 +339,19 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ErrorResponse(
                         status, error_body(api, status, f"{msg} (sandbox fault injection)"), headers
                     )
-                latency = config.latency_ms.get(api, 0)
-                if latency:
-                    time.sleep(latency / 1000)
-                resp = module.handle(sbx, req)
+                # The configured latency runs from the request's arrival to its answer.
+                answer_at = started + slow + config.latency_ms.get(api, 0) / 1000
+                if getattr(module, "ANSWER_AT_ARRIVAL", False):
+                    # The sandbox's own work (generating, serialising a page) runs inside the
+                    # latency: a page costs the latency, not the latency plus this double's Python.
+                    try:
+                        resp = module.handle(sbx, req)
+                    finally:
+                        _sleep_until(answer_at)
+                else:
+                    # The API's rules (a rate window) see the request once the latency is over.
+                    _sleep_until(answer_at)
+                    resp = module.handle(sbx, req)
             except ErrorResponse as err:
                 entry["overlap"] = err.overlap
                 resp = json_response(err.status, err.body, err.headers)
