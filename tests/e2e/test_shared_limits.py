@@ -34,6 +34,7 @@ from analytics_export_sandbox.airflow_runner import AirflowRunner
 from analytics_export_sandbox.browsee import browsee_sessions
 from analytics_export_sandbox.openpanel import openpanel_events
 from tests.conftest import _free_port, _wait_for_port
+from tests.e2e.conftest import RecordingRunner
 from tests.e2e.shared_limits_dags.shared_limits import BROWSEE_DAYS, OPENPANEL_DAY, OPENPANEL_PROJECTS
 
 DAGS = Path(__file__).resolve().parent / "shared_limits_dags"
@@ -128,7 +129,7 @@ def max_running(runner: AirflowRunner) -> int:
 
 def run_dag(home: Path, sandbox: SandboxServer, export_root: Path, backend: str | None) -> Outcome:
     """One triggered run of ``shared_limits`` by a real scheduler; the sandbox's log of it."""
-    runner = AirflowRunner(home, DAGS, sandbox.url, export_root.as_uri())
+    runner = RecordingRunner(home, DAGS, sandbox.url, export_root.as_uri())
     port = _free_port()
     env = {
         **connections(sandbox, backend),
