@@ -1,15 +1,17 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-PYTHON ?= python3
+# The declared range's ends (pyproject.toml): .venv (every test, e2e included) runs on the highest
+# Python with the newest Airflow; the unit suite and one e2e also run on the lowest Python with the
+# lowest Airflow we declare (test-pythons).
+LOWEST_PYTHON := 3.10
+HIGHEST_PYTHON := 3.13
+# Found as .ci/python-matrix finds its interpreters (pyenv, then PATH); none fails the build loudly.
+PYTHON ?= $(shell .ci/find-python $(HIGHEST_PYTHON))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 # Two workers (the CI machine has 2 cores); a test module stays on one worker, which keeps its
 # module-scoped fixtures (an Airflow home, a sandbox) to itself.
 PYTEST_ARGS ?= -n 2 --dist loadfile
-# The declared range's ends (pyproject.toml): the unit suite also runs on the lowest Python with
-# the lowest Airflow we declare, and on the highest Python with the newest Airflow.
-LOWEST_PYTHON := 3.10
-HIGHEST_PYTHON := 3.13
 FLOOR_AIRFLOW := 3.0.6
 # What Airflow 3.0.6's constraints file pins and newer releases broke: universal-pathlib 0.3 (its
 # ObjectStoragePath refuses every URL); cadwyn, fastapi, pydantic (its execution API answers every
@@ -26,6 +28,7 @@ AZURITE := .cache/azurite/node_modules/.bin/azurite-blob
 .PHONY: install lint typecheck check test test-pythons dist demo bench sandbox clean redis-server azurite
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "no python$(HIGHEST_PYTHON) to build $(VENV) with (make PYTHON=... picks one)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
@@ -47,15 +50,23 @@ typecheck: install
 check: lint typecheck redis-server
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) -m "$(UNIT_MARKS)"
 
-test: lint typecheck redis-server azurite
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-pythons
+# The floor's venv is built (network and disk bound, ~1 min) while lint, mypy and the main suite
+# run; its suite runs after theirs, so the two never compete for the cores.
+MATRIX_LOG := .cache/python-matrix-prepare.log
+test: install redis-server azurite
+	@mkdir -p .cache
+	@$(MAKE) --no-print-directory MATRIX_PHASE=prepare test-pythons >$(MATRIX_LOG) 2>&1 & prepare=$$!; \
+	status=0; { $(MAKE) --no-print-directory lint typecheck && $(BIN)/python -m pytest -q $(PYTEST_ARGS); } \
+		|| status=$$?; \
+	wait $$prepare || { echo "== building the Python matrix failed:" >&2; cat $(MATRIX_LOG) >&2; exit 1; }; \
+	exit $$status
+	$(MAKE) --no-print-directory MATRIX_PHASE=run test-pythons
 
-# .venv-3.10 (Airflow $(FLOOR_AIRFLOW), the provider from its built wheel; then $(FLOOR_E2E)) and
-# .venv-3.13 (newest Airflow, editable): the unit suite on each.
+# .venv-3.10: Airflow $(FLOOR_AIRFLOW), the provider from its built wheel; the unit suite, then
+# $(FLOOR_E2E). MATRIX_PHASE=prepare|run: build the venv only, or run in the one built.
 test-pythons: install
-	FLOOR_PINS="$(FLOOR_PINS)" FLOOR_E2E="$(FLOOR_E2E)" bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" \
-		$(LOWEST_PYTHON)=$(FLOOR_AIRFLOW)=wheel $(HIGHEST_PYTHON)=newest
+	MATRIX_PHASE="$(MATRIX_PHASE)" FLOOR_PINS="$(FLOOR_PINS)" FLOOR_E2E="$(FLOOR_E2E)" \
+		bash .ci/python-matrix $(BIN)/uv "$(UNIT_MARKS)" $(LOWEST_PYTHON)=$(FLOOR_AIRFLOW)=wheel
 
 # The sdist and wheel users would get from PyPI, checked as PyPI checks them (twine check).
 dist: install
@@ -77,12 +88,14 @@ redis-server:
 
 # The demo's own venv holds what a user installs (the provider, no test extras) plus the sandbox, so
 # it shows what a user's install can do, not what the test extras add.
+# The demo keeps the machine's default python3: what a user trying it most likely has.
+DEMO_PYTHON ?= python3
 DEMO_VENV := .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 
 $(DEMO_STAMP): pyproject.toml sandbox/pyproject.toml | $(BIN)/python
 	rm -rf $(DEMO_VENV)
-	$(BIN)/uv venv -q --python $(PYTHON) $(DEMO_VENV)
+	$(BIN)/uv venv -q --python $(DEMO_PYTHON) $(DEMO_VENV)
 	$(BIN)/uv pip install --python $(DEMO_VENV)/bin/python -q -e . -e ./sandbox
 	touch $(DEMO_STAMP)
 

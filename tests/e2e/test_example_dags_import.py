@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analytics_export_sandbox.airflow_runner import AirflowRunner
 
-from .conftest import EXAMPLE_DAGS
+from .conftest import EXAMPLE_DAGS, RecordingRunner
 
 
 def _json_rows(stdout: str) -> list[dict[str, str]]:
@@ -39,7 +39,7 @@ def test_an_import_error_is_reported(tmp_path: Path) -> None:
     (dags / "bad_schedule.py").write_text(
         "from airflow.sdk import DAG\n\nwith DAG('bad_schedule', schedule='every day'):\n    pass\n"
     )
-    runner = AirflowRunner(
+    runner = RecordingRunner(
         tmp_path / "home", dags, sandbox_url="http://127.0.0.1:9", export_root=tmp_path.as_uri()
     )
     runner.migrate()

@@ -18,6 +18,7 @@ import pytest
 from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
 from tests.conftest import _free_port, _wait_for_port
+from tests.e2e.conftest import RecordingRunner
 
 DAGS = Path(__file__).resolve().parent / "object_storage_dags"
 AZURITE = (
@@ -70,7 +71,7 @@ def runner(
     tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, s3_destination: str
 ) -> AirflowRunner:
     """Airflow whose connections reach the sandbox and moto (``aws_moto``)."""
-    runner = AirflowRunner(
+    runner = RecordingRunner(
         home=tmp_path_factory.mktemp("airflow-home"),
         dags_folder=DAGS,
         sandbox_url=sandbox.url,

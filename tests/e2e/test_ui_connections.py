@@ -30,7 +30,7 @@ from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
 from analytics_export_sandbox.credentials import CREDENTIALS, connection_env
 
-from .conftest import EXAMPLE_DAGS
+from .conftest import EXAMPLE_DAGS, RecordingRunner
 from .test_daily_sync_dag import DAY, assert_every_api_landed
 
 CONN_TYPES = ("browsee", "braze", "openpanel", "peer5", "sealmetrics")
@@ -70,7 +70,7 @@ class ApiServer:
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("ui-airflow-home")
-    runner = AirflowRunner(home, EXAMPLE_DAGS, sandbox.url, (home / "exports").as_uri())
+    runner = RecordingRunner(home, EXAMPLE_DAGS, sandbox.url, (home / "exports").as_uri())
     # The connections must come from the api-server's database, never from the environment.
     runner.env = {key: value for key, value in runner.env.items() if not key.startswith("AIRFLOW_CONN_")}
     runner.env.update(
@@ -259,13 +259,14 @@ def test_connection_added_with_the_cli_passes_the_cli_test(
     else:
         value = json.dumps({**filled, "extra": extra})
     runner = api_server.runner
-    runner.cli("connections", "delete", "sealmetrics_cli", check=False)
-    runner.cli("connections", "add", "sealmetrics_cli", form.split(",")[0], value)
-    listed = runner.cli("connections", "get", "sealmetrics_cli", "-o", "json").stdout.splitlines()
-    [stored] = json.loads(next(line for line in listed if line.startswith("[{")))
-    assert stored["extra_dejson"]["max_attempts"] == ""  # stored as given: the hook must cope
+    # An id of its own per form (nothing to delete first) and the stored row read back through the
+    # api-server (same database): two Airflow CLI start-ups per form, not four.
+    conn_id = "sealmetrics_cli_" + form.split(",")[0].removeprefix("--conn-")
+    runner.cli("connections", "add", conn_id, form.split(",")[0], value)
+    stored = requests.get(f"{api_server.url}/api/v2/connections/{conn_id}", timeout=60).json()
+    assert json.loads(stored["extra"])["max_attempts"] == ""  # stored as given: the hook must cope
 
-    result = runner.cli("connections", "test", "sealmetrics_cli")
+    result = runner.cli("connections", "test", conn_id)
     assert "Connection success!" in result.stdout
     assert [entry["status"] for entry in sandbox_reset.requests_log] == [200]
 
