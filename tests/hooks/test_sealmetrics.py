@@ -380,7 +380,8 @@ def test_concurrent_export_cap_is_waited_out_under_every_reading(
     sandbox_reset.config.update(
         {
             "sealmetrics_max_concurrent": 1,
-            "sealmetrics_job_delay": 1.5,
+            # Long enough that the second create is sent while the first job runs on a loaded machine.
+            "sealmetrics_job_delay": 3.0,
             "sealmetrics_cap_response": cap_response,
             "sealmetrics_cap_retry_after": retry_after,
             # A 429 without Retry-After is waited until X-RateLimit-Reset: keep that window short.
