@@ -269,6 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         sbx = self.server.sandbox
         started = self.arrived
+        generation = sbx.generation
         wall = time.time()
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
@@ -371,7 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if release is not None:
                     release()
                     release = None
-                sbx._log(entry)
+                sbx._log(entry, generation)
             self._send(resp, cut=cut)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -380,7 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
                 release()
             if entry["ended"] is None:
                 entry["ended"] = time.monotonic()
-                sbx._log(entry)
+                sbx._log(entry, generation)
 
 
 class SandboxServer:
@@ -400,6 +401,8 @@ class SandboxServer:
         self.faults = FaultInjector()
         self.lock = threading.RLock()
         self.requests_log: list[dict[str, Any]] = []
+        #: Counts resets: a request that arrived before the last one is not logged after it.
+        self.generation = 0
         #: Called with (api, request, response) for every answered API request, e.g. by the
         #: contract tests that validate both against a vendor's OpenAPI spec.
         self.observers: list[Callable[[str, Request, Response], None]] = []
@@ -444,14 +447,19 @@ class SandboxServer:
     def reset(self) -> None:
         """Forget jobs, rate-limit windows, in-flight markers, the fault sequence and the log."""
         with self.lock:
+            self.generation += 1
             self.requests_log.clear()
             self.faults.reset()
             for name, module in self.modules.items():
                 self.state[name] = module.new_state()
 
-    def _log(self, entry: dict[str, Any]) -> None:
+    def _log(self, entry: dict[str, Any], generation: int) -> None:
+        """Log a request unless the sandbox was reset since it arrived: a streamed answer is logged
+        once its last byte is out, which can be after its client has finished and the next test
+        has reset the sandbox; that test must not see the earlier test's request."""
         with self.lock:
-            self.requests_log.append(entry)
+            if generation == self.generation:
+                self.requests_log.append(entry)
 
     def _control(self, req: Request) -> Response:
         """/_sandbox/* endpoints: live config, reset, the request log and the truth of each API."""
