@@ -9,11 +9,13 @@ example-DAG runs is needed for the scan (it used to cost its own 81 s).
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote
@@ -196,3 +198,17 @@ def airflow_run(airflow_runner: AirflowRunner) -> Callable[..., subprocess.Compl
         return result
 
     return run
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a service started with ``start_new_session=True`` and every process of its group.
+
+    SIGTERM first (a clean shutdown); then SIGKILL to the group in any case: a worker that outlives
+    its parent (a uvicorn worker did) would otherwise run on after the test, holding its port.
+    """
+    os.killpg(proc.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    with suppress(ProcessLookupError):  # the whole group is gone
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import time
@@ -35,7 +33,7 @@ from analytics_export_sandbox.airflow_runner import AirflowRunner
 from analytics_export_sandbox.browsee import browsee_sessions
 from analytics_export_sandbox.openpanel import openpanel_events
 from tests.conftest import _free_port, _wait_for_port
-from tests.e2e.conftest import RecordingRunner
+from tests.e2e.conftest import RecordingRunner, stop_group
 from tests.e2e.shared_limits_dags.shared_limits import BROWSEE_DAYS, OPENPANEL_DAY, OPENPANEL_PROJECTS
 from tests.e2e.shared_limits_dags.shared_limits import DAGS as SHARED_DAGS
 
@@ -95,13 +93,7 @@ def services(runner: AirflowRunner, env: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
 
 
 def query(runner: AirflowRunner, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import time
@@ -30,7 +28,7 @@ from analytics_export_sandbox import SandboxServer
 from analytics_export_sandbox.airflow_runner import AirflowRunner
 from analytics_export_sandbox.credentials import CREDENTIALS, connection_env
 
-from .conftest import EXAMPLE_DAGS, RecordingRunner
+from .conftest import EXAMPLE_DAGS, RecordingRunner, stop_group
 from .test_daily_sync_dag import DAY, assert_every_api_landed
 
 CONN_TYPES = ("browsee", "braze", "openpanel", "peer5", "sealmetrics")
@@ -97,12 +95,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer)
         _wait_ready(proc, url, home / "api-server.log")
         yield ApiServer(runner, url)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop_group(proc)
         log.close()
 
 
