@@ -1,9 +1,9 @@
 """``make demo``: run every example DAG with real Airflow against the sandbox and show the files.
 
 Starts the sandbox in-process, migrates a fresh SQLite AIRFLOW_HOME (``--airflow-home``, kept
-afterwards, with each DAG run's output and so its task logs in ``runs/``), runs ``airflow dags test`` for each
-example DAG (yesterday's window), saying what it is doing as it goes, then prints every file
-written under the output folder with its row count.
+afterwards, with each DAG run's output and so its task logs in ``runs/``), runs ``airflow dags test``
+for each example DAG (the latest day whose windows have settled), saying what it is doing as it
+goes, then prints every file written under the output folder with its row count.
 """
 
 from __future__ import annotations
@@ -19,6 +19,17 @@ from pathlib import Path
 from .airflow_runner import AirflowRunner
 from .config import SandboxConfig
 from .server import SandboxServer
+
+#: Every example DAG's windows end at its logical date's midnight, and an export waits for its
+#: window to settle first (Sealmetrics longest: 2 h), so just after midnight today's windows would
+#: hold the demo for hours (CI at 00:03 UTC waited out a 15-minute timeout). Longest settle plus a margin.
+SETTLED_AFTER = dt.timedelta(hours=2, minutes=15)
+
+
+def settled_logical_date(now: dt.datetime) -> str:
+    """Midnight UTC of the latest day whose windows, ending then, have settled by ``now``."""
+    day = (now.astimezone(dt.timezone.utc) - SETTLED_AFTER).date()
+    return f"{day.isoformat()}T00:00:00+00:00"
 
 
 def count_rows(path: Path) -> int:
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(args.airflow_home).resolve()
     shutil.rmtree(home, ignore_errors=True)  # a clean metadata DB each time, as a first run gets
     runs = home / "runs"
-    logical_date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT00:00:00+00:00")
+    logical_date = settled_logical_date(dt.datetime.now(dt.timezone.utc))
     config = SandboxConfig()
     config.sealmetrics_job_delay = 3.0
     with SandboxServer(config) as sandbox:

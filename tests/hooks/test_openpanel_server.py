@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -126,24 +127,30 @@ def test_a_profile_count_that_does_not_match_fails(scripted: ScriptedServer, mon
 # -- live traffic ---------------------------------------------------------------------------------
 
 
-def _past_window_of_today() -> tuple[dt.datetime, dt.datetime]:
+def _past_window_of_today(sandbox: SandboxServer, rows: int) -> tuple[dt.datetime, dt.datetime]:
+    """Up to the last hour of today (UTC), with the day's volume set so it holds about ``rows`` events.
+
+    Just after midnight the window is a few minutes long: a fixed daily volume would leave it
+    nearly empty, and the paging these tests watch would not happen (CI ran at 00:03 once).
+    """
     now = dt.datetime.now(UTC)
     end = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
     start = max(end - dt.timedelta(hours=1), now.replace(hour=0, minute=0, second=0, microsecond=0))
     if start >= end:
         pytest.skip("needs a minute of today (UTC) behind us")
+    per_day = math.ceil(rows * 86_400 / (end - start).total_seconds())
+    sandbox.config.update({"openpanel_events_per_day": max(per_day, sandbox.config.openpanel_events_per_day)})
     return start, end
 
 
 def test_an_hourly_export_of_today_is_exact_under_live_traffic(sandbox_reset):
     sandbox_reset.config.update(
         {
-            "openpanel_events_per_day": 40_000,
             "openpanel_live_events_per_second": 100.0,
             "latency_ms": {"openpanel": 30},
         }
     )
-    window = _past_window_of_today()
+    window = _past_window_of_today(sandbox_reset, rows=1_000)
     rows = list(OpenPanelHook().iter_events(None, *window, page_size=50, max_concurrency=4))
     assert rows == truth(sandbox_reset, window)
     assert len({row["id"] for row in rows}) == len(rows) > 100
@@ -196,14 +203,13 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
 
 def test_new_rows_faster_than_pages_fail_instead_of_spinning(sandbox_reset):
     sandbox_reset.config.update({"openpanel_live_events_per_second": 400.0, "latency_ms": {"openpanel": 30}})
-    window = _past_window_of_today()
+    window = _past_window_of_today(sandbox_reset, rows=200)
     with pytest.raises(ExportIntegrityError, match=r"new rows arrive faster than pages can be read"):
         list(OpenPanelHook().iter_events(None, *window, page_size=5))
 
 
 def test_live_mode_stops_once_pages_are_older_than_the_window(sandbox_reset):
-    sandbox_reset.config.update({"openpanel_events_per_day": 40_000})
-    window = _past_window_of_today()
+    window = _past_window_of_today(sandbox_reset, rows=1_000)
     rows = list(OpenPanelHook().iter_events(None, *window, page_size=100))
     assert rows == truth(sandbox_reset, window)
     newer = len(truth(sandbox_reset, (window[1], dt.datetime.now(UTC) + dt.timedelta(minutes=1))))
