@@ -76,7 +76,7 @@ def _send_once(
 
     request = session.request if session is not None else requests.request
     kwargs.setdefault("timeout", account.timeout)
-    with account.limit.slot():  # held while ``parse`` streams the body
+    with account.limit.slot() as exchange:  # held while ``parse`` streams the body
         TRANSPORT_COUNTS.add(requests=1)
         failure: ApiError | None = None
         try:
@@ -85,6 +85,7 @@ def _send_once(
             failure = _tls_error(account, exc, method, endpoint, url)
         except requests_transport_errors() as exc:
             failure = TransientApiError(account.api_name, method, endpoint, None, describe(exc))
+        exchange.answered()  # before parsing: a rate window may end one API window after this
         if failure is not None:
             raise failure  # outside the handler, so the library's exception (and URL) is not its context
         _mark_cut_body(response)

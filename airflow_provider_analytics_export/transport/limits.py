@@ -19,9 +19,15 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-#: Seconds added to a rate window: our window starts when a request is SENT, the server's
-#: when it arrives; the margin covers a first request that took longer to arrive than a later one.
+#: Seconds before a rate window's end, counted from its first send, after which none of its requests
+#: is sent: one sent later could reach the server after the server's window closed and open another.
 WINDOW_MARGIN = 0.1
+#: Seconds a rate window may wait for its first answer before it is presumed over. A live process
+#: reports every exchange's end (answer, error or timeout, by default within 70 s); only one killed
+#: mid-request never does, and the account's next window must not wait for it forever.
+UNANSWERED_SECONDS = 60.0
+#: Seconds between looks at a window whose requests are all sent and none answered yet.
+UNANSWERED_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,6 @@ class RequestRules:
                 f"RequestRules: max_calls must be >= 1 and per_seconds > 0, not "
                 f"{self.max_calls!r} per {self.per_seconds!r}."
             )
-
-    @property
-    def window(self) -> float | None:
-        """The rate window we keep (the API's plus :data:`WINDOW_MARGIN`), or None without a rate."""
-        return None if self.per_seconds is None else self.per_seconds + WINDOW_MARGIN
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _number(value: str | None) -> float | None:
 class AccountLimit(Protocol):
     """What the transport needs of an account's limit, on this machine or in Redis."""
 
-    def slot(self) -> AbstractContextManager[None]:
+    def slot(self) -> AbstractContextManager[Exchange]:
         """Hold a request slot for the duration of one request/response exchange."""
         ...
 
@@ -118,44 +119,93 @@ class AccountLimit(Protocol):
         ...
 
 
+class Exchange:
+    """One request's hold on its account's limit; :meth:`answered` says its answer is in.
+
+    A rate window ends one API window after its first answer, so the answer is reported the
+    moment it arrives, before its body is parsed or written; leaving the slot reports it at the
+    latest (a failed or timed-out exchange ended too: if the request reached the server, it did
+    so before then).
+    """
+
+    __slots__ = ("_report",)
+
+    def __init__(self, report: Callable[[], None] | None = None) -> None:
+        self._report = report  # None once reported, or when the answer tells the limit nothing
+
+    def answered(self) -> None:
+        report, self._report = self._report, None
+        if report is not None:
+            report()
+
+
 @dataclass
 class Window:
-    """Our copy of the API's fixed window: when its first request was sent, and how many were."""
+    """Our copy of the API's fixed window: its first send, how many it counted, when it ends.
+
+    ``ends`` is 0 until one of its requests is answered: the server's window opened at the
+    first arrival of one of them, somewhere between the first send and the first answer.
+    """
 
     start: float = 0.0
     count: int = 0
+    ends: float = 0.0
+
+
+def window_end(window: Window, per_seconds: float) -> float:
+    """When the server's window is over at the latest: ``per_seconds`` after our first answer.
+
+    Before any answer, :data:`UNANSWERED_SECONDS` after the last moment the API's window could
+    have ended had it opened at once: the requests are presumed lost with their process.
+    """
+    return window.ends or window.start + per_seconds + UNANSWERED_SECONDS
 
 
 def window_wait(window: Window, now: float, max_calls: int, per_seconds: float) -> float:
     """Seconds until one more request may be sent; 0 once it is counted in ``window``.
 
-    The API (OpenPanel's rate limiter) opens a window at the first request it receives after
-    the last one closed and counts ``max_calls`` in it; ours opens at that request's send.
-    Sends stop :data:`WINDOW_MARGIN` before our window's end and the next window opens that
-    margin after it, so a request that reaches the server up to the margin sooner or later
-    than the window's first lands in the same window on both sides. A sliding log would be
-    safe without that, but after a burst it holds the next window back by the burst's stamps.
+    The API (OpenPanel's rate limiter) opens a window when the first request after the last
+    window reaches it, and counts ``max_calls`` in it. That arrival lies between our first send
+    and our first answer, so our next window opens ``per_seconds`` after the first answer
+    (:func:`window_answered`): never inside the server's window, whatever the first request's
+    way there took. Requests of a window may be sent before that answer is in, as long as they
+    reach the server before its window ends: sends stop :data:`WINDOW_MARGIN` before
+    ``per_seconds`` after the first send (the earliest the server's window could end). A
+    sliding log would hold the next window back by a burst's stamps, where the API does not.
     """
-    window.start = min(window.start, now)  # the clock was set back: not a window in the future
-    end = window.start + per_seconds + WINDOW_MARGIN
-    if window.count == 0 or now >= end:
-        window.start, window.count = now, 1
+    if window.start > now:  # the clock was set back: no window opened in the future
+        window.start = now
+    window.ends = min(window.ends, now + per_seconds)
+    if window.count == 0 or now >= window_end(window, per_seconds):
+        window.start, window.count, window.ends = now, 1, 0.0
         return 0.0
     if window.count < max_calls and now <= window.start + per_seconds - WINDOW_MARGIN:
         window.count += 1
         return 0.0
-    return end - now
+    if window.ends:
+        return window.ends - now
+    return min(UNANSWERED_POLL, window_end(window, per_seconds) - now)  # full, its first answer not in
+
+
+def window_answered(window: Window, opened: float, now: float, per_seconds: float) -> None:
+    """A request of the window opened at ``opened`` was answered at ``now``: the window ends a window later.
+
+    The first answer of the window sets its end; a later one, or one of a window already over
+    (or closed by a pause), changes nothing.
+    """
+    if window.start == opened and not window.ends:
+        window.ends = now + per_seconds
 
 
 def close_window_by(window: Window, until: float, max_calls: int, per_seconds: float) -> None:
     """The API says its window is over at ``until``: send nothing more in ours, open the next then."""
-    if until < window.start + per_seconds + WINDOW_MARGIN:
-        window.start, window.count = until - per_seconds - WINDOW_MARGIN, max_calls
+    if window.count and until < window_end(window, per_seconds):
+        window.count, window.ends = max_calls, until
 
 
 def counted_in_window(window: Window, now: float, per_seconds: float) -> int:
     """Requests our open window holds (0 once it ended)."""
-    return window.count if now < window.start + per_seconds + WINDOW_MARGIN else 0
+    return window.count if now < window_end(window, per_seconds) else 0
 
 
 def explained_by_own_count(sent_in_window: int, rules: RequestRules, remaining: float | None) -> bool:

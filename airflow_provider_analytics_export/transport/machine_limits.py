@@ -13,7 +13,8 @@ SIGKILL, so a killed task never blocks an account):
 * a request rate (OpenPanel's 100 per 10 s) and pauses (Retry-After, a used-up window the API
   reported) are one small JSON state file, read and rewritten under its lock in about a
   millisecond: our copy of the API's fixed window (:func:`.window_wait`, millisecond
-  precision) and the instant every caller may send again.
+  precision, ending one API window after its first answer) and the instant every caller
+  may send again.
 
 Why files and not SQLite: both need the same lock, but a file lock is one system call away and
 its release on death is the kernel's, where SQLite adds a journal and busy-timeout polling.
@@ -39,11 +40,13 @@ from filelock import FileLock
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
 from airflow_provider_analytics_export.transport.limits import (
+    Exchange,
     RequestRules,
     Window,
     close_window_by,
     counted_in_window,
     explained_by_own_count,
+    window_answered,
     window_wait,
 )
 
@@ -160,7 +163,7 @@ class MachineLimit:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.rules = rules
-        self.max_calls, self.period = rules.max_calls, rules.window
+        self.max_calls, self.period = rules.max_calls, rules.per_seconds
         self._clock, self._sleep = clock, sleep
         stem = str(directory / hashlib.sha256(account.encode()).hexdigest()[:32])
         slots = rules.max_in_flight or 0
@@ -181,12 +184,16 @@ class MachineLimit:
             ) from None
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self) -> Iterator[Exchange]:
         """Hold a request slot (a file lock, if the account caps open requests) for one exchange."""
         index = self._take_slot() if self._in_process is not None else None
         try:
-            self._wait_for_rate()
-            yield
+            opened = self._wait_for_rate()
+            exchange = Exchange(None if opened is None else lambda: self._answered(opened))
+            try:
+                yield exchange
+            finally:
+                exchange.answered()
         finally:
             if index is not None:
                 self._give_back(index)
@@ -234,40 +241,55 @@ class MachineLimit:
         assert self._in_process is not None
         self._in_process.release()
 
-    def _wait_for_rate(self) -> None:
-        """Wait out a pause and, under a rate rule, for room in the window, which then counts this send."""
+    def _wait_for_rate(self) -> float | None:
+        """Wait out a pause and, under a rate rule, for room in the window, which then counts this send.
+
+        Returns the window's id (its first send) while it waits for its first answer.
+        """
         max_calls, per_seconds = self.rules.max_calls, self.rules.per_seconds
         while True:
             if max_calls is None or per_seconds is None:
                 # No window to update: a lock-free read (the file is only ever replaced whole).
                 wait = self._read().paused_until - self._clock()
+                opened = None
             else:
                 with self._state() as state:
                     now = self._clock()
                     wait = state.paused_until - now
                     if wait <= 0:
                         wait = window_wait(state.window, now, max_calls, per_seconds)
+                    opened = None if state.window.ends else state.window.start
             if wait <= 0:
-                return
+                return opened
             self._sleep(wait)
+
+    def _answered(self, opened: float) -> None:
+        with self._state() as state:
+            window_answered(state.window, opened, self._clock(), self.rules.per_seconds or 0.0)
 
     @contextmanager
     def _state(self) -> Iterator[_State]:
         """The state under the lock (this process's threads, then other processes); saved after."""
         with self._state_thread_lock, self._state_file_lock:
             state = self._read()
-            before = (state.window.start, state.window.count, state.paused_until)
-            yield state
             window = state.window
-            if (window.start, window.count, state.paused_until) != before:
+            before = (window.start, window.count, window.ends, state.paused_until)
+            yield state
+            if (window.start, window.count, window.ends, state.paused_until) != before:
                 scratch = self._state_path.with_suffix(".tmp")
-                saved = {"start": window.start, "count": window.count, "paused_until": state.paused_until}
+                saved = {
+                    "start": window.start,
+                    "count": window.count,
+                    "ends": window.ends,
+                    "paused_until": state.paused_until,
+                }
                 scratch.write_text(json.dumps(saved))
                 os.replace(scratch, self._state_path)  # readers see the old file or the new, never half
 
     def _read(self) -> _State:
         try:
             raw = json.loads(self._state_path.read_text())
-            return _State(Window(float(raw["start"]), int(raw["count"])), float(raw["paused_until"]))
+            window = Window(float(raw["start"]), int(raw["count"]), float(raw["ends"]))
+            return _State(window, float(raw["paused_until"]))
         except (OSError, ValueError, KeyError, TypeError):
             return _State()  # none yet (or unreadable): nothing sent, no pause

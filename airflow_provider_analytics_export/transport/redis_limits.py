@@ -9,7 +9,8 @@ building block rather than hand-written locking:
   SIGKILLed holder frees the account within :data:`LEASE_SECONDS`;
 * a request rate (OpenPanel's 100 per 10 s) is our copy of the API's fixed window
   (:func:`.window_wait`) in milliseconds, checked and counted in one Lua script on the Redis
-  clock: the ``limits`` library counts whole seconds, which made OpenPanel's window 100 per 11 s;
+  clock, and ended one API window after its first answer by another: the ``limits`` library
+  counts whole seconds, which made OpenPanel's window 100 per 11 s, and knows no answers;
 * a pause (Retry-After, a used-up ``X-RateLimit`` window) is one key whose time-to-live is the
   pause, measured on the Redis server's clock, so every process waits for the same instant.
 
@@ -31,7 +32,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from airflow_provider_analytics_export.exceptions import LimitBackendError
 from airflow_provider_analytics_export.transport.limits import (
+    UNANSWERED_POLL,
+    UNANSWERED_SECONDS,
     WINDOW_MARGIN,
+    Exchange,
     RequestRules,
     explained_by_own_count,
 )
@@ -48,48 +52,68 @@ REDIS_TIMEOUT = 5.0
 BACKEND_SCHEMES = ("redis", "rediss", "unix")
 
 # Our copy of the API's fixed window (see limits.window_wait), on the Redis clock in ms: a hash
-# KEYS[1] {start, count}; KEYS[2] the pause. ARGV = (max calls, per ms, margin ms).
+# KEYS[1] {start, count, ends}; KEYS[2] the pause. ARGV = (max calls, per ms, margin ms, unanswered
+# ms, poll ms). ``first`` is the window's id: its answers name it (_ANSWER_SCRIPT). While no answer
+# is in, the hash expires UNANSWERED_SECONDS after the window could end: a window's requests lost
+# with their process never hold the account longer.
 _WINDOW_PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max, per, margin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local start = math.min(tonumber(redis.call('HGET', KEYS[1], 'start') or '0'), now)
+local unanswered, poll = tonumber(ARGV[4]), tonumber(ARGV[5])
+local first = tonumber(redis.call('HGET', KEYS[1], 'start') or '0')
+local start = math.min(first, now)
 local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
-local ends = start + per + margin
+local ends = math.min(tonumber(redis.call('HGET', KEYS[1], 'ends') or '0'), now + per)
+local last = start + per + unanswered
+if ends > 0 then last = ends end
 """
-# Returns 0 when this send was counted, else the milliseconds to wait.
+# Returns {0, id} when this send was counted in a window waiting for its first answer, {0, 0}
+# when counted in one that has it, else {milliseconds to wait, 0}.
 _HIT_SCRIPT = (
     """
 local pause = redis.call('PTTL', KEYS[2])
-if pause > 0 then return pause end
+if pause > 0 then return {pause, 0} end
 """
     + _WINDOW_PRELUDE
     + """
-if count == 0 or now >= ends then
-    redis.call('HSET', KEYS[1], 'start', now, 'count', 1)
-    redis.call('PEXPIRE', KEYS[1], per + margin)
-    return 0
+if count == 0 or now >= last then
+    redis.call('HSET', KEYS[1], 'start', now, 'count', 1, 'ends', 0)
+    redis.call('PEXPIRE', KEYS[1], per + unanswered)
+    return {0, now}
 end
 if count < max and now <= start + per - margin then
     redis.call('HINCRBY', KEYS[1], 'count', 1)
-    return 0
+    if ends > 0 then return {0, 0} end
+    return {0, first}
 end
-return math.max(1, ends - now)
+if ends > 0 then return {math.max(1, ends - now), 0} end
+return {math.max(1, math.min(poll, last - now)), 0}
+"""
+)
+# ARGV[6] = the window's id: its first answer ends it one API window later (limits.window_answered).
+_ANSWER_SCRIPT = (
+    _WINDOW_PRELUDE
+    + """
+if count > 0 and first == tonumber(ARGV[6]) and ends == 0 then
+    redis.call('HSET', KEYS[1], 'ends', now + per)
+    redis.call('PEXPIRE', KEYS[1], per)
+end
 """
 )
 # Requests the open window holds (0 once it ended).
-_COUNT_SCRIPT = _WINDOW_PRELUDE + "if now < ends then return count end return 0"
-# ARGV[4] = the pause in ms. Set it only if it ends later than the one already set (PTTL is -2
+_COUNT_SCRIPT = _WINDOW_PRELUDE + "if count > 0 and now < last then return count end return 0"
+# ARGV[6] = the pause in ms. Set it only if it ends later than the one already set (PTTL is -2
 # without a key, -1 without expiry: never written here), and close the window by its end.
 _PAUSE_SCRIPT = (
     _WINDOW_PRELUDE
     + """
-local pause = tonumber(ARGV[4])
+local pause = tonumber(ARGV[6])
 if redis.call('PTTL', KEYS[2]) < pause then
     redis.call('SET', KEYS[2], '1', 'PX', pause)
 end
-if max > 0 and now + pause < ends then
-    redis.call('HSET', KEYS[1], 'start', now + pause - per - margin, 'count', max)
+if max > 0 and count > 0 and now + pause < last then
+    redis.call('HSET', KEYS[1], 'count', max, 'ends', now + pause)
     redis.call('PEXPIRE', KEYS[1], pause)
 end
 """
@@ -178,6 +202,8 @@ class RedisLimit:
             self.max_calls or 0,
             math.ceil((per or 0) * 1000),
             math.ceil(WINDOW_MARGIN * 1000),
+            math.ceil(UNANSWERED_SECONDS * 1000),
+            math.ceil(UNANSWERED_POLL * 1000),
         ]
         self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
         with self._reachable():
@@ -188,6 +214,7 @@ class RedisLimit:
             self._pause_script = self.client.register_script(_PAUSE_SCRIPT)
             self._hit_script = self.client.register_script(_HIT_SCRIPT)
             self._count_script = self.client.register_script(_COUNT_SCRIPT)
+            self._answer_script = self.client.register_script(_ANSWER_SCRIPT)
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -202,14 +229,18 @@ class RedisLimit:
             ) from None
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self) -> Iterator[Exchange]:
         """Hold a request slot (a renewed lease, if the account caps open requests) for one exchange."""
         with self._reachable():
             lease = self._acquire() if self.max_in_flight else None
         try:
             with self._reachable():
-                self._wait_for_rate()
-            yield
+                opened = self._wait_for_rate()
+            exchange = Exchange(None if opened is None else lambda: self._answered(opened))
+            try:
+                yield exchange
+            finally:
+                exchange.answered()
         finally:
             if lease is not None:
                 lease.release()
@@ -241,15 +272,25 @@ class RedisLimit:
                     return _Lease(lock, self.lease / 3)
             time.sleep(POLL_SECONDS)
 
-    def _wait_for_rate(self) -> None:
+    def _wait_for_rate(self) -> int | None:
+        """Wait until a send is allowed (and counted); the window's id while it waits for its first answer."""
         while True:
             if self.max_calls is None:
-                wait_ms = self.client.pttl(self._keys[1])
+                wait_ms, opened = self.client.pttl(self._keys[1]), 0
             else:
-                wait_ms = self._hit_script(keys=self._keys, args=self._window_args)
+                wait_ms, opened = self._hit_script(keys=self._keys, args=self._window_args)
             if wait_ms <= 0:
-                return
+                return int(opened) or None
             time.sleep(wait_ms / 1000)
+
+    def _answered(self, opened: int) -> None:
+        """Report the window's first answer; Redis failing now leaves the window to its presumed end.
+
+        The answer in hand is good: losing it to the backend would only make the next window
+        wait longer (:data:`UNANSWERED_SECONDS`), and the next send fails loudly if Redis is gone.
+        """
+        with suppress(*self._errors):
+            self._answer_script(keys=self._keys, args=[*self._window_args, opened])
 
 
 class _Lease:

@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -72,10 +72,18 @@ def env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_workers(count: int, api: str, calls: int, conn_env: dict[str, str], setup: str = "") -> None:
+def run_workers(
+    count: int,
+    api: str,
+    calls: int,
+    conn_env: dict[str, str],
+    setup: str = "",
+    before_go: Callable[[], None] | None = None,
+) -> None:
     """``count`` processes on one account, released together; each must finish cleanly.
 
-    ``setup`` runs in each worker before its hook is built (e.g. to set ``Hook.request_limit``).
+    ``setup`` runs in each worker before its hook is built (e.g. to set ``Hook.request_limit``);
+    ``before_go`` here, once every worker is ready, before they are released.
     """
     code = WORKER.format(api=api, cls=HOOKS[api], calls=calls, setup=setup)
     worker_env = {key: value for key, value in os.environ.items() if key != LIMITS_DIR_ENV}
@@ -94,6 +102,8 @@ def run_workers(count: int, api: str, calls: int, conn_env: dict[str, str], setu
         for proc in procs:
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        if before_go is not None:
+            before_go()
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
@@ -180,6 +190,45 @@ def test_one_process_stays_at_the_rate_bound_without_a_429(sandbox_reset: Sandbo
     took = max(e["ended"] for e in log) - min(e["started"] for e in log)
     bound = (120 - 1) // 20 * 1.1 + 20 / 4 * 0.03  # 5 windows (with margin), then the last 20 requests
     assert took <= bound + 0.35, f"{took:.2f} s for a bound of {bound:.2f} s"
+
+
+#: The late-first-request case (issue 25): five requests per second, client and sandbox.
+FIVE_PER_SECOND = RequestRules(max_calls=5, per_seconds=1.0)
+
+
+def statuses_after_a_late_first_request(
+    sandbox: SandboxServer, conn_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """This process sends a window's first request, which reaches the server 0.4 s late (the sandbox
+    counts it once its latency is over); another process then fills the window and opens the next.
+
+    A window anchored on the first SEND (plus a 0.1 s margin) opens the next one 0.3 s inside the
+    server's: the sixth request meets 429. The sandbox's statuses, in order.
+    """
+    monkeypatch.setattr(OpenPanelHook, "request_limit", FIVE_PER_SECOND)
+    sandbox.config.update(
+        {"openpanel_rate_limit": 5, "openpanel_rate_window": 1.0, "latency_ms": {"openpanel": 400}}
+    )
+
+    def first_request() -> None:
+        with env(conn_env):
+            OpenPanelHook().check_connection()
+        sandbox.config.update({"latency_ms": {"openpanel": 0}})
+
+    setup = f"Hook.request_limit = {FIVE_PER_SECOND!r}"
+    run_workers(1, "openpanel", 5, conn_env, setup=setup, before_go=first_request)
+    log = [e for e in sandbox.requests_log if e["api"] == "openpanel"]
+    # The case happened: the worker filled the server's first window before it ended.
+    assert log[4]["started"] < log[0]["ended"] + 1.0, "the worker came too late to test anything"
+    return [e["status"] for e in log]
+
+
+def test_a_window_whose_first_request_arrives_late_meets_no_429_across_processes(
+    sandbox_reset: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    # The state files this process uses (sandbox_reset's directory), for the worker too.
+    conn_env = {**connection(sandbox_reset, "openpanel"), LIMITS_DIR_ENV: os.environ[LIMITS_DIR_ENV]}
+    assert statuses_after_a_late_first_request(sandbox_reset, conn_env, monkeypatch) == [200] * 6
 
 
 def test_a_killed_holder_frees_the_slot_at_once(tmp_path: Path):
