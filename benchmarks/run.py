@@ -8,7 +8,8 @@ Benchmarks (``--only`` picks some):
 - ``parse``: import cost of every operator/sensor/trigger on top of ``airflow.sdk``.
 - ``limits``: latency the Redis limit backend adds per request, vs the machine-wide one; and
   (issue 25) exports at the rate bound against the sandbox's own limits: 1,000 OpenPanel pages
-  in one process and in four (machine-wide, Redis), 100 Browsee pages at 100 ms, 429s counted.
+  in one process and in four (machine-wide, Redis), 100 Browsee pages at 100 ms beside two
+  floors (a bare requests loop, raw HTTP on a socket), 429s counted.
 - ``late_data``: requests of a daily OpenPanel run with a 3-day revisit against one without.
 - ``requests``: requests per export shape vs the fewest it needs (shape, rows, requests, minimum,
   ratio, within minimum + 2).
@@ -356,9 +357,12 @@ def noise_notes(repeats: int) -> list[str]:
         "- Parse cost is the minimum over fresh processes with bytecode caching on (contention only adds "
         "time); the median is shown next to it.",
         "- Rate bounds: the sandbox answers each request its configured latency after it arrived, its own "
-        "work included; the span is first arrival to last answer by the sandbox's clock. The bare "
-        "requests loop beside Browsee shows how close any client came to pages x latency on the machine "
-        "as loaded during the run (the load averages of that section).",
+        "work included (its thread wakes 2 ms early, so a late wake-up is not added); the span is first "
+        "arrival to last answer by the sandbox's clock. The two floors beside Browsee show how close any "
+        "client came to pages x latency on the machine as loaded during the run (the load averages of that "
+        "section): a bare requests loop, and raw HTTP on a socket (no client library at all). between_ms: "
+        "a page's time from an answer leaving the sandbox to the next request reaching it (client, wire "
+        "and waits for a core).",
         "",
     ]
 
