@@ -3,8 +3,8 @@
 With a real redis-server on localhost and the sandbox, each in a process of its own:
 
 - ``slot``: the limit alone, ``with limit.slot(): pass``, for Browsee's rule (one open request:
-  a file lock machine-wide, a renewed lease on Redis) and OpenPanel's (a 100-per-10-s sliding
-  log, sized so it never waits), on the default machine-wide backend and on Redis.
+  a file lock machine-wide, a renewed lease on Redis) and OpenPanel's (its 100-per-10-s fixed
+  window, sized so it never waits), on the default machine-wide backend and on Redis.
 - ``request``: a whole Browsee ``check_connection`` against the sandbox, machine-wide and on
   Redis: what a task really pays per API call.
 - ``rate_bound`` (issue 25): wall time of exports against the sandbox's own limit, over the
