@@ -103,9 +103,10 @@ demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/python -m analytics_export_sandbox.demo --dags-folder example_dags --output demo-output --airflow-home .demo-airflow
 
 # dlt (the `bench` extra) runs beside our operators as a peer; it is never a runtime dependency.
+# A part only: make bench BENCH_ARGS="--only limits,requests" (python -m benchmarks.run --help).
 bench: install
 	$(BIN)/uv pip install --python $(BIN)/python -q -e ".[test,bench]"
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Serves on sandbox/analytics_export_sandbox/__main__.py's DEFAULT_PORT (8765), not 8080: Airflow's api-server default.
 sandbox: install
