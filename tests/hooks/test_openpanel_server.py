@@ -127,17 +127,18 @@ def test_a_profile_count_that_does_not_match_fails(scripted: ScriptedServer, mon
 # -- live traffic ---------------------------------------------------------------------------------
 
 
-#: How near a UTC midnight a live test does not start: the window's end and the hook's own reading
-#: of the clock must fall on the same day, or the listing it reads is not the live one.
-MIDNIGHT_MARGIN = dt.timedelta(seconds=2)
+#: A live test does not start this close before a UTC midnight (it would end in the next day,
+#: whose traffic no longer lands on the listing it reads) nor this soon after one (the test's and
+#: the hook's readings of the clock must agree on the day).
+MIDNIGHT_BEFORE, MIDNIGHT_AFTER = dt.timedelta(seconds=15), dt.timedelta(seconds=2)
 
 
 def _now_clear_of_midnight() -> dt.datetime:
-    """Now, after waiting out (at most twice ``MIDNIGHT_MARGIN``) the moments right around a UTC midnight."""
+    """Now, after waiting out (17 s at most) the moments right around a UTC midnight."""
     now = dt.datetime.now(UTC)
-    midnight = (now + MIDNIGHT_MARGIN).replace(hour=0, minute=0, second=0, microsecond=0)
-    if now < midnight + MIDNIGHT_MARGIN:
-        time.sleep((midnight + MIDNIGHT_MARGIN - now).total_seconds())
+    midnight = (now + MIDNIGHT_BEFORE).replace(hour=0, minute=0, second=0, microsecond=0)
+    if now < midnight + MIDNIGHT_AFTER:
+        time.sleep((midnight + MIDNIGHT_AFTER - now).total_seconds())
         now = dt.datetime.now(UTC)
     return now
 
