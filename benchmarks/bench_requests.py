@@ -54,8 +54,9 @@ def _pages(rows: int, size: int, straddle: bool = False) -> int:
     return max(1, math.ceil(rows / size) + (1 if straddle and rows else 0))
 
 
-def _last_full_hour() -> tuple[dt.datetime, dt.datetime]:
-    now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+def _hour_up_to_now() -> tuple[dt.datetime, dt.datetime]:
+    """Today's last hour at any time of day (the last whole hour is yesterday's until 01:00 UTC)."""
+    now = dt.datetime.now(UTC).replace(microsecond=0)
     return now - HOUR, now
 
 
@@ -118,7 +119,7 @@ def shapes(page_size: int = 1000) -> list[Shape]:
         Shape(
             "OpenPanel today's last full hour",
             "openpanel",
-            events("op_today", _last_full_hour),
+            events("op_today", _hour_up_to_now),
             lambda r: _pages(r["rows"], page_size, straddle=True),
         ),
         Shape(

@@ -1,7 +1,8 @@
 """OpenPanel events by hour, while the project keeps receiving live traffic.
 
-Each run exports the hour that just ended. Its day is today, so new events keep landing on
-top of OpenPanel's newest-first listing while the run pages through it: the hook then reads
+Each run exports the hour that just ended. Its day is today (but for the midnight run, which
+exports yesterday's last hour, already settled), so new events keep landing on top of
+OpenPanel's newest-first listing while the run pages through it: the hook then reads
 the pages one after another, drops the rows a shift repeats, and stops once it is past the
 hour (see the README's "OpenPanel: what the server really does"). Files under
 ``openpanel-hourly/<data interval start>/events.jsonl``.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
-from urllib.parse import parse_qs
+import time
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -127,20 +127,34 @@ def test_a_profile_count_that_does_not_match_fails(scripted: ScriptedServer, mon
 # -- live traffic ---------------------------------------------------------------------------------
 
 
-def _past_window_of_today(sandbox: SandboxServer, rows: int) -> tuple[dt.datetime, dt.datetime]:
-    """Up to the last hour of today (UTC), with the day's volume set so it holds about ``rows`` events.
+#: A live test does not start this close before a UTC midnight (it would end in the next day,
+#: whose traffic no longer lands on the listing it reads) nor this soon after one (the test's and
+#: the hook's readings of the clock must agree on the day).
+MIDNIGHT_BEFORE, MIDNIGHT_AFTER = dt.timedelta(seconds=15), dt.timedelta(seconds=2)
 
-    Just after midnight the window is a few minutes long: a fixed daily volume would leave it
-    nearly empty, and the paging these tests watch would not happen (CI ran at 00:03 once).
-    """
+
+def _now_clear_of_midnight() -> dt.datetime:
+    """Now, after waiting out (17 s at most) the moments right around a UTC midnight."""
     now = dt.datetime.now(UTC)
-    end = now.replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
-    start = max(end - dt.timedelta(hours=1), now.replace(hour=0, minute=0, second=0, microsecond=0))
-    if start >= end:
-        pytest.skip("needs a minute of today (UTC) behind us")
-    per_day = math.ceil(rows * 86_400 / (end - start).total_seconds())
+    midnight = (now + MIDNIGHT_BEFORE).replace(hour=0, minute=0, second=0, microsecond=0)
+    if now < midnight + MIDNIGHT_AFTER:
+        time.sleep((midnight + MIDNIGHT_AFTER - now).total_seconds())
+        now = dt.datetime.now(UTC)
+    return now
+
+
+def _past_hour_up_to_now(sandbox: SandboxServer, rows: int) -> tuple[dt.datetime, dt.datetime]:
+    """The hour up to now, with the day's volume set so it holds about ``rows`` events.
+
+    It ends now, so its days always include today and live traffic lands on top of the listing
+    the hook reads; just after midnight it starts yesterday (a two-day listing). An hour always,
+    so its volume does not depend on the time of day either (CI at 00:03 once exported a
+    two-minute window of today holding too few events to page).
+    """
+    end = _now_clear_of_midnight().replace(microsecond=0)
+    per_day = rows * 24
     sandbox.config.update({"openpanel_events_per_day": max(per_day, sandbox.config.openpanel_events_per_day)})
-    return start, end
+    return end - dt.timedelta(hours=1), end
 
 
 def test_an_hourly_export_of_today_is_exact_under_live_traffic(sandbox_reset):
@@ -150,7 +164,7 @@ def test_an_hourly_export_of_today_is_exact_under_live_traffic(sandbox_reset):
             "latency_ms": {"openpanel": 30},
         }
     )
-    window = _past_window_of_today(sandbox_reset, rows=1_000)
+    window = _past_hour_up_to_now(sandbox_reset, rows=1_000)
     rows = list(OpenPanelHook().iter_events(None, *window, page_size=50, max_concurrency=4))
     assert rows == truth(sandbox_reset, window)
     assert len({row["id"] for row in rows}) == len(rows) > 100
@@ -174,14 +188,14 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
     """A back-dated event (late flush, client clock) above rows already read cannot be placed."""
     conn = {"conn_type": "openpanel", "host": scripted.url, "login": "id", "password": "secret"}
     monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_SCRIPTED", json.dumps(conn))
-    today = dt.datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    if dt.datetime.now(UTC) - today < dt.timedelta(minutes=15):
-        pytest.skip("needs fifteen minutes of today (UTC) behind us")
+    # Five minutes up to now: its days include today (a live listing) at any time of day.
+    end = _now_clear_of_midnight().replace(microsecond=0)
+    start = end - dt.timedelta(minutes=5)
 
     def row(key: str, minute: int) -> dict:
         return {
             "id": key,
-            "createdAt": (today + dt.timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "createdAt": (start + dt.timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         }
 
     def page(number: int, total: int, *rows: dict) -> Reply:
@@ -189,27 +203,24 @@ def test_a_late_event_landing_inside_the_window_fails_loudly(scripted: ScriptedS
 
     scripted.queue(
         page(1, 4, row("d", 4)),  # the one-row read of the count
-        page(2, 4, row("b", 2), row("a", 1)),  # the first guess: below the window's end, so back one page
-        page(1, 4, row("d", 4), row("c", 3)),
+        page(1, 4, row("d", 4), row("c", 3)),  # the window ends now: the page holding its end is the first
         page(2, 5, row("late", 4), row("b", 2)),
     )
     with pytest.raises(ExportIntegrityError, match=r"'late' created at .* appeared above rows already read"):
-        list(
-            OpenPanelHook("openpanel_scripted").iter_events(
-                "p", today, today + dt.timedelta(minutes=5), page_size=2
-            )
-        )
+        list(OpenPanelHook("openpanel_scripted").iter_events("p", start, end, page_size=2))
+    pages = [parse_qs(urlsplit(request["path"]).query)["page"] for request in scripted.requests]
+    assert pages == [["1"], ["1"], ["2"]]
 
 
 def test_new_rows_faster_than_pages_fail_instead_of_spinning(sandbox_reset):
     sandbox_reset.config.update({"openpanel_live_events_per_second": 400.0, "latency_ms": {"openpanel": 30}})
-    window = _past_window_of_today(sandbox_reset, rows=200)
+    window = _past_hour_up_to_now(sandbox_reset, rows=200)
     with pytest.raises(ExportIntegrityError, match=r"new rows arrive faster than pages can be read"):
         list(OpenPanelHook().iter_events(None, *window, page_size=5))
 
 
 def test_live_mode_stops_once_pages_are_older_than_the_window(sandbox_reset):
-    window = _past_window_of_today(sandbox_reset, rows=1_000)
+    window = _past_hour_up_to_now(sandbox_reset, rows=1_000)
     rows = list(OpenPanelHook().iter_events(None, *window, page_size=100))
     assert rows == truth(sandbox_reset, window)
     newer = len(truth(sandbox_reset, (window[1], dt.datetime.now(UTC) + dt.timedelta(minutes=1))))

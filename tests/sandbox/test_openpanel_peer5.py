@@ -137,14 +137,18 @@ def test_openpanel_projects_and_error_bodies(sbx: SandboxServer, http: requests.
 
 
 def test_openpanel_live_traffic_goes_on_top(sbx: SandboxServer, http: requests.Session) -> None:
-    today = dt.datetime.now(UTC).date().isoformat()
-    params = {"projectId": "proj-web", "start": today, "end": today, "limit": 10}
+    # The sandbox's clock, pinned at noon and moved by hand: "today" holds half a day of events at
+    # any real time (just after midnight a real today is empty), and live traffic arrives by it.
+    noon = dt.datetime(2024, 4, 15, 12, tzinfo=UTC)
+    sbx.config.now = noon.timestamp()
+    params = {"projectId": "proj-web", "start": "2024-04-15", "end": "2024-04-15", "limit": 10}
     first = http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS).json()
     # Nothing from the future: today's events stop at the sandbox clock.
-    assert max(e["createdAt"] for e in first["data"]) <= dt.datetime.now(UTC).isoformat()
+    created = [dt.datetime.fromisoformat(e["createdAt"].replace("Z", "+00:00")) for e in first["data"]]
+    assert len(created) == 10 and max(created) <= noon
     sbx.config.openpanel_live_events_per_second = 50
-    http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)
-    time.sleep(0.3)
+    http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS)  # live from noon
+    sbx.config.now = noon.timestamp() + 0.3
     later = http.get(sbx.url + "/export/events", params=params, headers=OPENPANEL_HEADERS).json()
     grew = later["meta"]["totalCount"] - first["meta"]["totalCount"]
     assert grew >= 10
