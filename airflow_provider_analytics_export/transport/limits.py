@@ -138,6 +138,12 @@ class Exchange:
         if report is not None:
             report()
 
+    def __enter__(self) -> Exchange:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.answered()
+
 
 @dataclass
 class Window:

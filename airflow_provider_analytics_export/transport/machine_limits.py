@@ -189,11 +189,8 @@ class MachineLimit:
         index = self._take_slot() if self._in_process is not None else None
         try:
             opened = self._wait_for_rate()
-            exchange = Exchange(None if opened is None else lambda: self._answered(opened))
-            try:
+            with Exchange(None if opened is None else lambda: self._answered(opened)) as exchange:
                 yield exchange
-            finally:
-                exchange.answered()
         finally:
             if index is not None:
                 self._give_back(index)

@@ -236,11 +236,8 @@ class RedisLimit:
         try:
             with self._reachable():
                 opened = self._wait_for_rate()
-            exchange = Exchange(None if opened is None else lambda: self._answered(opened))
-            try:
+            with Exchange(None if opened is None else lambda: self._answered(opened)) as exchange:
                 yield exchange
-            finally:
-                exchange.answered()
         finally:
             if lease is not None:
                 lease.release()
