@@ -125,15 +125,17 @@ def test_pages_after_the_first_are_fetched_concurrently(sandbox_reset, monkeypat
     }
     monkeypatch.setenv("AIRFLOW_CONN_OPENPANEL_READ", json.dumps(conn))
     sandbox_reset.config.update({"latency_ms": {"openpanel": 200}})
-    started = time.monotonic()
     hook = OpenPanelHook("openpanel_read")
     rows = list(hook.iter_events(None, *DAY, page_size=120, max_concurrency=4))
-    elapsed = time.monotonic() - started
     assert rows == expected(sandbox_reset)  # written in page order
     calls = api_calls(sandbox_reset)
     in_flight = max(sum(1 for b in calls if b["started"] <= a["started"] < b["ended"]) for a in calls)
     assert in_flight == 4
-    assert elapsed < 20 * 0.2 / 2  # serial would take 4 s
+    # Page 1 alone (it tells how many), then pages 2-5 all open at once: by the sandbox's clock, not
+    # the wall time (which a loaded machine stretched past a bound: 2.1 s against 2 s at load 5).
+    first, *rest = sorted(calls, key=lambda call: call["started"])
+    assert first["ended"] <= min(call["started"] for call in rest)
+    assert max(call["started"] for call in rest[:4]) < min(call["ended"] for call in rest[:4])
 
 
 def test_no_ten_second_window_holds_more_than_100_requests(sandbox_reset):
